@@ -1,0 +1,79 @@
+"""The analysis entry points both faces call: `static_report` (no user code runs) and `analyze` (static
+findings plus a trace in the isolated worker). The LSP server and `shapelens check` only render what these
+return; no shape or rule is computed anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, replace
+
+from shapelens.analysis import plan as plan_mod
+from shapelens.analysis import static_rules, suppress, trace_rules
+from shapelens.analysis.source import Source, parse
+from shapelens.findings import FileReport, Finding
+from shapelens.trace.client import TraceWorker, WorkerUnavailable
+
+DEVICES = ("meta", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Options:
+    device: str = "meta"  # meta | cpu | cuda
+    timeout: float = 10.0  # seconds per traced model
+    memory_mb: int = 4096  # cap on the trace child's memory
+    trusted: bool = True  # False: static findings only, no user code runs
+
+
+def static_report(path: str, text: str) -> FileReport:
+    """SL000 and the rules that need no trace. Safe on untrusted code: nothing is executed or imported."""
+    path = os.path.abspath(path)
+    parsed = parse(path, text)
+    if isinstance(parsed, Finding):
+        return FileReport(path, findings=[parsed])
+    return FileReport(path, findings=_static(parsed))
+
+
+def _static(source: Source) -> list[Finding]:
+    return suppress.filter_findings(source.text, static_rules.static_findings(source))
+
+
+def analyze(
+    path: str,
+    text: str,
+    options: Options,
+    worker: TraceWorker | None,
+    root: str | None = None,
+) -> dict[str, FileReport]:
+    """Static findings plus the trace of every model in the file.
+
+    Returns a report per absolute path: always the file itself, plus every project file the trace entered
+    (a block imported from `blocks.py` gets its own hints). `root` is the project root (put on `sys.path`
+    beside the file's folder, as when the file is run from there); it defaults to the file's folder.
+    """
+    started = time.perf_counter()
+    path = os.path.abspath(path)
+    parsed = parse(path, text)
+    if isinstance(parsed, Finding):
+        return {path: FileReport(path, findings=[parsed])}
+    report = FileReport(path, findings=_static(parsed))
+    reports = {path: report}
+    if not options.trusted or worker is None:
+        return reports
+    plan = plan_mod.build_plan(parsed, root or os.path.dirname(path), options)
+    try:
+        result = worker.trace(plan.to_json())
+    except WorkerUnavailable as err:
+        report.findings.append(trace_rules.worker_unavailable(path, str(err)))
+        return reports
+    texts = {path: text}
+    for other, other_report in trace_rules.reports_from_trace(parsed, plan, result, texts).items():
+        mine = reports.setdefault(other, FileReport(other))
+        mine.hints += other_report.hints
+        mine.layers += other_report.layers
+        mine.traced += other_report.traced
+        mine.mode = other_report.mode or mine.mode
+        mine.findings += suppress.filter_findings(texts.get(other, ""), other_report.findings)
+    report.elapsed_ms = (time.perf_counter() - started) * 1000
+    return {p: replace(r) for p, r in reports.items()}

@@ -1,0 +1,65 @@
+"""Parsing a file and turning AST nodes into `Span`s (1-based lines and columns, ends exclusive)."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from shapelens.findings import Finding, Severity, Span
+
+
+@dataclass
+class Source:
+    path: str
+    text: str
+    tree: ast.Module
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.splitlines()
+
+    def segment(self, node: ast.AST) -> str:
+        return ast.get_source_segment(self.text, node) or ""
+
+    def span(self, node: ast.AST) -> Span:
+        return span_of(self.path, node)
+
+
+def span_of(path: str, node: ast.AST) -> Span:
+    """The node's range. `ast` columns are UTF-8 byte offsets; callers get character columns (see below)."""
+    return Span(
+        path,
+        node.lineno,  # type: ignore[attr-defined]
+        node.col_offset + 1,  # type: ignore[attr-defined]
+        node.end_lineno or node.lineno,  # type: ignore[attr-defined]
+        (node.end_col_offset or 0) + 1,  # type: ignore[attr-defined]
+    )
+
+
+def parse(path: str, text: str) -> Source | Finding:
+    """The parsed file, or the SL000 finding that says where it does not parse."""
+    try:
+        tree = ast.parse(text, filename=path)
+    except SyntaxError as err:
+        line = err.lineno or 1
+        col = err.offset or 1
+        span = Span(path, line, col, err.end_lineno or line, max(err.end_offset or col + 1, col + 1))
+        return Finding("SL000", Severity.ERROR, span, f"file does not parse: {err.msg}")
+    _to_character_columns(text, tree)
+    return Source(path, text, tree)
+
+
+def _to_character_columns(text: str, tree: ast.AST) -> None:
+    """`ast` reports UTF-8 byte columns; convert them to character columns in place, once, so every span
+    in the house is in characters (the LSP layer then converts characters to UTF-16 units)."""
+    lines = text.splitlines()
+    if text.isascii():
+        return
+    for node in ast.walk(tree):
+        for line_attr, col_attr in (("lineno", "col_offset"), ("end_lineno", "end_col_offset")):
+            line = getattr(node, line_attr, None)
+            col = getattr(node, col_attr, None)
+            if line is None or col is None or line > len(lines):
+                continue
+            raw = lines[line - 1].encode("utf-8")
+            setattr(node, col_attr, len(raw[:col].decode("utf-8", errors="replace")))

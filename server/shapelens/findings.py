@@ -1,0 +1,155 @@
+"""The one vocabulary of the house: hints, layers, findings, fixes and the per-file report.
+
+Everything the analysis produces is expressed in these types, and both faces (the LSP server and
+`shapelens check`) only render them. Positions are 1-based lines and 1-based character columns (as ruff
+prints them); the LSP layer converts to 0-based UTF-16 itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFORMATION = "information"
+    HINT = "hint"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A source range: 1-based lines, 1-based columns, end exclusive (as `ast` end offsets + 1)."""
+
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+@dataclass(frozen=True)
+class Edit:
+    span: Span
+    new_text: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    title: str
+    edits: tuple[Edit, ...]
+    safe: bool
+
+
+@dataclass(frozen=True)
+class Related:
+    """A second place a finding points at (LSP relatedInformation): e.g. the forward line of a mismatch."""
+
+    span: Span
+    message: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    span: Span
+    message: str
+    fixes: tuple[Fix, ...] = ()
+    related: tuple[Related, ...] = ()
+
+
+Shape = tuple[int | None, ...]  # None marks a dimension the trace could not know (never guessed)
+
+
+@dataclass(frozen=True)
+class TensorValue:
+    """One tensor a statement bound, as the trace saw it."""
+
+    target: str  # the bound name, "return" for a returned tensor
+    shape: Shape
+    dtype: str  # "float32", "int64", ...
+    device: str  # the device the trace ran on ("meta", "cpu", "cuda:0")
+    unknown: str | None = None  # why (some of) the shape is unknown, if it is
+
+
+@dataclass
+class Hint:
+    """The shapes one statement produced. `line`/`column` are where the label goes: the statement's end."""
+
+    path: str
+    line: int  # the statement's first line (what a user reads as "the line")
+    end_line: int  # where the hint is placed: the end of the statement
+    end_column: int  # 1-based column just after the statement's last character
+    target: str
+    shapes: list[Shape]  # every distinct shape, in the order first seen (a block used twice has two)
+    dtype: str
+    device: str
+    producer: str | None = None  # the op or module that produced it ("Conv2d", "torch.flatten", "x.view")
+    unknown: str | None = None
+
+    @property
+    def shape(self) -> Shape:
+        return self.shapes[0]
+
+
+@dataclass
+class LayerCall:
+    line: int  # the user line (in `path_of_call`) where the layer met its input
+    path: str
+    inputs: list[Shape]
+    outputs: list[Shape]
+
+
+@dataclass
+class LayerInfo:
+    """An nn.Module instance the trace built, anchored at its constructor call in the source."""
+
+    name: str  # qualified name in the traced model ("features.3", "fc1")
+    type: str  # class name ("Linear")
+    span: Span  # the constructor call `nn.Linear(400, 120)`
+    params: int
+    param_bytes: int
+    flops: int | None  # one forward, as torch.utils.flop_counter counts it; None when not counted
+    calls: list[LayerCall] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"p": 0.5, "training": True} for dropout
+    model: str = ""  # the traced target this layer belongs to ("Net")
+
+
+@dataclass
+class FileReport:
+    """All that is known about one file: what `check` prints and what the LSP publishes."""
+
+    path: str
+    hints: list[Hint] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    layers: list[LayerInfo] = field(default_factory=list)
+    traced: list[str] = field(default_factory=list)  # targets traced from this file ("Net", "model")
+    mode: str | None = None  # "meta", "fake", "cpu", "cuda" — how the shapes were obtained
+    elapsed_ms: float | None = None
+
+
+def severity_rank(severity: Severity) -> int:
+    return [Severity.ERROR, Severity.WARNING, Severity.INFORMATION, Severity.HINT].index(severity)
+
+
+def hint_label(shape: Shape, dtype: str, show_dtype: bool = True) -> str:
+    """`[8, 16, 14, 14]`, `int64[8, 20]` when not float32, `?` for an unknown dimension."""
+    dims = ", ".join("?" if d is None else str(d) for d in shape)
+    prefix = dtype if show_dtype and dtype != "float32" else ""
+    return f"{prefix}[{dims}]"
+
+
+def to_json(obj: Any) -> Any:
+    """Dataclasses and enums to plain JSON values (used by the CLI's JSON format and the tests)."""
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if hasattr(obj, "__dataclass_fields__"):
+        return {k: to_json(v) for k, v in asdict(obj).items()}
+    if isinstance(obj, list | tuple):
+        return [to_json(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_json(v) for k, v in obj.items()}
+    return obj

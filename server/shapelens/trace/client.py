@@ -1,0 +1,155 @@
+"""The editor/CLI side of the trace worker: starts `python -m shapelens.trace.worker` in the user's
+interpreter, sends it plans, reads results, and cancels a running trace by killing its child.
+
+This process never imports torch: a missing or broken torch becomes a `WorkerUnavailable` with a message
+that says what to do, and the caller keeps its static findings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+
+class WorkerUnavailable(Exception):
+    """The worker cannot run traces (no torch in that interpreter, or it failed to start)."""
+
+
+class TraceCancelled(Exception):
+    """The trace was cancelled by `TraceWorker.cancel` (a newer version of the document superseded it)."""
+
+
+class TraceWorker:
+    """One warm worker process. `trace` is blocking and serialised; call it from a thread in async code.
+
+    `cancel()` may be called from any thread: it kills the child running the current trace, and the
+    pending `trace` call raises `TraceCancelled`.
+    """
+
+    def __init__(self, python: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.python = python or sys.executable
+        self.env = env
+        self.torch_version: str | None = None
+        self.cuda_available = False
+        self._proc: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()  # one trace at a time
+        self._child_pid: int | None = None
+        self._cancelled = False
+        self._next_id = 0
+        self._problem: str | None = None
+
+    # -- life cycle ---------------------------------------------------------------------------------------
+
+    def ensure_started(self) -> None:
+        """Start the worker if it is not running; raises WorkerUnavailable with the reason."""
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        env = dict(os.environ if self.env is None else self.env)
+        # The worker imports shapelens from wherever this process found it (a .vsix bundles it).
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        try:
+            self._proc = subprocess.Popen(
+                [self.python, "-m", "shapelens.trace.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=None,  # the worker's stderr is ours: the editor's log
+                text=True,
+                env=env,
+                start_new_session=True,  # a Ctrl+C in a terminal reaches us, not the worker mid-trace
+            )
+        except OSError as err:
+            raise WorkerUnavailable(f"cannot start {self.python}: {err}") from err
+        hello = self._read()
+        if hello is None or hello.get("event") != "ready":
+            problem = (hello or {}).get("message") or "the trace worker exited during start-up"
+            self._problem = problem
+            self.close()
+            raise WorkerUnavailable(problem)
+        self.torch_version = hello.get("torch")
+        self.cuda_available = bool(hello.get("cuda"))
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin:
+                proc.stdin.close()
+            proc.wait(timeout=2)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+
+    # -- traces -------------------------------------------------------------------------------------------
+
+    def trace(self, plan: dict[str, Any]) -> dict[str, Any]:
+        """Run one plan; returns the worker's result (see `shapelens.trace.protocol`)."""
+        with self._lock:
+            self._cancelled = False
+            for attempt in (1, 2):
+                self.ensure_started()
+                try:
+                    return self._trace_once(plan)
+                except BrokenPipeError:
+                    # The worker itself died (it should not: children do the work); start a fresh one once.
+                    self.close()
+                    if attempt == 2:
+                        raise WorkerUnavailable("the trace worker stopped unexpectedly") from None
+            raise AssertionError("unreachable")
+
+    def _trace_once(self, plan: dict[str, Any]) -> dict[str, Any]:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._next_id += 1
+        request_id = self._next_id
+        self._proc.stdin.write(json.dumps({"id": request_id, "plan": plan}) + "\n")
+        self._proc.stdin.flush()
+        while True:
+            message = self._read()
+            if message is None:
+                raise BrokenPipeError
+            if message.get("id") != request_id:
+                continue
+            event = message.get("event")
+            if event == "started":
+                self._child_pid = int(message["pid"])
+                if self._cancelled:
+                    self._kill_child()
+            elif event == "result":
+                self._child_pid = None
+                if self._cancelled:
+                    raise TraceCancelled
+                result: dict[str, Any] = message["result"]
+                return result
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._kill_child()
+
+    def _kill_child(self) -> None:
+        pid = self._child_pid
+        if pid is None:
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _read(self) -> dict[str, Any] | None:
+        assert self._proc is not None and self._proc.stdout is not None
+        while True:
+            line = self._proc.stdout.readline()
+            if not line:
+                return None
+            try:
+                message: dict[str, Any] = json.loads(line)
+                return message
+            except json.JSONDecodeError:
+                # user code printed to stdout inside the worker before we could redirect it; skip it
+                continue
