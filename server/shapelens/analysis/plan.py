@@ -1,0 +1,109 @@
+"""The plan: what the trace child must run for one file, as plain JSON (it crosses a process boundary).
+
+```
+{"file", "root", "module", "source", "device", "timeout", "memory_mb",
+ "keep": [[line, col], ...],                 top-level statements that may run (see instrument.keep_top_level)
+ "targets": [{"name", "kind", "line", "input_source", "setup": [Item], "model": Item,
+              "args": [Item], "kwargs": {name: Item}, "infer_from": attr | "" | null}]}
+```
+Models with no known input are not sent; they stay in `Plan.skipped` and become SL003 findings.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shapelens.analysis.discover import Model, find_models
+from shapelens.analysis.inputs import Inputs, Item, inputs_for
+from shapelens.analysis.source import Source
+from shapelens.trace.instrument import bound_names, keep_top_level, loaded_names
+
+if TYPE_CHECKING:
+    from shapelens.analysis.check import Options
+
+
+@dataclass
+class Plan:
+    source: Source
+    root: str
+    options: Options
+    models: list[tuple[Model, Inputs]] = field(default_factory=list)
+    keep: list[ast.stmt] = field(default_factory=list)
+
+    @property
+    def traced(self) -> list[tuple[Model, Inputs]]:
+        return [(m, i) for m, i in self.models if i.source != "none"]
+
+    @property
+    def skipped(self) -> list[tuple[Model, Inputs]]:
+        return [(m, i) for m, i in self.models if i.source == "none"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.source.path,
+            "root": self.root,
+            "module": module_name(self.source.path, self.root),
+            "source": self.source.text,
+            "device": self.options.device,
+            "timeout": self.options.timeout,
+            "memory_mb": self.options.memory_mb,
+            "keep": [list(node_key(s)) for s in self.keep],
+            "targets": [
+                {
+                    "name": model.name,
+                    "kind": model.kind,
+                    "line": model.node.lineno,
+                    "input_source": inputs.source,
+                    "setup": inputs.setup,
+                    "model": inputs.model,
+                    "args": inputs.args,
+                    "kwargs": inputs.kwargs,
+                    "infer_from": inputs.infer_from,
+                }
+                for model, inputs in self.traced
+            ],
+        }
+
+
+def module_name(path: str, root: str) -> str:
+    """The dotted name the file has when imported from `root` (packages need `__init__.py` all the way),
+    else its stem: executed user code lives in a real module registered under this name."""
+    folder, stem = os.path.split(os.path.abspath(path))[0], os.path.splitext(os.path.basename(path))[0]
+    parts = [stem]
+    root = os.path.abspath(root)
+    while folder.startswith(root) and folder != root and os.path.exists(os.path.join(folder, "__init__.py")):
+        parts.insert(0, os.path.basename(folder))
+        folder = os.path.dirname(folder)
+    return ".".join(parts)
+
+
+def _item_nodes(source: Source, items: list[Item]) -> list[ast.AST]:
+    wanted = {tuple(i["node"]) for i in items if "node" in i}
+    return [n for n in ast.walk(source.tree) if node_key(n) in wanted]
+
+
+def node_key(node: ast.AST) -> tuple[int | None, ...]:
+    return tuple(getattr(node, a, None) for a in ("lineno", "col_offset", "end_lineno", "end_col_offset"))
+
+
+def build_plan(source: Source, root: str, options: Options) -> Plan:
+    plan = Plan(source, os.path.abspath(root), options)
+    extra: set[str] = set()
+    for model in find_models(source, root):
+        inputs = inputs_for(source, model)
+        plan.models.append((model, inputs))
+        if inputs.source == "none":
+            continue
+        items = [*inputs.setup, *([inputs.model] if inputs.model else []), *inputs.args, *inputs.kwargs.values()]
+        nodes = _item_nodes(source, items)
+        setup_nodes = [n for n in _item_nodes(source, inputs.setup) if isinstance(n, ast.stmt)]
+        bound = set().union(*(bound_names(n) for n in setup_nodes)) if setup_nodes else set()
+        extra |= set().union(*(loaded_names(n) for n in nodes)) - bound if nodes else set()
+        for item in items:  # generated code (`Net(10)`, `batch = 8`) names module-level things too
+            if "code" in item:
+                extra |= loaded_names(ast.parse(item["code"]))
+    plan.keep = keep_top_level(source.tree, extra)
+    return plan

@@ -1,0 +1,480 @@
+"""The trace child: one forked process per plan. It loads the user's file (only the statements the plan
+keeps, every function instrumented), builds each model on the trace device, runs its `forward` and writes
+what it saw to the worker as JSON lines, one `target` event per model.
+
+User code runs here and nowhere else. Its stdout/stdin are detached, a timer bounds each model, an
+address-space limit bounds memory, and the worker kills the whole process if it stops answering.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.abc
+import importlib.machinery
+import json
+import os
+import resource
+import signal
+import struct
+import sys
+import time
+import traceback
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import torch
+from torch import nn
+
+from shapelens.analysis.plan import node_key
+from shapelens.analysis.source import Source, parse
+from shapelens.trace import explain, rnn
+from shapelens.trace.instrument import RECORD, RETURN, instrument, keep_top_level
+from shapelens.trace.recording import Recorder, dtype_name, note_flatten_factors, shape_of
+
+
+class TraceTimeout(BaseException):
+    """Raised by the timer inside user code; a BaseException so `except Exception` in a model cannot eat it."""
+
+
+class Emitter:
+    def __init__(self, fd: int, progress: Any) -> None:
+        self.fd = fd
+        self.progress = progress  # an mmap shared with the worker: (file id, line) of the last statement
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        data = (json.dumps(event) + "\n").encode()
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+    def at(self, file_id: int, line: int) -> None:
+        if self.progress is not None:
+            struct.pack_into("ii", self.progress, 0, file_id, line)
+
+
+# -- process set-up ---------------------------------------------------------------------------------------
+
+
+def isolate(plan: dict[str, Any]) -> None:
+    """Detach stdin/stdout (user prints must not corrupt the protocol), cap memory, and put the file's
+    folder and the project root on sys.path, as when the file is run from its folder."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # prints go to the log, not to the worker's protocol channel
+    folder = os.path.dirname(plan["file"])
+    for entry in (plan["root"], folder):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    os.chdir(folder)
+    try:
+        with open("/proc/self/statm") as handle:
+            current = int(handle.read().split()[0]) * resource.getpagesize()
+        limit = current + int(plan["memory_mb"]) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (OSError, ValueError):  # not Linux: the worker's kill on timeout is the only bound
+        pass
+
+
+def project_file_test(root: str, main_file: str) -> Callable[[str], bool]:
+    root = os.path.abspath(root)
+    excluded = tuple({os.path.abspath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+    cache: dict[str, bool] = {main_file: True}
+
+    def is_project(path: str) -> bool:
+        known = cache.get(path)
+        if known is None:
+            full = os.path.abspath(path)
+            known = cache[path] = (
+                not path.startswith("<")  # <frozen runpy>, <string>, <shapelens>
+                and full.startswith(root + os.sep)
+                and not full.startswith(excluded)
+                and "site-packages" not in full
+                and os.sep + "." not in full[len(root) :]  # .venv, .tox, ...
+            )
+        return known
+
+    return is_project
+
+
+# -- loading user code --------------------------------------------------------------------------------------
+
+
+class Loader:
+    """Executes project files as real modules, keeping only what may run and recording every function."""
+
+    def __init__(self, recorder: Recorder, on_file: Callable[[int, str], None]) -> None:
+        self.recorder = recorder
+        self.on_file = on_file  # the worker maps progress (file id, line) back to a path
+
+    def exec_file(self, module: types.ModuleType, path: str, text: str, keep: set[tuple[Any, ...]] | None) -> None:
+        parsed = parse(path, text)
+        if not isinstance(parsed, Source):
+            raise SyntaxError(f"{path}:{parsed.span.line}: {parsed.message}")
+        tree = parsed.tree
+        body = keep_top_level(tree) if keep is None else [s for s in tree.body if node_key(s) in keep]
+        module_tree = ast.Module(body=body, type_ignores=[])
+        module_tree, table = instrument(module_tree, text)
+        file_id = self.recorder.add_file(path, table)
+        self.on_file(file_id, path)
+        record, record_return = self.recorder.bind(file_id)
+        module.__dict__[RECORD] = record
+        module.__dict__[RETURN] = record_return
+        exec(compile(module_tree, path, "exec"), module.__dict__)
+
+
+class ProjectFinder(importlib.abc.MetaPathFinder):
+    """Imports of the user's own files go through `Loader` (filtered and recorded); all else is untouched."""
+
+    def __init__(self, loader: Loader, is_project: Callable[[str], bool]) -> None:
+        self.loader = loader
+        self.is_project = is_project
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or not spec.origin or not spec.origin.endswith(".py") or not self.is_project(spec.origin):
+            return None
+        spec.loader = _ProjectModuleLoader(self.loader, spec.origin)
+        return spec
+
+
+class _ProjectModuleLoader(importlib.abc.Loader):
+    def __init__(self, loader: Loader, path: str) -> None:
+        self.loader = loader
+        self.path = path
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        with open(self.path, encoding="utf-8") as handle:
+            self.loader.exec_file(module, self.path, handle.read(), keep=None)
+
+
+# -- patches that make user code traceable ---------------------------------------------------------------
+
+
+def install_patches(recorder: Recorder, device: torch.device) -> None:
+    """Record where modules are built, watch every layer call, keep flatten factors, redirect explicit
+    device moves to the trace device, and use the RNN shape rule on meta."""
+    original_init = nn.Module.__init__
+
+    def module_init(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        recorder.note_construction(self)
+
+    nn.Module.__init__ = module_init  # type: ignore[method-assign]
+    nn.modules.module.register_module_forward_pre_hook(recorder.pre_hook)
+    nn.modules.module.register_module_forward_hook(recorder.forward_hook)
+
+    def keep_factors(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+            out = original(tensor, *args, **kwargs)
+            if isinstance(tensor, torch.Tensor):
+                note_flatten_factors(out, tensor)
+            return out
+
+        return wrapper
+
+    for owner, name in ((torch.Tensor, "view"), (torch.Tensor, "reshape"), (torch.Tensor, "flatten"),
+                        (torch, "flatten"), (torch, "reshape")):  # fmt: skip
+        setattr(owner, name, keep_factors(getattr(owner, name)))
+    flatten_forward = nn.Flatten.forward
+    nn.Flatten.forward = lambda self, x: keep_factors(lambda t: flatten_forward(self, t))(x)  # type: ignore[method-assign]
+
+    def redirect(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if args and isinstance(args[0], str | torch.device | int) and not isinstance(args[0], bool):
+                args = (device, *args[1:])
+            if "device" in kwargs:
+                kwargs["device"] = device
+            return original(self, *args, **kwargs)
+
+        return wrapper
+
+    torch.Tensor.to = redirect(torch.Tensor.to)  # type: ignore[method-assign]
+    nn.Module.to = redirect(nn.Module.to)  # type: ignore[method-assign]
+    torch.Tensor.cuda = lambda self, *a, **k: self.to(device)  # type: ignore[method-assign]
+    nn.Module.cuda = lambda self, *a, **k: self.to(device)  # type: ignore[method-assign]
+    if device.type == "meta":
+        rnn.install()
+
+
+# -- running one model --------------------------------------------------------------------------------------
+
+
+def _find_nodes(tree: ast.Module) -> dict[tuple[Any, ...], list[ast.AST]]:
+    found: dict[tuple[Any, ...], list[ast.AST]] = {}
+    for node in ast.walk(tree):
+        if hasattr(node, "lineno"):
+            found.setdefault(node_key(node), []).append(node)
+    return found
+
+
+class Target:
+    def __init__(self, spec: dict[str, Any], module: types.ModuleType, path: str, nodes: Any, device: torch.device):
+        self.spec = spec
+        self.module = module
+        self.path = path
+        self.nodes = nodes
+        self.device = device
+
+    def _pick(self, item: dict[str, Any], kind: type) -> ast.AST:
+        for node in self.nodes.get(tuple(item["node"]), []):
+            if isinstance(node, kind):
+                return node
+        raise LookupError(f"plan item not found in the source: {item}")
+
+    def run_statement(self, item: dict[str, Any], ns: dict[str, Any]) -> None:
+        if "code" in item:
+            exec(compile(item["code"], "<shapelens>", "exec"), ns)
+            return
+        stmt = self._pick(item, ast.stmt)
+        exec(compile(ast.Module(body=[stmt], type_ignores=[]), self.path, "exec"), ns)  # type: ignore[list-item]
+
+    def value(self, item: dict[str, Any], ns: dict[str, Any]) -> Any:
+        if "tensor" in item:
+            return make_tensor(item["tensor"], item["dtype"], self.device)
+        if "code" in item:
+            return eval(compile(item["code"], "<shapelens>", "eval"), ns)
+        expr = self._pick(item, ast.expr)
+        return eval(compile(ast.Expression(body=expr), self.path, "eval"), ns)  # type: ignore[arg-type]
+
+    def build(self) -> tuple[nn.Module | None, list[Any], dict[str, Any]]:
+        ns = dict(self.module.__dict__)
+        for item in self.spec["setup"]:
+            self.run_statement(item, ns)
+        model = self.value(self.spec["model"], ns)
+        if not isinstance(model, nn.Module):
+            return None, [], {}
+        model = model.to(self.device)
+        args = [self.value(a, ns) for a in self.spec["args"]]
+        kwargs = {k: self.value(v, ns) for k, v in self.spec["kwargs"].items()}
+        if not args and not kwargs and self.spec.get("infer_from") is not None:
+            args = infer_inputs(model, self.spec["infer_from"], self.device)
+        to_device = lambda v: v.to(self.device) if isinstance(v, torch.Tensor) else v  # noqa: E731
+        return model, [to_device(a) for a in args], {k: to_device(v) for k, v in kwargs.items()}
+
+
+class NoInput(Exception):
+    pass
+
+
+def make_tensor(dims: list[int], dtype_name_: str, device: torch.device) -> torch.Tensor:
+    dtype = {"float": torch.float32, "half": torch.float16, "double": torch.float64, "long": torch.int64,
+             "int": torch.int32}.get(dtype_name_) or getattr(torch, dtype_name_)  # fmt: skip
+    if device.type == "meta" or dtype == torch.bool:
+        return torch.zeros(dims, dtype=dtype, device=device)
+    if dtype.is_floating_point or dtype.is_complex:
+        return torch.randn(dims, dtype=dtype, device=device)
+    return torch.randint(0, 2, dims, dtype=dtype, device=device)  # valid indices for any embedding
+
+
+def infer_inputs(model: nn.Module, attr: str, device: torch.device) -> list[torch.Tensor]:
+    """An input fixed by the first layer: Linear → [2, in_features]; Embedding → int64 [2, 8];
+    RNN/LSTM/GRU → [2, 8, input_size] with batch_first, else [8, 2, input_size]."""
+    layer: Any = getattr(model, attr, None) if attr else model
+    while isinstance(layer, nn.Sequential) and len(layer):
+        layer = layer[0]
+    if isinstance(layer, nn.Linear) and not isinstance(layer, nn.LazyLinear):
+        return [make_tensor([2, layer.in_features], "float32", device)]
+    if isinstance(layer, nn.Embedding):
+        return [make_tensor([2, 8], "int64", device)]
+    if isinstance(layer, nn.RNNBase):
+        dims = [2, 8, layer.input_size] if layer.batch_first else [8, 2, layer.input_size]
+        return [make_tensor(dims, "float32", device)]
+    name = type(layer).__name__ if layer is not None else "its first layer"
+    raise NoInput(
+        f"no input is known for {type(model).__name__} and {name} does not fix its size: add "
+        f"`# shapelens: x=(...)` above the class or its forward, or an example call in the file"
+    )
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    def expire(signum: int, frame: Any) -> None:
+        raise TraceTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def trace_target(spec: dict[str, Any], ctx: Any, recorder: Recorder, emit: Emitter, plan: dict[str, Any]) -> None:
+    started = time.perf_counter()
+    device = ctx.device
+    recorder.records.clear()
+    recorder.producers.clear()
+    recorder.uses.clear()
+    recorder.mismatches.clear()
+    emit({"event": "start", "name": spec["name"], "time": time.time()})
+    result: dict[str, Any] = {"event": "target", "name": spec["name"], "mode": device.type, "status": "ok"}
+    stage = "build"
+    model = None
+    flops = None
+    try:
+        with time_limit(float(plan["timeout"])):
+            with torch.device(device):
+                model, args, kwargs = Target(spec, ctx.module, plan["file"], ctx.nodes, device).build()
+                if model is None:
+                    emit({**result, "status": "skipped"})
+                    return
+                stage = "forward"
+                from torch.utils.flop_counter import FlopCounterMode
+
+                counter = FlopCounterMode(display=False)
+                recorder.active = True
+                with counter:
+                    model(*args, **kwargs)
+                recorder.active = False
+                flops = counter.get_flop_counts()
+    except TraceTimeout as err:
+        result.update(status="error", error=explain.failure("timeout", err, plan, recorder, stage))
+    except MemoryError as err:
+        result.update(status="error", error=explain.failure("memory", err, plan, recorder, stage))
+    except NoInput as err:
+        result.update(status="error", error={"kind": "noinput", "message": str(err)})
+    except Exception as err:
+        kind = "memory" if "can't allocate memory" in str(err) else ("shape" if stage == "forward" else "build")
+        result.update(status="error", error=explain.failure(kind, err, plan, recorder, stage))
+    finally:
+        recorder.active = False
+    result["records"] = collect_records(recorder)
+    result["layers"] = collect_layers(model, recorder, flops) if model is not None else []
+    result["mismatches"] = [
+        {
+            "code": m.code,
+            "layer": type(m.module).__name__,
+            "site": _site(recorder, m.module),
+            "attr": m.attr,
+            "declared": m.declared,
+            "actual": m.actual,
+            "factors": m.factors,
+            "where": m.where,
+            "input_shape": m.input_shape,
+        }
+        for m in recorder.mismatches
+    ]
+    result["elapsed_ms"] = (time.perf_counter() - started) * 1000
+    emit(result)
+
+
+def _site(recorder: Recorder, module: nn.Module) -> dict[str, Any] | None:
+    site = recorder.sites.get(id(module))
+    return None if site is None else dict(site.__dict__)
+
+
+def collect_records(recorder: Recorder) -> list[dict[str, Any]]:
+    out = []
+    for (file_id, sid), values in recorder.records.items():
+        path, table = recorder.files[file_id]
+        statement = table[sid]
+        for target, items in values.items():
+            out.append({
+                "path": path, "line": statement.line, "end_line": statement.end_line,
+                "end_column": statement.end_column, "target": target,
+                "shapes": [list(shape) for shape, _, _ in items], "dtype": items[0][1], "device": items[0][2],
+                "producer": recorder.producers.get((file_id, sid)),
+                "unknown": "data-dependent size" if any(None in s for s, _, _ in items) else None,
+            })  # fmt: skip
+    return out
+
+
+def collect_layers(model: nn.Module, recorder: Recorder, flops: dict[str, Any] | None) -> list[dict[str, Any]]:
+    root_name = type(model).__name__
+    out = []
+    for name, module in model.named_modules():
+        site = _site(recorder, module)
+        if site is None or not recorder.is_project_file(site["path"]):
+            continue
+        use = recorder.uses.get(id(module))
+        params = list(module.parameters())
+        counted = (flops or {}).get(f"{root_name}.{name}" if name else root_name)
+        out.append({
+            "name": name, "type": type(module).__name__, "site": site,
+            "params": sum(p.numel() for p in params),
+            "bytes": sum(p.numel() * p.element_size() for p in params),
+            "flops": int(sum(counted.values())) if counted else (0 if flops is not None else None),
+            "calls": [] if use is None else [{
+                "path": use.where[0] if use.where else None, "line": use.where[1] if use.where else None,
+                "inputs": [list(s) for s in use.inputs], "outputs": [list(s) for s in use.outputs],
+            }],
+            "extra": layer_extra(module),
+        })  # fmt: skip
+    return out
+
+
+def layer_extra(module: nn.Module) -> dict[str, Any]:
+    extra: dict[str, Any] = {"training": module.training, "repr": module.extra_repr()}
+    if isinstance(module, nn.modules.dropout._DropoutNd):
+        extra.update(p=module.p, inplace=module.inplace)
+    return extra
+
+
+# -- the child's main ---------------------------------------------------------------------------------------
+
+
+class Context:
+    def __init__(self, module: types.ModuleType, nodes: Any, device: torch.device) -> None:
+        self.module = module
+        self.nodes = nodes
+        self.device = device
+
+
+def trace_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        return torch.device("meta")  # the CLI/LSP already said there is no CUDA here
+    return torch.device({"cuda": "cuda", "cpu": "cpu"}.get(requested, "meta"))
+
+
+def run(plan: dict[str, Any], fd: int, progress: Any) -> None:
+    emit = Emitter(fd, progress)
+    isolate(plan)
+    device = trace_device(plan["device"])
+    is_project = project_file_test(plan["root"], plan["file"])
+    recorder = Recorder(is_project)
+    recorder.on_progress = emit.at
+    install_patches(recorder, device)
+    loader = Loader(recorder, lambda file_id, path: emit({"event": "file", "id": file_id, "path": path}))
+    sys.meta_path.insert(0, ProjectFinder(loader, is_project))
+    name = plan["module"]
+    module = types.ModuleType(name)
+    module.__file__ = plan["file"]
+    if "." in name:
+        module.__package__ = name.rpartition(".")[0]
+    sys.modules[name] = module
+    try:
+        with torch.device(device) if device.type == "meta" else nullcontext():
+            loader.exec_file(module, plan["file"], plan["source"], {tuple(k) for k in plan["keep"]})
+    except BaseException as err:  # the file's own imports or definitions failed: every target fails alike
+        error = explain.failure("build", err, plan, recorder, "import")
+        for spec in plan["targets"]:
+            emit({"event": "target", "name": spec["name"], "status": "error", "error": error, "mode": device.type,
+                  "records": [], "layers": [], "mismatches": []})  # fmt: skip
+        return
+    parsed = parse(plan["file"], plan["source"])
+    nodes = _find_nodes(parsed.tree) if isinstance(parsed, Source) else {}
+    ctx = Context(module, nodes, device)
+    for spec in plan["targets"]:
+        trace_target(spec, ctx, recorder, emit, plan)
+
+
+def main_in_child(plan: dict[str, Any], fd: int, progress: Any) -> None:
+    """Entry point after fork: never returns."""
+    code = 0
+    try:
+        run(plan, fd, progress)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+__all__ = ["dtype_name", "main_in_child", "shape_of"]

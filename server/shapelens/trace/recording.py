@@ -1,0 +1,300 @@
+"""What the trace child records while a model runs: the tensors each instrumented statement binds, the
+place in the source where each `nn.Module` was constructed, what each layer received and returned, and
+layer/input mismatches (caught by a global forward pre-hook before the kernel's poor error message).
+
+After a mismatch the pre-hook substitutes a right-shaped input, so the lines after it still get shapes
+(a lenient trace); the mismatch itself becomes an SL10x finding.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import torch
+from torch import nn
+
+from shapelens.trace.instrument import Statement
+
+
+@dataclass
+class Site:
+    path: str
+    line: int
+    col: int  # 0-based character offset as co_positions gives it (bytes, for non-ASCII lines)
+    end_line: int
+    end_col: int
+
+
+@dataclass
+class Mismatch:
+    code: str
+    module: nn.Module
+    attr: str  # "in_features"
+    declared: Any
+    actual: Any
+    factors: tuple[int, ...] | None  # the dims whose product gave `actual` (flatten of [4, 16, 6, 6])
+    where: tuple[str, int] | None  # the user line where the layer met its input
+    input_shape: tuple[int, ...]
+
+
+@dataclass
+class LayerUse:
+    inputs: list[tuple[Any, ...]]
+    outputs: list[tuple[Any, ...]]
+    where: tuple[str, int] | None
+
+
+def shape_of(tensor: torch.Tensor) -> list[int | None]:
+    out: list[int | None] = []
+    for dim in tensor.shape:
+        try:
+            out.append(int(dim))
+        except Exception:  # an unbacked symbolic size (data-dependent): unknown, never guessed
+            out.append(None)
+    return out
+
+
+def dtype_name(tensor: torch.Tensor) -> str:
+    return str(tensor.dtype).removeprefix("torch.")
+
+
+class Recorder:
+    """One per trace child. `project` says which files are the user's (their frames count as lines)."""
+
+    def __init__(self, is_project_file: Callable[[str], bool]) -> None:
+        self.is_project_file = is_project_file
+        self.files: list[tuple[str, list[Statement]]] = []  # index = file id in the generated code
+        # (file id, sid) -> {"values": {target: [(shape, dtype, device)]}}
+        self.records: dict[tuple[int, int], dict[str, list[tuple[tuple[int | None, ...], str, str]]]] = {}
+        self.producers: dict[tuple[int, int], str] = {}
+        self.active = False
+        self.sites: dict[int, Site] = {}
+        self.keep_alive: list[nn.Module] = []
+        self.uses: dict[int, LayerUse] = {}
+        self.mismatches: list[Mismatch] = []
+        self.last: tuple[int, int] = (-1, 0)  # (file id, line) of the last recorded statement
+        self.on_progress: Callable[[int, int], None] | None = None
+
+    # -- statements ----------------------------------------------------------------------------------------
+
+    def add_file(self, path: str, table: list[Statement]) -> int:
+        self.files.append((path, table))
+        return len(self.files) - 1
+
+    def bind(self, file_id: int) -> tuple[Callable[..., None], Callable[..., Any]]:
+        """The two functions the instrumented code of one file calls."""
+        table = self.files[file_id][1]
+
+        def record(sid: int, values: tuple[Any, ...]) -> None:
+            if not self.active:
+                return
+            statement = table[sid]
+            self._store(file_id, sid, statement, zip(statement.targets, values, strict=False))
+
+        def record_return(sid: int, value: Any) -> Any:
+            if self.active:
+                self._store(file_id, sid, table[sid], [("return", value)])
+            return value
+
+        return record, record_return
+
+    def _store(self, file_id: int, sid: int, statement: Statement, pairs: Any) -> None:
+        key = (file_id, sid)
+        self.last = (file_id, statement.line)
+        if self.on_progress is not None:
+            self.on_progress(file_id, statement.line)
+        entry = self.records.get(key)
+        for target, value in pairs:
+            if not isinstance(value, torch.Tensor):
+                continue
+            if entry is None:
+                entry = self.records[key] = {}
+                self._note_producer(key, statement)
+            seen = entry.setdefault(target, [])
+            item = (tuple(shape_of(value)), dtype_name(value), str(value.device))
+            if item not in seen:
+                seen.append(item)
+
+    def _note_producer(self, key: tuple[int, int], statement: Statement) -> None:
+        """`self.conv1` → the layer's class name ("Conv2d"), looked up once per statement."""
+        producer = statement.producer
+        if producer and producer.startswith("self.") and producer.count(".") == 1:
+            frame = sys._getframe(3)
+            owner = frame.f_locals.get("self")
+            layer = getattr(owner, producer[5:], None)
+            if isinstance(layer, nn.Module):
+                producer = type(layer).__name__
+        if producer:
+            self.producers[key] = producer
+
+    # -- where modules are built and used --------------------------------------------------------------
+
+    def user_frame(self, frame: FrameType | None, skip_self: object = None) -> FrameType | None:
+        while frame is not None:
+            if skip_self is not None and frame.f_locals.get("self") is skip_self:
+                frame = frame.f_back
+                continue
+            if self.is_project_file(frame.f_code.co_filename):
+                return frame
+            frame = frame.f_back
+        return None
+
+    def note_construction(self, module: nn.Module) -> None:
+        frame = self.user_frame(sys._getframe(2), skip_self=module)
+        if frame is None:
+            return
+        line, end_line, col, end_col = frame.f_lineno, frame.f_lineno, 0, 0
+        try:
+            positions = list(frame.f_code.co_positions())[frame.f_lasti // 2]
+            if positions[0] is not None:
+                line, end_line, col, end_col = positions  # type: ignore[assignment]
+        except (AttributeError, IndexError):  # Python 3.10 has no co_positions: the line is enough
+            pass
+        self.sites[id(module)] = Site(frame.f_code.co_filename, line, col or 0, end_line or line, end_col or 0)
+        self.keep_alive.append(module)  # ids stay unique while we hold them
+
+    def where(self) -> tuple[str, int] | None:
+        frame = self.user_frame(sys._getframe(2))
+        return (frame.f_code.co_filename, frame.f_lineno) if frame else None
+
+    # -- global module hooks ---------------------------------------------------------------------------
+
+    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if not self.active or not args or not isinstance(args[0], torch.Tensor):
+            return None
+        for kinds, check in CHECKS:
+            if isinstance(module, kinds):
+                fixed = check(self, module, args[0])
+                if fixed is not None:
+                    return (fixed, *args[1:])
+                break
+        return None
+
+    def forward_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        if not self.active:
+            return
+        use = self.uses.get(id(module))
+        inputs = [tuple(shape_of(a)) for a in args if isinstance(a, torch.Tensor)]
+        outputs = [tuple(shape_of(o)) for o in _tensors(output)]
+        if use is None:
+            self.uses[id(module)] = LayerUse([*inputs], [*outputs], self.where())
+        else:  # a layer called again: keep each distinct shape once
+            use.inputs += [s for s in inputs if s not in use.inputs]
+            use.outputs += [s for s in outputs if s not in use.outputs]
+
+    def mismatch(self, code: str, module: nn.Module, attr: str, declared: Any, actual: Any, x: torch.Tensor) -> None:
+        factors = getattr(x, "_shapelens_factors", None)
+        self.mismatches.append(
+            Mismatch(code, module, attr, declared, actual, factors, self.where(), tuple(shape_of(x)))
+        )
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+# -- the checks: one per layer family, each returning a right-shaped substitute input after a mismatch -----
+
+
+def _check_linear(rec: Recorder, module: nn.Linear, x: torch.Tensor) -> torch.Tensor | None:
+    if isinstance(module, nn.LazyLinear) or x.dim() == 0 or x.shape[-1] == module.in_features:
+        return None
+    rec.mismatch("SL101", module, "in_features", module.in_features, int(x.shape[-1]), x)
+    return x.new_zeros((*x.shape[:-1], module.in_features))
+
+
+def _channel_check(code: str, attr: str, spatial: int) -> Callable[[Recorder, Any, torch.Tensor], Any]:
+    def check(rec: Recorder, module: Any, x: torch.Tensor) -> torch.Tensor | None:
+        declared = getattr(module, attr)
+        if declared == 0 or x.dim() not in (spatial + 1, spatial + 2):
+            return None  # a lazy module, or a rank error the kernel reports (SL001)
+        dim = 1 if x.dim() == spatial + 2 else 0
+        if x.shape[dim] == declared:
+            return None
+        rec.mismatch(code, module, attr, declared, int(x.shape[dim]), x)
+        shape = list(x.shape)
+        shape[dim] = declared
+        return x.new_zeros(shape)
+
+    return check
+
+
+def _check_batchnorm(rec: Recorder, module: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor | None:
+    if x.dim() < 2 or x.shape[1] == module.num_features or module.num_features == 0:
+        return None
+    rec.mismatch("SL103", module, "num_features", module.num_features, int(x.shape[1]), x)
+    shape = list(x.shape)
+    shape[1] = module.num_features
+    return x.new_zeros(shape)
+
+
+def _check_groupnorm(rec: Recorder, module: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor | None:
+    if x.dim() < 2 or x.shape[1] == module.num_channels:
+        return None
+    rec.mismatch("SL103", module, "num_channels", module.num_channels, int(x.shape[1]), x)
+    shape = list(x.shape)
+    shape[1] = module.num_channels
+    return x.new_zeros(shape)
+
+
+def _check_layernorm(rec: Recorder, module: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor | None:
+    declared = tuple(module.normalized_shape)
+    if tuple(x.shape[-len(declared) :]) == declared:
+        return None
+    actual = tuple(int(d) for d in x.shape[-len(declared) :])
+    rec.mismatch("SL103", module, "normalized_shape", declared, actual, x)
+    return x.new_zeros((*x.shape[: x.dim() - len(declared)], *declared))
+
+
+def _check_embedding(rec: Recorder, module: nn.Embedding, x: torch.Tensor) -> torch.Tensor | None:
+    if not x.is_floating_point():
+        return None
+    rec.mismatch("SL105", module, "dtype", "int64", dtype_name(x), x)
+    return torch.zeros(x.shape, dtype=torch.long, device=x.device)
+
+
+def _check_rnn(rec: Recorder, module: nn.RNNBase, x: torch.Tensor) -> torch.Tensor | None:
+    if x.dim() == 0 or x.shape[-1] == module.input_size:
+        return None
+    rec.mismatch("SL104", module, "input_size", module.input_size, int(x.shape[-1]), x)
+    return x.new_zeros((*x.shape[:-1], module.input_size))
+
+
+CHECKS: list[tuple[type | tuple[type, ...], Callable[[Recorder, Any, torch.Tensor], torch.Tensor | None]]] = [
+    (nn.Linear, _check_linear),
+    ((nn.Conv1d, nn.ConvTranspose1d), _channel_check("SL102", "in_channels", 1)),
+    ((nn.Conv2d, nn.ConvTranspose2d), _channel_check("SL102", "in_channels", 2)),
+    ((nn.Conv3d, nn.ConvTranspose3d), _channel_check("SL102", "in_channels", 3)),
+    (nn.modules.batchnorm._BatchNorm, _check_batchnorm),
+    (nn.GroupNorm, _check_groupnorm),
+    (nn.LayerNorm, _check_layernorm),
+    (nn.Embedding, _check_embedding),
+    (nn.RNNBase, _check_rnn),
+]
+
+
+def note_flatten_factors(out: Any, source: torch.Tensor) -> None:
+    """Mark a flattened tensor with the dims whose product became its last dim ([4, 16, 6, 6] → (16, 6, 6)),
+    so a Linear fix can read `16 * 6 * 6` instead of `576`."""
+    if not isinstance(out, torch.Tensor) or out.dim() == 0 or source.dim() <= out.dim():
+        return
+    try:
+        last = int(out.shape[-1])
+        dims = [int(d) for d in source.shape]
+    except Exception:
+        return
+    for start in range(len(dims) - 1):
+        tail = dims[start:]
+        if len(tail) >= 2 and math.prod(tail) == last:
+            out._shapelens_factors = tuple(tail)  # type: ignore[attr-defined]
+            return
+

@@ -1,0 +1,198 @@
+"""The long-lived trace worker (`python -m shapelens.trace.worker`), run in the user's interpreter.
+
+It imports torch once and runs one meta op (the lazy sympy import alone costs 0.5–1.6 s), then forks a
+child per plan (≈15 ms), so user code never pollutes the warm process and a hang, a crash or a runaway
+allocation only ever kills a child. Protocol: JSON lines; requests `{"id", "plan"}` on stdin; events
+`{"event": "ready"|"error"}` once, then `{"id", "event": "started", "pid"}` and `{"id", "event": "result",
+"result"}` per request on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import select
+import signal
+import struct
+import sys
+import time
+from typing import IO, Any
+
+GRACE_S = 2.0  # beyond the child's own timer, before we kill it (a hang inside C code ignores the timer)
+
+
+def _send(out: IO[str], message: dict[str, Any]) -> None:
+    out.write(json.dumps(message) + "\n")
+    out.flush()
+
+
+def warm_up() -> dict[str, Any]:
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # ask about CUDA without initialising it
+    import logging
+
+    import torch
+
+    import shapelens.trace.child  # noqa: F401  (imports the flop counter and everything a child needs)
+
+    logging.getLogger("torch._subclasses.fake_tensor").setLevel(logging.ERROR)
+    _exercise_kernels()
+    return {"event": "ready", "torch": torch.__version__, "cuda": bool(torch.cuda.is_available())}
+
+
+def _exercise_kernels() -> None:
+    """Run the common layers once on meta, under the flop counter, so their lazily registered meta
+    kernels and decompositions (≈0.8 s for the first conv alone) are loaded before any child is forked."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"), FlopCounterMode(display=False):
+        x = torch.randn(2, 3, 8, 8)
+        x = nn.MaxPool2d(2)(F.relu(nn.BatchNorm2d(4)(nn.Conv2d(3, 4, 3, padding=1)(x))))
+        x = nn.AdaptiveAvgPool2d(1)(nn.ConvTranspose2d(4, 4, 2, stride=2)(x))
+        seq = nn.Conv1d(4, 4, 3, padding=1)(torch.cat([x.flatten(2), x.flatten(2)], dim=2)).transpose(1, 2)
+        seq = nn.LayerNorm(4)(seq + nn.Embedding(10, 4)(torch.zeros(2, 2, dtype=torch.long)))
+        attn = F.scaled_dot_product_attention(seq[:, None], seq[:, None], seq[:, None], is_causal=True)
+        seq = F.gelu(nn.Linear(4, 4)(attn.squeeze(1))).softmax(-1)
+        nn.Dropout(0.1)(seq.reshape(2, -1)).view(-1).sum()
+        nn.MultiheadAttention(4, 2, batch_first=True)(seq, seq, seq)
+        nn.Conv3d(1, 1, 1)(torch.randn(1, 1, 2, 2, 2))
+        nn.GroupNorm(2, 4)(torch.randn(2, 4, 3))
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Run:
+    """One forked child and what it reported."""
+
+    def __init__(self, plan: dict[str, Any]) -> None:
+        self.plan = plan
+        self.targets: list[dict[str, Any]] = []
+        self.files: list[str] = []
+        self.current: str | None = None
+        self.current_since = time.monotonic()
+        self.killed_for: str | None = None
+
+    def start(self) -> int:
+        from shapelens.trace import child
+
+        read_fd, write_fd = os.pipe()
+        self.progress = mmap.mmap(-1, 8)
+        struct.pack_into("ii", self.progress, 0, -1, 0)
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            child.main_in_child(self.plan, write_fd, self.progress)
+        os.close(write_fd)
+        self.pid, self.fd = pid, read_fd
+        return pid
+
+    def collect(self) -> dict[str, Any]:
+        timeout = float(self.plan["timeout"])
+        buffer = b""
+        eof = False
+        while not eof:
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if ready:
+                chunk = os.read(self.fd, 1 << 16)
+                eof = not chunk
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    self._event(json.loads(line))
+            elapsed = time.monotonic() - self.current_since
+            if not eof and self.killed_for is None:
+                if elapsed > timeout + GRACE_S:
+                    self._kill("timeout")
+                elif _rss_mb(self.pid) > float(self.plan["memory_mb"]):
+                    self._kill("memory")
+        os.close(self.fd)
+        _, status = os.waitpid(self.pid, 0)
+        self._fill_missing(status)
+        return {"targets": self.targets, "files": self.files}
+
+    def _event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "file":
+            self.files.append(event["path"])
+        elif kind == "start":
+            self.current, self.current_since = event["name"], time.monotonic()
+        elif kind == "target":
+            self.targets.append(event)
+            self.current, self.current_since = None, time.monotonic()
+
+    def _kill(self, why: str) -> None:
+        self.killed_for = why
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def _fill_missing(self, status: int) -> None:
+        """Targets the child never reported: it was killed (time, memory, cancel) or it crashed."""
+        done = {t["name"] for t in self.targets}
+        file_id, line = struct.unpack_from("ii", self.progress, 0)
+        path = self.files[file_id] if 0 <= file_id < len(self.files) else self.plan["file"]
+        if os.WIFSIGNALED(status):
+            reason = f"the trace process was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        else:
+            reason = f"the trace process exited with status {os.WEXITSTATUS(status)}"
+        timeout = float(self.plan["timeout"])
+        messages = {
+            "timeout": ("timeout", f"trace stopped after {timeout:g} s"),
+            "memory": ("memory", f"trace stopped: it needed more than {self.plan['memory_mb']} MB"),
+        }
+        for spec in self.plan["targets"]:
+            if spec["name"] in done:
+                continue
+            kind, message = messages.get(self.killed_for or "", ("crash", reason))
+            in_progress = spec["name"] == self.current
+            self.targets.append({
+                "event": "target", "name": spec["name"], "status": "error", "mode": None,
+                "error": {"kind": kind if in_progress else "crash", "message": message if in_progress else reason,
+                          "path": path if in_progress else self.plan["file"], "line": line if in_progress else 0},
+                "records": [], "layers": [], "mismatches": [],
+            })  # fmt: skip
+
+
+def main() -> None:
+    protocol = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # anything else printing to stdout goes to the log instead of the protocol
+    try:
+        hello = warm_up()
+    except ImportError as err:
+        missing = getattr(err, "name", None) or str(err)
+        what = "torch is not installed" if missing == "torch" else f"cannot import {missing}"
+        _send(protocol, {
+            "event": "error",
+            "message": f"{what} in {sys.executable}; install it with `{sys.executable} -m pip install torch` "
+                       f"(shapes need torch; static checks keep working)",
+        })  # fmt: skip
+        return
+    except Exception as err:
+        _send(protocol, {"event": "error", "message": f"torch failed to start in {sys.executable}: {err}"})
+        return
+    _send(protocol, hello)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        run = Run(request["plan"])
+        pid = run.start()
+        _send(protocol, {"id": request["id"], "event": "started", "pid": pid})
+        _send(protocol, {"id": request["id"], "event": "result", "result": run.collect()})
+
+
+if __name__ == "__main__":
+    main()
