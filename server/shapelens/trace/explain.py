@@ -86,7 +86,7 @@ def operands(frame: Any, text: str) -> list[dict[str, Any]]:
     for node in ast.walk(tree):
         name = None
         value: Any = None
-        if isinstance(node, ast.Name) and node.id in local:
+        if isinstance(node, ast.Name) and node.id in local and node.id != "self":
             name, value = node.id, local[node.id]
         elif (
             isinstance(node, ast.Attribute)
@@ -100,7 +100,7 @@ def operands(frame: Any, text: str) -> list[dict[str, Any]]:
         seen.add(name)
         if isinstance(value, torch.Tensor):
             found.append({"name": name, "shape": shape_of(value), "dtype": str(value.dtype).removeprefix("torch.")})
-        elif isinstance(value, nn.Module) and not isinstance(value, nn.Sequential | nn.ModuleList):
+        elif isinstance(value, nn.Module) and not any(True for _ in value.children()):  # leaf layers only
             found.append({"name": name, "layer": f"{type(value).__name__}({value.extra_repr()})"})
     return found
 

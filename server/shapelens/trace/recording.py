@@ -110,7 +110,7 @@ class Recorder:
             self.on_progress(file_id, statement.line)
         entry = self.records.get(key)
         for target, value in pairs:
-            if not isinstance(value, torch.Tensor):
+            if not isinstance(value, torch.Tensor) or target == "_":
                 continue
             if entry is None:
                 entry = self.records[key] = {}
@@ -178,6 +178,9 @@ class Recorder:
     def forward_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
         if not self.active:
             return
+        factors = getattr(args[0], "_shapelens_factors", None) if args else None
+        if factors and isinstance(output, torch.Tensor) and output.shape == args[0].shape:
+            output._shapelens_factors = factors  # type: ignore[attr-defined]  # through dropout, activations
         use = self.uses.get(id(module))
         inputs = [tuple(shape_of(a)) for a in args if isinstance(a, torch.Tensor)]
         outputs = [tuple(shape_of(o)) for o in _tensors(output)]
@@ -206,10 +209,14 @@ def _tensors(value: Any) -> list[torch.Tensor]:
 
 
 def _check_linear(rec: Recorder, module: nn.Linear, x: torch.Tensor) -> torch.Tensor | None:
-    if isinstance(module, nn.LazyLinear) or x.dim() == 0 or x.shape[-1] == module.in_features:
+    if isinstance(module, nn.LazyLinear) or x.dim() == 0:
         return None
-    rec.mismatch("SL101", module, "in_features", module.in_features, int(x.shape[-1]), x)
-    return x.new_zeros((*x.shape[:-1], module.in_features))
+    # the weight is the truth: `fc.in_features = n` after construction changes only the attribute (SL204)
+    expected = int(module.weight.shape[1])
+    if x.shape[-1] == expected:
+        return None
+    rec.mismatch("SL101", module, "in_features", expected, int(x.shape[-1]), x)
+    return x.new_zeros((*x.shape[:-1], expected))
 
 
 def _channel_check(code: str, attr: str, spatial: int) -> Callable[[Recorder, Any, torch.Tensor], Any]:

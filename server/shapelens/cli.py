@@ -1,0 +1,255 @@
+"""Command line: `shapelens serve` (the language server over stdio) and `shapelens check` (the same findings
+as text or JSON, for CI, pre-commit and any editor).
+
+Exit status of `check`: 0 without error findings, 1 with any, 2 for a usage error or an unreadable path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+
+from shapelens.analysis import edits
+from shapelens.analysis.check import DEVICES, Options, analyze
+from shapelens.findings import FileReport, Finding, Severity, hint_label, to_json
+from shapelens.trace.client import TraceWorker
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="shapelens", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the language server over stdio")
+    check = sub.add_parser("check", help="trace the models in files or folders and report shape findings")
+    check.add_argument("paths", nargs="+", metavar="PATH", help="a .py file or a folder (all *.py below it)")
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument("--device", choices=DEVICES, default="meta", help="where tensors live (default meta)")
+    check.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds per model (default 10)")
+    check.add_argument("--fix", action="store_true", help="apply the fixes marked safe")
+    check.add_argument("--no-trace", action="store_true", help="static findings only; run no user code")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        from shapelens.lsp.server import main as serve
+
+        serve()
+        return EXIT_OK
+    return run_check(args)
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return number
+
+
+def collect_files(paths: Iterable[str]) -> list[str]:
+    """The .py files named or below the folders named; raises FileNotFoundError for a missing path."""
+    found: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+                found += [os.path.join(folder, f) for f in sorted(files) if f.endswith(".py")]
+        elif os.path.isfile(path):
+            found.append(path)
+        else:
+            raise FileNotFoundError(path)
+    return found
+
+
+def run_check(args: argparse.Namespace) -> int:
+    try:
+        files = collect_files(args.paths)
+    except FileNotFoundError as err:
+        print(f"shapelens: no such file or folder: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    options = Options(device=args.device, timeout=args.timeout, trusted=not args.no_trace)
+    worker = None if args.no_trace else TraceWorker()
+    if args.device == "cuda" and worker is not None:
+        _warn_without_cuda(worker)
+    reports: dict[str, FileReport] = {}
+    try:
+        for path in files:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except (OSError, UnicodeDecodeError) as err:
+                print(f"shapelens: cannot read {path}: {err}", file=sys.stderr)
+                return EXIT_USAGE
+            for other, report in analyze(path, text, options, worker, root=os.getcwd()).items():
+                _merge(reports, other, report)
+    finally:
+        if worker is not None:
+            worker.close()
+    ordered = [reports[p] for p in sorted(reports)]
+    if args.fix:
+        _apply_safe_fixes(ordered)
+    if args.format == "json":
+        print(json.dumps(json_document(ordered), indent=1))
+    else:
+        print(render_text(ordered), end="")
+    has_error = any(f.severity == Severity.ERROR for r in ordered for f in r.findings)
+    return EXIT_FINDINGS if has_error else EXIT_OK
+
+
+def _warn_without_cuda(worker: TraceWorker) -> None:
+    try:
+        worker.ensure_started()
+    except Exception:  # the per-file finding says what is wrong with the worker
+        return
+    if not worker.cuda_available:
+        print("shapelens: --device cuda: no CUDA device here; tracing on the meta device", file=sys.stderr)
+
+
+def _merge(reports: dict[str, FileReport], path: str, report: FileReport) -> None:
+    """A file can be both checked itself and entered by another file's trace: keep each hint once."""
+    mine = reports.get(path)
+    if mine is None:
+        reports[path] = report
+        return
+    seen = {(h.line, h.target, tuple(h.shapes)) for h in mine.hints}
+    mine.hints += [h for h in report.hints if (h.line, h.target, tuple(h.shapes)) not in seen]
+    known = {(f.code, f.span, f.message) for f in mine.findings}
+    mine.findings += [f for f in report.findings if (f.code, f.span, f.message) not in known]
+    mine.layers += report.layers
+
+
+def display_path(path: str) -> str:
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+# -- JSON ------------------------------------------------------------------------------------------------
+
+
+def json_document(reports: list[FileReport]) -> dict[str, object]:
+    """The `--format json` contract (version 1): lines and columns 1-based."""
+    return {"version": 1, "files": [_json_file(r) for r in reports]}
+
+
+def _json_file(report: FileReport) -> dict[str, object]:
+    hints = []
+    for hint in sorted(report.hints, key=lambda h: (h.line, h.end_column)):
+        for shape in hint.shapes:
+            entry: dict[str, object] = {
+                "line": hint.end_line,
+                "column": hint.end_column,
+                "target": hint.target,
+                "shape": list(shape),
+                "dtype": hint.dtype,
+                "label": hint_label(shape, hint.dtype),
+            }
+            if hint.unknown:
+                entry["unknown"] = hint.unknown
+            hints.append(entry)
+    return {
+        "path": display_path(report.path),
+        "hints": hints,
+        "diagnostics": [_json_finding(f) for f in _sorted_findings(report.findings)],
+    }
+
+
+def _json_finding(finding: Finding) -> dict[str, object]:
+    span = finding.span
+    return {
+        "line": span.line,
+        "column": span.column,
+        "end_line": span.end_line,
+        "end_column": span.end_column,
+        "code": finding.code,
+        "severity": finding.severity.value,
+        "message": finding.message,
+        "fixes": [
+            {
+                "title": fix.title,
+                "safe": fix.safe,
+                "edits": [
+                    {**to_json(e.span), "path": display_path(e.span.path), "new_text": e.new_text}
+                    for e in fix.edits
+                ],
+            }
+            for fix in finding.fixes
+        ],
+    }
+
+
+def _sorted_findings(findings: list[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (f.span.line, f.span.column, f.code))
+
+
+# -- text ------------------------------------------------------------------------------------------------
+
+
+def render_text(reports: list[FileReport]) -> str:
+    """Each traced function's source with shapes at the end of each statement, then ruff-style findings."""
+    out: list[str] = []
+    for report in reports:
+        out += _annotated_source(report)
+    total = 0
+    for report in reports:
+        for finding in _sorted_findings(report.findings):
+            total += 1
+            span = finding.span
+            out.append(
+                f"{display_path(span.path)}:{span.line}:{span.column}: {finding.code} "
+                f"[{finding.severity.value}] {finding.message}"
+            )
+            for fix in finding.fixes:
+                out.append(f"  fix ({'safe' if fix.safe else 'unsafe'}): {fix.title}")
+    out.append(f"Found {total} finding{'s' if total != 1 else ''}." if total else "No findings.")
+    return "\n".join(out) + "\n"
+
+
+def _annotated_source(report: FileReport) -> list[str]:
+    if not report.hints:
+        return []
+    try:
+        with open(report.path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return []
+    by_line: dict[int, list[str]] = {}
+    for hint in sorted(report.hints, key=lambda h: h.end_column):
+        labels = " | ".join(hint_label(s, hint.dtype) for s in hint.shapes)
+        by_line.setdefault(hint.end_line, []).append(f"{hint.target}: {labels}")
+    first, last = min(h.line for h in report.hints), max(h.end_line for h in report.hints)
+    # show whole functions: widen to the enclosing `def` lines
+    while first > 1 and not lines[first - 1].lstrip().startswith("def "):
+        first -= 1
+    width = min(max(len(lines[i - 1]) for i in range(first, last + 1)), 88)
+    out = [f"── {display_path(report.path)} " + "─" * 40]
+    for number in range(first, last + 1):
+        text = lines[number - 1]
+        note = by_line.get(number)
+        out.append(f"{number:4} │ {text.ljust(width)}  # {' · '.join(note)}" if note else f"{number:4} │ {text}")
+    out.append("")
+    return out
+
+
+# -- --fix -----------------------------------------------------------------------------------------------
+
+
+def _apply_safe_fixes(reports: list[FileReport]) -> None:
+    by_path: dict[str, list[edits.Edit]] = {}
+    for report in reports:
+        for finding in report.findings:
+            safe = [fix for fix in finding.fixes if fix.safe]
+            if safe:
+                by_path.setdefault(report.path, []).extend(safe[0].edits)
+    for path, file_edits in sorted(by_path.items()):
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        new_text, applied = edits.apply_edits(text, file_edits)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(new_text)
+        print(f"shapelens: fixed {applied} place{'s' if applied != 1 else ''} in {display_path(path)}",
+              file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
