@@ -28,7 +28,7 @@ from shapelens.findings import (
 )
 
 ERROR_CODES = {"shape": "SL001", "timeout": "SL002", "noinput": "SL003", "build": "SL004", "crash": "SL004",
-               "memory": "SL005"}  # fmt: skip
+               "datadep": "SL004", "memory": "SL005"}  # fmt: skip
 SOURCE_PRIORITY = {"directive": 0, "example": 1, "infer": 2}
 
 # which constructor argument holds the checked size: (positional index, keyword)
@@ -194,6 +194,8 @@ def _error(error: dict[str, Any], target: dict[str, Any], plan: Plan, sources: S
     message = error["message"]
     if code in ("SL002", "SL005") and line:
         message += f" at line {line}"
+    elif error["kind"] == "crash" and line:
+        message += f" after line {line}"
     if code in ("SL001", "SL004") and not message.startswith(target["name"]):
         message = f"{message} (tracing {target['name']})"
     if span.path != plan.source.path:  # the failure is in another project file: say where from here

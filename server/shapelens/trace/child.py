@@ -154,7 +154,7 @@ class _ProjectModuleLoader(importlib.abc.Loader):
 # -- patches that make user code traceable ---------------------------------------------------------------
 
 
-def install_patches(recorder: Recorder, device: torch.device) -> None:
+def install_patches(recorder: Recorder, ctx: Context) -> None:
     """Record where modules are built, watch every layer call, keep flatten factors, redirect explicit
     device moves to the trace device, and use the RNN shape rule on meta."""
     original_init = nn.Module.__init__
@@ -185,18 +185,18 @@ def install_patches(recorder: Recorder, device: torch.device) -> None:
     def redirect(original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             if args and isinstance(args[0], str | torch.device | int) and not isinstance(args[0], bool):
-                args = (device, *args[1:])
+                args = (ctx.device, *args[1:])
             if "device" in kwargs:
-                kwargs["device"] = device
+                kwargs["device"] = ctx.device
             return original(self, *args, **kwargs)
 
         return wrapper
 
     torch.Tensor.to = redirect(torch.Tensor.to)  # type: ignore[method-assign]
     nn.Module.to = redirect(nn.Module.to)  # type: ignore[method-assign]
-    torch.Tensor.cuda = lambda self, *a, **k: self.to(device)  # type: ignore[method-assign]
-    nn.Module.cuda = lambda self, *a, **k: self.to(device)  # type: ignore[method-assign]
-    if device.type == "meta":
+    torch.Tensor.cuda = lambda self, *a, **k: self.to(ctx.device)  # type: ignore[method-assign]
+    nn.Module.cuda = lambda self, *a, **k: self.to(ctx.device)  # type: ignore[method-assign]
+    if ctx.device.type == "meta":
         rnn.install()
 
 
@@ -212,7 +212,11 @@ def _find_nodes(tree: ast.Module) -> dict[tuple[Any, ...], list[ast.AST]]:
 
 
 class Target:
-    def __init__(self, spec: dict[str, Any], module: types.ModuleType, path: str, nodes: Any, device: torch.device):
+    def __init__(
+        self, spec: dict[str, Any], module: types.ModuleType, path: str, nodes: Any, device: torch.device,
+        move: bool = True,
+    ) -> None:
+        self.move = move  # False under FakeTensorMode: its parameters are already fake, `.to()` cannot swap them
         self.spec = spec
         self.module = module
         self.path = path
@@ -247,12 +251,13 @@ class Target:
         model = self.value(self.spec["model"], ns)
         if not isinstance(model, nn.Module):
             return None, [], {}
-        model = model.to(self.device)
+        if self.move:
+            model = model.to(self.device)
         args = [self.value(a, ns) for a in self.spec["args"]]
         kwargs = {k: self.value(v, ns) for k, v in self.spec["kwargs"].items()}
         if not args and not kwargs and self.spec.get("infer_from") is not None:
             args = infer_inputs(model, self.spec["infer_from"], self.device)
-        to_device = lambda v: v.to(self.device) if isinstance(v, torch.Tensor) else v  # noqa: E731
+        to_device = lambda v: v.to(self.device) if self.move and isinstance(v, torch.Tensor) else v  # noqa: E731
         return model, [to_device(a) for a in args], {k: to_device(v) for k, v in kwargs.items()}
 
 
@@ -304,47 +309,95 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def trace_target(spec: dict[str, Any], ctx: Any, recorder: Recorder, emit: Emitter, plan: dict[str, Any]) -> None:
-    started = time.perf_counter()
-    device = ctx.device
-    recorder.records.clear()
-    recorder.producers.clear()
-    recorder.uses.clear()
-    recorder.mismatches.clear()
-    emit({"event": "start", "name": spec["name"], "time": time.time()})
-    result: dict[str, Any] = {"event": "target", "name": spec["name"], "mode": device.type, "status": "ok"}
-    stage = "build"
-    model = None
-    flops = None
-    try:
-        with time_limit(float(plan["timeout"])):
-            with torch.device(device):
-                model, args, kwargs = Target(spec, ctx.module, plan["file"], ctx.nodes, device).build()
-                if model is None:
-                    emit({**result, "status": "skipped"})
-                    return
-                stage = "forward"
-                from torch.utils.flop_counter import FlopCounterMode
+# Meta cannot follow data-dependent ops (nonzero, masks), legacy constructors or tensors pinned to the CPU;
+# FakeTensorMode can, with unknown (unbacked) sizes where a shape depends on values.
+NEEDS_FAKE = ("meta", "nonzero", "data-dependent", "cannot be converted to Scalar", "_local_scalar_dense",
+              "Cannot copy out", "expected device", "is not on the expected device")  # fmt: skip
+DATA_DEPENDENT = ("GuardOnDataDependentSymNode", "DataDependentOutputException", "data-dependent")
 
-                counter = FlopCounterMode(display=False)
-                recorder.active = True
-                with counter:
-                    model(*args, **kwargs)
-                recorder.active = False
-                flops = counter.get_flop_counts()
-    except TraceTimeout as err:
-        result.update(status="error", error=explain.failure("timeout", err, plan, recorder, stage))
-    except MemoryError as err:
-        result.update(status="error", error=explain.failure("memory", err, plan, recorder, stage))
-    except NoInput as err:
-        result.update(status="error", error={"kind": "noinput", "message": str(err)})
-    except Exception as err:
-        kind = "memory" if "can't allocate memory" in str(err) else ("shape" if stage == "forward" else "build")
-        result.update(status="error", error=explain.failure(kind, err, plan, recorder, stage))
+
+def _fake_mode() -> Any:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    return FakeTensorMode(allow_non_fake_inputs=True, shape_env=ShapeEnv(allow_dynamic_output_shape_ops=True))
+
+
+def _attempt(spec: dict[str, Any], ctx: Context, recorder: Recorder, plan: dict[str, Any], fake: bool) -> dict[str, Any]:
+    """Build and run one model once; returns the model, flop counts and stage reached, or the exception."""
+    for store in (recorder.records, recorder.producers, recorder.uses):
+        store.clear()
+    recorder.mismatches.clear()
+    outcome: dict[str, Any] = {"stage": "build", "model": None, "flops": None, "error": None}
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device_context = _fake_mode() if fake else torch.device(ctx.device)
+    try:
+        with time_limit(float(plan["timeout"])), device_context:
+            target = Target(spec, ctx.module, plan["file"], ctx.nodes, ctx.device, move=not fake)
+            model, args, kwargs = target.build()
+            outcome["model"] = model
+            if model is None:
+                return outcome
+            outcome["stage"] = "forward"
+            counter = FlopCounterMode(display=False)
+            recorder.active = True
+            with counter:
+                model(*args, **kwargs)
+            recorder.active = False
+            outcome["flops"] = counter.get_flop_counts()
+    except (Exception, TraceTimeout, MemoryError) as err:
+        outcome["error"] = err
     finally:
         recorder.active = False
+    return outcome
+
+
+def _classify(err: BaseException, stage: str) -> str:
+    text = f"{type(err).__name__}: {err}"
+    if isinstance(err, TraceTimeout):
+        return "timeout"
+    if isinstance(err, MemoryError) or "can't allocate memory" in text:
+        return "memory"
+    if isinstance(err, NoInput):
+        return "noinput"
+    if any(marker in text for marker in DATA_DEPENDENT):
+        return "datadep"
+    return "shape" if stage == "forward" else "build"
+
+
+def trace_target(spec: dict[str, Any], ctx: Context, recorder: Recorder, emit: Emitter, plan: dict[str, Any]) -> None:
+    started = time.perf_counter()
+    emit({"event": "start", "name": spec["name"], "time": time.time()})
+    result: dict[str, Any] = {"event": "target", "name": spec["name"], "mode": ctx.device.type, "status": "ok"}
+    outcome = _attempt(spec, ctx, recorder, plan, fake=False)
+    err = outcome["error"]
+    if (
+        ctx.device.type == "meta"
+        and err is not None
+        and not isinstance(err, TraceTimeout | NoInput)
+        and any(marker in f"{type(err).__name__}: {err}" for marker in NEEDS_FAKE)
+    ):
+        ctx.device = torch.device("cpu")  # FakeTensorMode's tensors claim the CPU, storage-less all the same
+        try:
+            outcome = _attempt(spec, ctx, recorder, plan, fake=True)
+        finally:
+            ctx.device = torch.device("meta")
+        result["mode"] = "fake"
+        err = outcome["error"]
+    if outcome["model"] is None and err is None:
+        emit({**result, "status": "skipped"})
+        return
+    if err is not None:
+        kind = _classify(err, outcome["stage"])
+        if kind == "noinput":
+            error = {"kind": "noinput", "message": str(err)}
+        else:
+            error = explain.failure(kind, err, plan, recorder, outcome["stage"])
+        result.update(status="error", error=error)
+    model = outcome["model"]
     result["records"] = collect_records(recorder)
-    result["layers"] = collect_layers(model, recorder, flops) if model is not None else []
+    result["layers"] = collect_layers(model, recorder, outcome["flops"]) if model is not None else []
     result["mismatches"] = [
         {
             "code": m.code,
@@ -438,11 +491,12 @@ def run(plan: dict[str, Any], fd: int, progress: Any) -> None:
     is_project = project_file_test(plan["root"], plan["file"])
     recorder = Recorder(is_project)
     recorder.on_progress = emit.at
-    install_patches(recorder, device)
+    ctx = Context(types.ModuleType(plan["module"]), {}, device)
+    install_patches(recorder, ctx)
     loader = Loader(recorder, lambda file_id, path: emit({"event": "file", "id": file_id, "path": path}))
     sys.meta_path.insert(0, ProjectFinder(loader, is_project))
     name = plan["module"]
-    module = types.ModuleType(name)
+    module = ctx.module
     module.__file__ = plan["file"]
     if "." in name:
         module.__package__ = name.rpartition(".")[0]
@@ -457,8 +511,7 @@ def run(plan: dict[str, Any], fd: int, progress: Any) -> None:
                   "records": [], "layers": [], "mismatches": []})  # fmt: skip
         return
     parsed = parse(plan["file"], plan["source"])
-    nodes = _find_nodes(parsed.tree) if isinstance(parsed, Source) else {}
-    ctx = Context(module, nodes, device)
+    ctx.nodes = _find_nodes(parsed.tree) if isinstance(parsed, Source) else {}
     for spec in plan["targets"]:
         trace_target(spec, ctx, recorder, emit, plan)
 

@@ -117,6 +117,11 @@ def failure(kind: str, err: BaseException, plan: dict[str, Any], recorder: Recor
         message = f"trace stopped after {float(plan['timeout']):g} s"
     elif kind == "memory":
         message = f"trace stopped: it needed more than {plan['memory_mb']} MB"
+    elif kind == "datadep":
+        message = (
+            "this line needs a tensor's values, which a shape-only trace does not have, so the shapes after "
+            "it stay unknown; trace with real values with `--device cpu` (setting shapelens.device)"
+        )
     else:
         detail = reword(str(err)) or type(err).__name__
         message = detail if stage == "forward" else f"{type(err).__name__}: {detail}"
