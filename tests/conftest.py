@@ -1,0 +1,45 @@
+"""Shared fixtures: one warm trace worker for the whole session (starting one costs ≈2.5 s), and a helper
+that writes a model file and analyses it the way `shapelens check` does."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from shapelens.analysis.check import Options, analyze
+from shapelens.findings import FileReport
+from shapelens.trace.client import TraceWorker
+
+
+@pytest.fixture(scope="session")
+def worker() -> Iterator[TraceWorker]:
+    w = TraceWorker()
+    w.ensure_started()
+    yield w
+    w.close()
+
+
+Analyse = Callable[..., dict[str, FileReport]]
+
+
+@pytest.fixture
+def analyse(worker: TraceWorker, tmp_path: Path) -> Analyse:
+    """`analyse(source, name="model.py", **options)` → reports keyed by absolute path."""
+
+    def run(source: str, name: str = "model.py", **options: object) -> dict[str, FileReport]:
+        path = tmp_path / name
+        text = textwrap.dedent(source)
+        path.write_text(text)
+        return analyze(str(path), text, Options(**options), worker, root=str(tmp_path))  # type: ignore[arg-type]
+
+    return run
+
+
+def write(folder: Path, name: str, source: str) -> str:
+    path = folder / name
+    path.write_text(textwrap.dedent(source))
+    return os.fspath(path)
