@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from shapelens.analysis.check import Options, analyze
 from shapelens.findings import FileReport
 from shapelens.trace.client import TraceWorker

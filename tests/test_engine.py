@@ -5,18 +5,16 @@ found (directive, example call and its slice, first-layer inference) and where t
 from __future__ import annotations
 
 import ast
-import os
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import Analyse, write
 from oracle import cpu_line_shapes, run_on_cpu
-from torch import nn
-
 from shapelens.analysis import edits
 from shapelens.findings import FileReport, Severity
 from shapelens.trace import rnn
+from torch import nn
 
 
 def hints_by_key(reports: dict[str, FileReport]) -> dict[tuple[str, int, str], list[tuple[int | None, ...]]]:
@@ -27,7 +25,9 @@ def codes(report: FileReport) -> list[tuple[str, int]]:
     return sorted((f.code, f.span.line) for f in report.findings)
 
 
-def assert_matches_cpu(reports: dict[str, FileReport], oracle: dict[tuple[str, int, str], list[tuple[int, ...]]]) -> None:
+def assert_matches_cpu(
+    reports: dict[str, FileReport], oracle: dict[tuple[str, int, str], list[tuple[int, ...]]]
+) -> None:
     """Every hint is what the CPU run bound there, and every tensor the CPU run bound has its hint."""
     ours = hints_by_key(reports)
     truth = {k: v for k, v in oracle.items() if not k[2].startswith("self.")}  # attribute targets: no hint
@@ -244,7 +244,9 @@ def test_shape_error_message_names_the_operands(analyse: Analyse, tmp_path: Path
         cpu_line_shapes(path, "Join", {"a": (4, 8, 5), "b": (4, 3, 6)})  # the CPU run fails there too
 
 
-def test_no_input_is_information_and_blocks_used_by_a_traced_model_are_not_flagged(analyse: Analyse, tmp_path: Path) -> None:
+def test_no_input_is_information_and_blocks_used_by_a_traced_model_are_not_flagged(
+    analyse: Analyse, tmp_path: Path
+) -> None:
     source = """
         import torch
         from torch import nn

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from conftest import Analyse
-
 from shapelens.analysis.check import Options, analyze
 from shapelens.findings import Severity
 from shapelens.trace.client import TraceWorker, WorkerUnavailable
@@ -138,9 +138,17 @@ def test_cancel_kills_the_running_trace(worker: TraceWorker, tmp_path: Path) -> 
 
     path = tmp_path / "slow.py"
     path.write_text(
-        "import time\nfrom torch import nn\n\n\n# shapelens: x=(2, 2)\nclass Slow(nn.Module):\n    def __init__(self):\n"
-        "        super().__init__()\n        self.fc = nn.Linear(2, 2)\n\n    def forward(self, x):\n"
-        "        time.sleep(30)\n        return x\n"
+        textwrap.dedent("""\
+            import time
+            from torch import nn
+
+
+            # shapelens: x=(2, 2)
+            class Slow(nn.Module):
+                def forward(self, x):
+                    time.sleep(30)
+                    return x
+        """)
     )
     threading.Timer(0.5, worker.cancel).start()
     started = time.monotonic()

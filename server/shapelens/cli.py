@@ -169,8 +169,7 @@ def _json_finding(finding: Finding) -> dict[str, object]:
                 "title": fix.title,
                 "safe": fix.safe,
                 "edits": [
-                    {**to_json(e.span), "path": display_path(e.span.path), "new_text": e.new_text}
-                    for e in fix.edits
+                    {**to_json(e.span), "path": display_path(e.span.path), "new_text": e.new_text} for e in fix.edits
                 ],
             }
             for fix in finding.fixes
@@ -247,8 +246,10 @@ def _apply_safe_fixes(reports: list[FileReport]) -> None:
         new_text, applied = edits.apply_edits(text, file_edits)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(new_text)
-        print(f"shapelens: fixed {applied} place{'s' if applied != 1 else ''} in {display_path(path)}",
-              file=sys.stderr)
+        print(
+            f"shapelens: fixed {applied} place{'s' if applied != 1 else ''} in {display_path(path)}",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def _base_is_module(source, base, classes, is_module, root, depth) -> bool:  # t
         return bool(is_module(classes[base.id], depth + 1))
     if depth > 4 or not isinstance(base, ast.Name | ast.Attribute):
         return False
-    return _jedi_base_is_module(source.path, source.text, root, base.end_lineno, base.end_col_offset - 1)
+    return _jedi_base_is_module(source.path, source.text, root, base.end_lineno, (base.end_col_offset or 1) - 1)
 
 
 def _jedi_base_is_module(path: str, text: str, root: str, line: int | None, column: int) -> bool:

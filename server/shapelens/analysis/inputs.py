@@ -210,7 +210,7 @@ def _slice(call: ast.Call, stmt: ast.stmt, scope_body: list[ast.stmt], func: ast
             [a.arg for a in func.args.args][-len(func.args.defaults):] if func.args.defaults else [],
             func.args.defaults, strict=True,
         ))  # fmt: skip
-        defaults.update({a.arg: d for a, d in zip(func.args.kwonlyargs, func.args.kw_defaults) if d})
+        defaults.update({a.arg: d for a, d in zip(func.args.kwonlyargs, func.args.kw_defaults, strict=True) if d})
         params = {a.arg for a in [*func.args.args, *func.args.kwonlyargs]}
         for name in sorted(needed & params):
             if name not in defaults:
@@ -237,7 +237,8 @@ def from_example(source: Source, model: Model) -> Inputs | None:
             scope = parents[id(scope)]
         if isinstance(callee, ast.Name):
             binding = next(
-                (s for s in reversed(before) if isinstance(s, ast.Assign) and callee.id in bound_names(s)), None
+                (s for s in reversed(before) if isinstance(s, ast.Assign) and callee.id in bound_names(s)),
+                None,
             )
             if model.kind == "sequential":
                 if callee.id != model.name or binding not in (None, model.node):

@@ -97,7 +97,12 @@ def build_plan(source: Source, root: str, options: Options) -> Plan:
         plan.models.append((model, inputs))
         if inputs.source == "none":
             continue
-        items = [*inputs.setup, *([inputs.model] if inputs.model else []), *inputs.args, *inputs.kwargs.values()]
+        items = [
+            *inputs.setup,
+            *([inputs.model] if inputs.model else []),
+            *inputs.args,
+            *inputs.kwargs.values(),
+        ]
         nodes = _item_nodes(source, items)
         setup_nodes = [n for n in _item_nodes(source, inputs.setup) if isinstance(n, ast.stmt)]
         bound = set().union(*(bound_names(n) for n in setup_nodes)) if setup_nodes else set()

@@ -43,7 +43,9 @@ SIZE_ARGUMENT = {
 SPATIAL_DROPOUT = {"Dropout2d": 4, "Dropout3d": 5}  # the rank the module is meant for (batched)
 
 
-def finding(code: str, span: Span, message: str, fixes: tuple[Fix, ...] = (), related: tuple[Related, ...] = ()) -> Finding:
+def finding(
+    code: str, span: Span, message: str, fixes: tuple[Fix, ...] = (), related: tuple[Related, ...] = ()
+) -> Finding:
     return Finding(code, rule(code).severity, span, message, fixes, related)
 
 
@@ -103,7 +105,9 @@ def _sorted_targets(plan: Plan, result: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(result.get("targets", []), key=lambda t: order.get(t["name"], 3))
 
 
-def reports_from_trace(parsed: Source, plan: Plan, result: dict[str, Any], texts: dict[str, str]) -> dict[str, FileReport]:
+def reports_from_trace(
+    parsed: Source, plan: Plan, result: dict[str, Any], texts: dict[str, str]
+) -> dict[str, FileReport]:
     sources = Sources(texts)
     reports: dict[str, FileReport] = {}
 
@@ -171,13 +175,17 @@ def _name_span(source: Source, node: ast.AST) -> Span:
     return span_of(source.path, node)
 
 
+def _shapes(shapes: list[list[int | None]]) -> list[tuple[int | None, ...]]:
+    return [tuple(s) for s in shapes]
+
+
 def _layer(layer: dict[str, Any], model: str) -> LayerInfo:
     site = layer["site"]
     span = Span(site["path"], site["line"], site["col"] + 1, site["end_line"], site["end_col"] + 1)
     calls = [
-        LayerCall(c["line"] or 0, c["path"] or site["path"], [tuple(s) for s in c["inputs"]], [tuple(s) for s in c["outputs"]])
+        LayerCall(c["line"] or 0, c["path"] or site["path"], _shapes(c["inputs"]), _shapes(c["outputs"]))
         for c in layer["calls"]
-    ]  # fmt: skip
+    ]
     return LayerInfo(layer["name"], layer["type"], span, layer["params"], layer["bytes"], layer["flops"], calls,
                      layer["extra"], model)  # fmt: skip
 
@@ -185,7 +193,7 @@ def _layer(layer: dict[str, Any], model: str) -> LayerInfo:
 def _error(error: dict[str, Any], target: dict[str, Any], plan: Plan, sources: Sources) -> Finding:
     code = ERROR_CODES.get(error["kind"], "SL004")
     path, line = error.get("path") or plan.source.path, error.get("line") or 0
-    if not line or not os.path.exists(path) and path != plan.source.path:
+    if not line or (not os.path.exists(path) and path != plan.source.path):
         model = next((m for m, _ in plan.models if m.name == target["name"]), None)
         span = _name_span(plan.source, model.node) if model else Span(plan.source.path, 1, 1, 1, 1)
         path = plan.source.path
@@ -236,9 +244,8 @@ def _mismatch(m: dict[str, Any], sources: Sources) -> Finding | None:
     span = span_of(site["path"], arg if arg is not None else call)
     shape = hint_label(tuple(m["input_shape"]), "float32")
     declared = m["declared"]
-    message = (
-        f"{m['layer']}({m['attr']}={declared}) receives {shape}: {DESCRIBE[m['code']](m)}"
-        + (f", so {m['attr']} should be {_product(m['factors'], m['actual'])}" if arg is not None else "")
+    message = f"{m['layer']}({m['attr']}={declared}) receives {shape}: {DESCRIBE[m['code']](m)}" + (
+        f", so {m['attr']} should be {_product(m['factors'], m['actual'])}" if arg is not None else ""
     )
     related: tuple[Related, ...] = ()
     if m.get("where"):
@@ -260,7 +267,9 @@ def _lazy_linear(call: ast.Call, source: Source) -> Fix:
     """`nn.Linear(400, 120, bias=False)` → `nn.LazyLinear(120, bias=False)`: the size is inferred on first use."""
     func = source.segment(call.func)
     head = func.rpartition(".")[0]
-    rest = [source.segment(a) for a in call.args[1:]] + [source.segment(k) for k in call.keywords if k.arg != "in_features"]
+    rest = [source.segment(a) for a in call.args[1:]] + [
+        source.segment(k) for k in call.keywords if k.arg != "in_features"
+    ]
     text = f"{head + '.' if head else ''}LazyLinear({', '.join(rest)})"
     return Fix(f"Use {text}", (Edit(span_of(source.path, call), text),), safe=False)
 

@@ -164,7 +164,7 @@ def install_patches(recorder: Recorder, ctx: Context) -> None:
         recorder.note_construction(self)
 
     nn.Module.__init__ = module_init  # type: ignore[method-assign]
-    nn.modules.module.register_module_forward_pre_hook(recorder.pre_hook)
+    nn.modules.module.register_module_forward_pre_hook(recorder.pre_hook)  # type: ignore[arg-type]
     nn.modules.module.register_module_forward_hook(recorder.forward_hook)
 
     def keep_factors(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -180,7 +180,7 @@ def install_patches(recorder: Recorder, ctx: Context) -> None:
                         (torch, "flatten"), (torch, "reshape")):  # fmt: skip
         setattr(owner, name, keep_factors(getattr(owner, name)))
     flatten_forward = nn.Flatten.forward
-    nn.Flatten.forward = lambda self, x: keep_factors(lambda t: flatten_forward(self, t))(x)  # type: ignore[method-assign]
+    nn.Flatten.forward = lambda self, x: keep_factors(lambda t: flatten_forward(self, t))(x)  # type: ignore[method-assign,assignment]
 
     def redirect(original: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -213,7 +213,12 @@ def _find_nodes(tree: ast.Module) -> dict[tuple[Any, ...], list[ast.AST]]:
 
 class Target:
     def __init__(
-        self, spec: dict[str, Any], module: types.ModuleType, path: str, nodes: Any, device: torch.device,
+        self,
+        spec: dict[str, Any],
+        module: types.ModuleType,
+        path: str,
+        nodes: Any,
+        device: torch.device,
         move: bool = True,
     ) -> None:
         self.move = move  # False under FakeTensorMode: its parameters are already fake, `.to()` cannot swap them
@@ -226,7 +231,7 @@ class Target:
     def _pick(self, item: dict[str, Any], kind: type) -> ast.AST:
         for node in self.nodes.get(tuple(item["node"]), []):
             if isinstance(node, kind):
-                return node
+                return node  # type: ignore[return-value]
         raise LookupError(f"plan item not found in the source: {item}")
 
     def run_statement(self, item: dict[str, Any], ns: dict[str, Any]) -> None:
@@ -323,7 +328,9 @@ def _fake_mode() -> Any:
     return FakeTensorMode(allow_non_fake_inputs=True, shape_env=ShapeEnv(allow_dynamic_output_shape_ops=True))
 
 
-def _attempt(spec: dict[str, Any], ctx: Context, recorder: Recorder, plan: dict[str, Any], fake: bool) -> dict[str, Any]:
+def _attempt(
+    spec: dict[str, Any], ctx: Context, recorder: Recorder, plan: dict[str, Any], fake: bool
+) -> dict[str, Any]:
     """Build and run one model once; returns the model, flop counts and stage reached, or the exception."""
     for store in (recorder.records, recorder.producers, recorder.uses):
         store.clear()
@@ -369,7 +376,12 @@ def _classify(err: BaseException, stage: str) -> str:
 def trace_target(spec: dict[str, Any], ctx: Context, recorder: Recorder, emit: Emitter, plan: dict[str, Any]) -> None:
     started = time.perf_counter()
     emit({"event": "start", "name": spec["name"], "time": time.time()})
-    result: dict[str, Any] = {"event": "target", "name": spec["name"], "mode": ctx.device.type, "status": "ok"}
+    result: dict[str, Any] = {
+        "event": "target",
+        "name": spec["name"],
+        "mode": ctx.device.type,
+        "status": "ok",
+    }
     outcome = _attempt(spec, ctx, recorder, plan, fake=False)
     err = outcome["error"]
     if (

@@ -7,6 +7,7 @@ that says what to do, and the caller keeps its static findings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -136,10 +137,8 @@ class TraceWorker:
         pid = self._child_pid
         if pid is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it already ended
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def _read(self) -> dict[str, Any] | None:
         assert self._proc is not None and self._proc.stdout is not None

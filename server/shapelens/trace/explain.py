@@ -37,10 +37,15 @@ _REWORDS: list[tuple[re.Pattern[str], str]] = [
         "concatenated tensors must match in every dimension except {0}: got {1} and {2}",
     ),
     (
-        re.compile(r"The size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton dimension (\d+)"),
+        re.compile(
+            r"The size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\) at non-singleton dimension (\d+)"
+        ),
         "shapes cannot be broadcast: {0} vs {1} at dimension {2}",
     ),
-    (re.compile(r"Invalid channel dimensions"), "the channel dimension does not match the layer's in_channels"),
+    (
+        re.compile(r"Invalid channel dimensions"),
+        "the channel dimension does not match the layer's in_channels",
+    ),
 ]
 
 

@@ -85,9 +85,7 @@ def keep_top_level(tree: ast.Module, extra_needed: Iterable[str] = ()) -> list[a
     fixpoint. Bare calls (`train(model)`, `print(...)`), loops and the `__main__` block never run.
     """
     candidates = [s for s in tree.body if _definitional(s)]
-    always = [
-        s for s in candidates if not isinstance(s, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.Pass)
-    ]
+    always = [s for s in candidates if not isinstance(s, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.Pass)]
     needed = set(extra_needed)
     for stmt in always:
         needed |= loaded_names(stmt)

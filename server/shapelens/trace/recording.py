@@ -39,7 +39,7 @@ class Mismatch:
     actual: Any
     factors: tuple[int, ...] | None  # the dims whose product gave `actual` (flatten of [4, 16, 6, 6])
     where: tuple[str, int] | None  # the user line where the layer met its input
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int | None, ...]
 
 
 @dataclass
@@ -304,4 +304,3 @@ def note_flatten_factors(out: Any, source: torch.Tensor) -> None:
         if len(tail) >= 2 and math.prod(tail) == last:
             out._shapelens_factors = tuple(tail)  # type: ignore[attr-defined]
             return
-

@@ -26,6 +26,8 @@ def shape_rule_forward(self: nn.RNNBase, input: Any, hx: Any = None) -> Any:
     else:
         steps, batch = input.shape[0], None
     directions = 2 if self.bidirectional else 1
+    out_shape: tuple[Any, ...]
+    state: tuple[Any, ...]
     out_size = self.proj_size if getattr(self, "proj_size", 0) else self.hidden_size
     if batched:
         out_shape = (batch, steps) if self.batch_first else (steps, batch)

@@ -9,6 +9,7 @@ allocation only ever kills a child. Protocol: JSON lines; requests `{"id", "plan
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
@@ -139,10 +140,8 @@ class Run:
 
     def _kill(self, why: str) -> None:
         self.killed_for = why
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it already ended
             os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def _fill_missing(self, status: int) -> None:
         """Targets the child never reported: it was killed (time, memory, cancel) or it crashed."""
