@@ -15,9 +15,7 @@ from torch import nn
 
 # shapelens: x=(16, 6, 128)
 class ActivityCNN(nn.Module):
-    def __init__(
-        self, channels: int = 6, window: int = 128, kernel_size: int = 5, num_classes: int = 6
-    ) -> None:
+    def __init__(self, channels: int = 6, window: int = 128, kernel_size: int = 5, num_classes: int = 6) -> None:
         super().__init__()
         self.conv1 = nn.Conv1d(channels, 32, kernel_size, padding=kernel_size // 2)
         self.conv2 = nn.Conv1d(32, 64, kernel_size)

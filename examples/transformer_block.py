@@ -38,9 +38,7 @@ class TransformerBlock(nn.Module):
 
 # shapelens: init(vocab_size=1000), ids=int64(2, 16)
 class TinyEncoder(nn.Module):
-    def __init__(
-        self, vocab_size: int, d_model: int = 64, n_heads: int = 4, depth: int = 2, max_len: int = 128
-    ):
+    def __init__(self, vocab_size: int, d_model: int = 64, n_heads: int = 4, depth: int = 2, max_len: int = 128):
         super().__init__()
         self.tokens = nn.Embedding(vocab_size, d_model)
         self.positions = nn.Embedding(max_len, d_model)

@@ -423,9 +423,7 @@ class _FileIndex:
                 targets += _names(target)
         elif isinstance(node, ast.AugAssign | ast.AnnAssign) and node.value is not None:
             targets += _names(node.target)
-        statement = _Statement(
-            node.lineno, end_line, end_column, tuple(targets), isinstance(node, ast.Return)
-        )
+        statement = _Statement(node.lineno, end_line, end_column, tuple(targets), isinstance(node, ast.Return))
         for line in range(node.lineno, end_line + 1):
             self.by_line[line] = statement  # simple statements do not nest: this is the innermost one
 

@@ -272,9 +272,7 @@ def test_failing_forward_keeps_the_lines_before_it(cnn_file: tuple[Path, Path]) 
 
 
 def test_parse_directive() -> None:
-    args, kwargs, inputs = oracle.parse_directive(
-        "init(10, hidden=2 * 8), x=(8, 3, 4), ids=int64(2, 5), flag=True"
-    )
+    args, kwargs, inputs = oracle.parse_directive("init(10, hidden=2 * 8), x=(8, 3, 4), ids=int64(2, 5), flag=True")
     assert (args, kwargs) == ([10], {"hidden": 16})
     assert inputs["x"].shape == (8, 3, 4) and inputs["x"].dtype == torch.float32
     assert inputs["ids"].shape == (2, 5) and inputs["ids"].dtype == torch.int64
