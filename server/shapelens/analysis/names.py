@@ -146,10 +146,25 @@ def _bindings(tree: ast.Module, package: str | None) -> _Bindings:
                     top_level(block)
 
     top_level(tree.body)
-    for node in ast.walk(tree):
+    for node in statements(tree):
         if isinstance(node, ast.Import | ast.ImportFrom) and node.col_offset > 0:
             bind_import(node, override=False)
     return found
+
+
+def statements(node: ast.AST) -> Iterator[ast.stmt]:
+    """Every statement below `node`, without entering expressions: several times cheaper than `ast.walk`
+    for what only statements can be (imports, assignments)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            block = getattr(current, name, None)
+            if isinstance(block, list):
+                for child in reversed(block):
+                    if isinstance(child, ast.stmt):
+                        yield child
+                    stack.append(child)
 
 
 def _blocks(stmt: ast.If | ast.Try) -> Iterator[list[ast.stmt]]:
@@ -248,7 +263,8 @@ class Names:
     `path` (the file on disk) lets the resolver follow imports into the project's other files; without it,
     or for an unsaved buffer, names imported from the project stay unresolved. `use_jedi` allows the jedi
     fallback for what the AST reader cannot follow; `text` is the buffer jedi reads (the editor's, which
-    may be newer than the file on disk).
+    may be newer than the file on disk). `jedi_for` limits that fallback to chains ending in one of those
+    names (the ones a caller has a use for), so a star import does not send every local name to jedi.
     """
 
     def __init__(
@@ -257,10 +273,12 @@ class Names:
         path: str | None = None,
         text: str | None = None,
         use_jedi: bool = False,
+        jedi_for: frozenset[str] | None = None,
     ) -> None:
         self.path = os.path.abspath(path) if path else None
         self.text = text
         self.use_jedi = use_jedi
+        self.jedi_for = jedi_for
         on_disk = self.path is not None and os.path.isfile(self.path)
         self._roots: tuple[str, ...] = ()
         if on_disk and self.path is not None:
@@ -303,6 +321,9 @@ class Names:
             found = self._from_module(star, [head, *rest], depth, node)
             if found is not None:
                 return found
+        if any(_find_module_file(star, self._roots) is None for star in bindings.stars):
+            # `from torch.nn import *`: which names a library exports is not in this project's text
+            return self._jedi(node, parts[-1])
         return None
 
     def _through_project(self, full: list[str], depth: int, node: ast.AST | None) -> str | None:
@@ -325,7 +346,7 @@ class Names:
             return None
         loaded = _load(path)
         if loaded is None:
-            return self._jedi(node)
+            return self._jedi(node, parts[-1])
         head = parts[0]
         bindings = loaded.bindings
         if head in bindings.local:
@@ -338,11 +359,14 @@ class Names:
         sub = f"{module}.{head}"
         if _find_module_file(sub, self._roots) is not None and len(parts) > 1:
             return self._from_module(sub, parts[1:], depth + 1, node)
-        return self._jedi(node)
+        return self._jedi(node, parts[-1])
 
-    def _jedi(self, node: ast.AST | None) -> str | None:
-        """Ask jedi what the name at `node` is; only where allowed and where the AST reader gave up."""
+    def _jedi(self, node: ast.AST | None, last: str) -> str | None:
+        """Ask jedi what the name at `node` is; only where allowed and where the AST reader gave up.
+        `last` is the name's last part as its defining module spells it (`GELU` for `import GELU as G`)."""
         if not self.use_jedi or node is None or self.path is None or self.text is None:
+            return None
+        if self.jedi_for is not None and last not in self.jedi_for:
             return None
         end_line = getattr(node, "end_lineno", None)
         end_col = getattr(node, "end_col_offset", None)
@@ -358,7 +382,8 @@ class Names:
             found = self._jedi_script.infer(end_line, max(end_col - 1, 0))
         except Exception:  # jedi is a best-effort fallback; its failures are not ours to report
             return None
-        names = {canonical(name.full_name) for name in found if name.full_name}
+        # what the name *is* (a class, a function, a module), never the type of an instance it holds
+        names = {canonical(n.full_name) for n in found if n.full_name and n.type in ("class", "function", "module")}
         return names.pop() if len(names) == 1 else None
 
 
@@ -367,11 +392,18 @@ class Names:
 _PER_TREE: WeakKeyDictionary[ast.Module, Names] = WeakKeyDictionary()
 
 
-def names_for(tree: ast.Module, path: str | None = None, text: str | None = None) -> Names:
-    """The resolver of one parsed file, built once per tree (the rules and discovery share it)."""
+def names_for(
+    tree: ast.Module,
+    path: str | None = None,
+    text: str | None = None,
+    use_jedi: bool = False,
+    jedi_for: frozenset[str] | None = None,
+) -> Names:
+    """The resolver of one parsed file, built once per tree (the rules and discovery share it); a caller
+    that brings the path or allows jedi gets a resolver that uses them."""
     found = _PER_TREE.get(tree)
-    if found is None or (path is not None and found.path is None):
-        found = Names(tree, path, text)
+    if found is None or (path is not None and found.path is None) or (use_jedi and not found.use_jedi):
+        found = Names(tree, path or (found.path if found else None), text, use_jedi, jedi_for)
         _PER_TREE[tree] = found
     return found
 
