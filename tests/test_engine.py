@@ -286,7 +286,7 @@ def test_no_input_is_information_and_blocks_used_by_a_traced_model_are_not_flagg
 
 
 def test_imported_block_and_base_class_from_another_file(analyse: Analyse, tmp_path: Path) -> None:
-    write(tmp_path, "blocks.py", """
+    write(tmp_path, "residual_blocks.py", """
         import torch
         from torch import nn
 
@@ -308,7 +308,7 @@ def test_imported_block_and_base_class_from_another_file(analyse: Analyse, tmp_p
     """)  # fmt: skip
     source = """
         import torch
-        from blocks import Base, Residual
+        from residual_blocks import Base, Residual
 
 
         # shapelens: x=(5, 12)
@@ -322,7 +322,7 @@ def test_imported_block_and_base_class_from_another_file(analyse: Analyse, tmp_p
                 return h
     """
     reports = analyse(source)
-    blocks = str(tmp_path / "blocks.py")
+    blocks = str(tmp_path / "residual_blocks.py")
     truth = cpu_line_shapes(str(tmp_path / "model.py"), "Net", {"x": (5, 12)})
     assert_matches_cpu(reports, truth)
     assert hints_by_key(reports)[(blocks, 18, "y")] == [(5, 12)]

@@ -114,7 +114,11 @@ def reports_from_trace(
     def report(path: str) -> FileReport:
         return reports.setdefault(path, FileReport(path))
 
-    claimed: dict[tuple[str, int], str] = {}  # statement → the target whose shapes it shows
+    # Shapes from inputs the user gave (directive, example call) all count: a block with its own directive
+    # that a bigger model also uses shows every shape it met. Shapes from an inferred input are a guess at
+    # the size, so they only fill statements no user-given input reached.
+    inferred = {m.name for m, i in plan.traced if i.source == "infer"}
+    claimed: dict[tuple[str, int], str] = {}  # statement → the first target that recorded it
     by_key: dict[tuple[str, int, str], Hint] = {}
     for target in _sorted_targets(plan, result):
         name = target["name"]
@@ -123,8 +127,8 @@ def reports_from_trace(
         report(parsed.path).traced.append(name)
         for rec in target.get("records", []):
             owner = claimed.setdefault((rec["path"], rec["line"]), name)
-            if owner != name:
-                continue  # a block traced inside a bigger model keeps the bigger model's shapes
+            if owner != name and name in inferred:
+                continue
             key = (rec["path"], rec["line"], rec["target"])
             shapes = [tuple(s) for s in rec["shapes"]]
             hint = by_key.get(key)

@@ -78,7 +78,8 @@ def isolate(plan: dict[str, Any]) -> None:
 
 def project_file_test(root: str, main_file: str) -> Callable[[str], bool]:
     root = os.path.abspath(root)
-    excluded = tuple({os.path.abspath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # shapelens itself is never user code
+    excluded = tuple({os.path.abspath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, ours)})
     cache: dict[str, bool] = {main_file: True}
 
     def is_project(path: str) -> bool:
