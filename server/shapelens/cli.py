@@ -7,6 +7,7 @@ Exit status of `check`: 0 without error findings, 1 with any, 2 for a usage erro
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import sys
@@ -205,29 +206,44 @@ def render_text(reports: list[FileReport]) -> str:
 
 
 def _annotated_source(report: FileReport) -> list[str]:
+    """Each function the trace went through, with the shapes at the end of the statements that bound them."""
     if not report.hints:
         return []
     try:
         with open(report.path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError:
+            text = handle.read()
+        tree = ast.parse(text)
+    except (OSError, SyntaxError):
         return []
+    lines = text.splitlines()
     by_line: dict[int, list[str]] = {}
     for hint in sorted(report.hints, key=lambda h: h.end_column):
         labels = " | ".join(hint_label(s, hint.dtype) for s in hint.shapes)
         by_line.setdefault(hint.end_line, []).append(f"{hint.target}: {labels}")
-    first, last = min(h.line for h in report.hints), max(h.end_line for h in report.hints)
-    # show whole functions: widen to the enclosing `def` lines
-    while first > 1 and not lines[first - 1].lstrip().startswith("def "):
-        first -= 1
-    width = min(max(len(lines[i - 1]) for i in range(first, last + 1)), 88)
+    functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    shown = sorted(
+        {
+            min((f for f in functions if f.lineno <= line <= (f.end_lineno or f.lineno)), key=_size, default=None)
+            for line in by_line
+        }
+        - {None},
+        key=lambda f: f.lineno,  # type: ignore[union-attr]
+    )
     out = [f"── {display_path(report.path)} " + "─" * 40]
-    for number in range(first, last + 1):
-        text = lines[number - 1]
-        note = by_line.get(number)
-        out.append(f"{number:4} │ {text.ljust(width)}  # {' · '.join(note)}" if note else f"{number:4} │ {text}")
-    out.append("")
+    for function in shown:
+        assert function is not None
+        first, last = function.lineno, function.end_lineno or function.lineno
+        width = min(max(len(lines[i - 1]) for i in range(first, last + 1)), 88)
+        for number in range(first, last + 1):
+            line = lines[number - 1]
+            note = by_line.get(number)
+            out.append(f"{number:4} │ {line.ljust(width)}  # {' · '.join(note)}" if note else f"{number:4} │ {line}")
+        out.append("")
     return out
+
+
+def _size(node: ast.AST) -> int:
+    return (node.end_lineno or node.lineno) - node.lineno  # type: ignore[attr-defined]
 
 
 # -- --fix -----------------------------------------------------------------------------------------------
