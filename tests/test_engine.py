@@ -18,7 +18,7 @@ from torch import nn
 
 
 def hints_by_key(reports: dict[str, FileReport]) -> dict[tuple[str, int, str], list[tuple[int | None, ...]]]:
-    return {(h.path, h.end_line, h.target): list(h.shapes) for r in reports.values() for h in r.hints}
+    return {(h.path, h.line, h.target): list(h.shapes) for r in reports.values() for h in r.hints}
 
 
 def codes(report: FileReport) -> list[tuple[str, int]]:
@@ -423,3 +423,28 @@ def test_instrumented_source_keeps_line_numbers() -> None:
                                     "__shapelens_return__": lambda sid, value: value}  # fmt: skip
     exec(compile(tree, "<test>", "exec"), namespace)
     assert namespace["f"](1) == 2  # type: ignore[operator]
+
+
+def test_multi_line_statement_is_one_hint_on_its_first_line(analyse: Analyse, tmp_path: Path) -> None:
+    source = """
+        import torch
+        from torch import nn
+
+
+        # shapelens: x=(2, 6)
+        class Multi(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(6, 4)
+
+            def forward(self, x):
+                y = self.fc(
+                    x,
+                )
+                return y
+    """
+    reports = analyse(source)
+    path = str(tmp_path / "model.py")
+    assert_matches_cpu(reports, cpu_line_shapes(path, "Multi", {"x": (2, 6)}))
+    y = next(h for h in reports[path].hints if h.target == "y")
+    assert (y.line, y.end_line, y.end_column) == (13, 15, 18)  # the label goes after the closing paren

@@ -187,7 +187,7 @@ def truth(tmp_path_factory: pytest.TempPathFactory) -> Truth:
         result = Truth()
         for name, model, run in oracle_runs():
             for record in run.records:
-                result.records.setdefault((record.file, record.end_line, record.target), []).append(record)
+                result.records.setdefault((record.file, record.line, record.target), []).append(record)
             if run.error is not None:
                 file = os.path.realpath(EXAMPLES / name)
                 result.failed.setdefault(file, []).append(f"{model}: {run.error}")

@@ -129,7 +129,8 @@ def display_path(path: str) -> str:
 
 
 def json_document(reports: list[FileReport]) -> dict[str, object]:
-    """The `--format json` contract (version 1): lines and columns 1-based."""
+    """The `--format json` contract (version 1): lines and columns 1-based. A hint's `line` is its statement's
+    first line; `end_line`/`column` are where its label goes (just after the statement's last character)."""
     return {"version": 1, "files": [_json_file(r) for r in reports]}
 
 
@@ -138,8 +139,9 @@ def _json_file(report: FileReport) -> dict[str, object]:
     for hint in sorted(report.hints, key=lambda h: (h.line, h.end_column)):
         for shape in hint.shapes:
             entry: dict[str, object] = {
-                "line": hint.end_line,
-                "column": hint.end_column,
+                "line": hint.line,  # the statement's first line: the line a user (or a CPU run) names
+                "column": hint.end_column,  # with end_line: where the label goes, just after the statement
+                "end_line": hint.end_line,
                 "target": hint.target,
                 "shape": list(shape),
                 "dtype": hint.dtype,
