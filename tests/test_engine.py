@@ -447,4 +447,4 @@ def test_multi_line_statement_is_one_hint_on_its_first_line(analyse: Analyse, tm
     path = str(tmp_path / "model.py")
     assert_matches_cpu(reports, cpu_line_shapes(path, "Multi", {"x": (2, 6)}))
     y = next(h for h in reports[path].hints if h.target == "y")
-    assert (y.line, y.end_line, y.end_column) == (13, 15, 18)  # the label goes after the closing paren
+    assert (y.line, y.end_line, y.end_column) == (13, 15, 10)  # the label goes after the closing paren
