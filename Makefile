@@ -9,7 +9,7 @@ TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: venv dev demo test lint typecheck unit bench rules-doc clean
+.PHONY: venv dev demo test lint typecheck unit bench rules-doc clean editor-deps vsix
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,7 +39,7 @@ typecheck: dev
 unit: dev
 	$(BIN)/pytest -m "not editor"
 
-test: dev lint typecheck
+test: dev lint typecheck editor-deps vsix
 	$(BIN)/pytest
 
 bench: dev
@@ -47,6 +47,15 @@ bench: dev
 
 rules-doc: venv
 	$(BIN)/python -m shapelens.analysis.rules > docs/rules.md
+
+# The real-editor tests (tests/editors/) and the .vsix: chromium and libkrb5-dev from apt, Node 24 and
+# code-server 4.139.1 under .tools/, playwright and Neovim 0.11 in the venv (pinned, idempotent).
+editor-deps: venv
+	scripts/editor-deps.sh
+
+# One universal .vsix: the esbuild bundle of client/src plus the server and its pure-Python deps (no torch).
+vsix: venv editor-deps
+	scripts/build-vsix.sh
 
 clean:
 	rm -rf $(VENV) dist node_modules *.vsix test-artifacts

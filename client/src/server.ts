@@ -1,0 +1,295 @@
+/**
+ * Starts, restarts and stops the Shapelens language server (`<python> -m shapelens.cli serve` over stdio).
+ * The server's pure-Python dependencies and the shapelens package ship inside the extension (dist/libs) and
+ * go first on PYTHONPATH, so the user's interpreter only needs torch.
+ */
+import * as path from "path";
+import * as vscode from "vscode";
+import {
+  CloseAction,
+  type CloseHandlerResult,
+  DidChangeConfigurationNotification,
+  ErrorAction,
+  type ErrorHandlerResult,
+  ExecuteCommandRequest,
+  LanguageClient,
+  type LanguageClientOptions,
+  RevealOutputChannelOn,
+  type ServerOptions,
+  ShowMessageNotification,
+  State,
+  TransportKind,
+} from "vscode-languageclient/node";
+import { findExecutable, type Interpreter, resolveInterpreter } from "./interpreter";
+import { enforceTrust, SECTION, serverSettings } from "./settings";
+import { STATUS_NOTIFICATION, type StatusItem, type StatusParams } from "./status";
+
+/** Commands the client registers itself (with the active document as argument) instead of the server's. */
+const CLIENT_COMMANDS = new Set(["shapelens.traceNow"]);
+/** More crashes than this within CRASH_WINDOW_MS: stop restarting and say so once. */
+const MAX_CRASHES = 3;
+const CRASH_WINDOW_MS = 3 * 60_000;
+
+/**
+ * Shows each distinct message at most once per session: a missing interpreter, a missing torch or a crash loop
+ * gets one pop-up, not one per restart. Everything is also logged.
+ */
+export class Notifier {
+  private readonly shown = new Set<string>();
+
+  constructor(private readonly log: vscode.LogOutputChannel) {}
+
+  async once(
+    kind: "error" | "warning" | "info",
+    key: string,
+    message: string,
+    ...actions: string[]
+  ): Promise<string | undefined> {
+    this.log[kind === "warning" ? "warn" : kind](message);
+    if (this.shown.has(key)) {
+      return undefined;
+    }
+    this.shown.add(key);
+    const show =
+      kind === "error"
+        ? vscode.window.showErrorMessage
+        : kind === "warning"
+          ? vscode.window.showWarningMessage
+          : vscode.window.showInformationMessage;
+    return show(message, ...actions);
+  }
+}
+
+/** A LanguageClient whose own error pop-ups go through the Notifier (logged always, shown once). */
+class ShapelensLanguageClient extends LanguageClient {
+  constructor(
+    id: string,
+    name: string,
+    serverOptions: ServerOptions,
+    clientOptions: LanguageClientOptions,
+    private readonly notifier: Notifier,
+  ) {
+    super(id, name, serverOptions, clientOptions);
+    // The server may advertise `shapelens.traceNow`; the extension registers that command itself (it adds the
+    // active document), so keep the generic executeCommand feature from registering it a second time.
+    const feature = this.getFeature(ExecuteCommandRequest.method);
+    const register = feature.register.bind(feature);
+    feature.register = (data) => {
+      const commands = (data.registerOptions.commands ?? []).filter((command) => !CLIENT_COMMANDS.has(command));
+      register({ ...data, registerOptions: { ...data.registerOptions, commands } });
+    };
+  }
+
+  public override error(message: string, data?: unknown, showNotification: boolean | "force" = true): void {
+    super.error(message, data, false);
+    if (showNotification === "force") {
+      void this.notifier
+        .once("error", "client-error", `Shapelens: ${message} See the output for details.`, "Show Output")
+        .then((choice) => choice && this.outputChannel.show(true));
+    }
+  }
+}
+
+export class ServerManager implements vscode.Disposable {
+  private client: LanguageClient | undefined;
+  private interpreter: Interpreter | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private crashes: number[] = [];
+  private disposed = false;
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly status: StatusItem,
+    private readonly notifier: Notifier,
+  ) {}
+
+  /** The interpreter the running server uses (undefined before the first start). */
+  get currentInterpreter(): Interpreter | undefined {
+    return this.interpreter;
+  }
+
+  get running(): LanguageClient | undefined {
+    return this.client?.state === State.Running ? this.client : undefined;
+  }
+
+  /** Stops the server if it runs and starts it again; calls are queued, never overlap. */
+  restart(reason: string): Promise<void> {
+    this.queue = this.queue.then(
+      () => this.doRestart(reason),
+      () => this.doRestart(reason),
+    );
+    return this.queue;
+  }
+
+  /** Restarts only if the interpreter that would be chosen now differs from the running one. */
+  async restartIfInterpreterChanged(reason: string): Promise<void> {
+    const next = await resolveInterpreter(this.log, this.folder());
+    if (next.command !== this.interpreter?.command) {
+      await this.restart(reason);
+    }
+  }
+
+  /** Pushes the live settings to the running server (the server may also pull them). */
+  async sendSettings(): Promise<void> {
+    const client = this.running;
+    if (client) {
+      await client.sendNotification(DidChangeConfigurationNotification.type, {
+        settings: { [SECTION]: serverSettings(this.folder()?.uri) },
+      });
+    }
+  }
+
+  private folder(): vscode.WorkspaceFolder | undefined {
+    const uri = vscode.window.activeTextEditor?.document.uri;
+    return (uri && vscode.workspace.getWorkspaceFolder(uri)) ?? vscode.workspace.workspaceFolders?.[0];
+  }
+
+  private async doRestart(reason: string): Promise<void> {
+    await this.stop();
+    if (this.disposed) {
+      return;
+    }
+    this.log.info(`Starting the server (${reason})`);
+    this.status.set("starting", reason);
+    const folder = this.folder();
+    const interpreter = await resolveInterpreter(this.log, folder);
+    this.interpreter = interpreter;
+    this.status.setInterpreter(interpreter.command);
+    const executable = findExecutable(interpreter.command);
+    if (!executable) {
+      const where =
+        interpreter.source === "setting"
+          ? `shapelens.interpreter is set to "${interpreter.command}", which does not exist or is not executable.`
+          : interpreter.source === "python-extension"
+            ? `The Python extension's environment "${interpreter.command}" does not exist.`
+            : `No "${interpreter.command}" on the PATH.`;
+      const message = `Shapelens: no Python interpreter to run the server. ${where} Select an interpreter with torch installed (Python: Select Interpreter) or set shapelens.interpreter.`;
+      this.status.set("error", message);
+      const choice = await this.notifier.once("error", "no-interpreter", message, "Open Settings", "Show Output");
+      if (choice === "Open Settings") {
+        await vscode.commands.executeCommand("workbench.action.openSettings", "shapelens.interpreter");
+      } else if (choice === "Show Output") {
+        this.log.show(true);
+      }
+      return;
+    }
+    this.log.info(`Interpreter: ${executable} (from ${interpreter.source})`);
+    const client = this.createClient(executable, folder);
+    this.client = client;
+    try {
+      await client.start();
+      this.log.info("Server started");
+    } catch (error) {
+      this.status.set("error", `The server did not start: ${String(error)}`);
+    }
+  }
+
+  private createClient(executable: string, folder: vscode.WorkspaceFolder | undefined): LanguageClient {
+    const libs = path.join(this.context.extensionPath, "dist", "libs");
+    const pythonPath = [libs, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
+    const serverOptions: ServerOptions = {
+      command: executable,
+      args: ["-m", "shapelens.cli", "serve"],
+      transport: TransportKind.stdio,
+      options: {
+        cwd: folder?.uri.fsPath,
+        env: { ...process.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8" },
+      },
+    };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: [
+        { scheme: "file", language: "python" },
+        { scheme: "untitled", language: "python" },
+      ],
+      outputChannel: this.log,
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
+      initializationOptions: { settings: serverSettings(folder?.uri), [SECTION]: serverSettings(folder?.uri) },
+      errorHandler: {
+        error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue, handled: true }),
+        closed: (): CloseHandlerResult => this.onClosed(),
+      },
+      middleware: {
+        workspace: {
+          // The server pulls its settings; an untrusted workspace always answers trusted = false.
+          configuration: async (params, token, next) => {
+            const result = await next(params, token);
+            if (!Array.isArray(result)) {
+              return result;
+            }
+            return result.map((value, index) => enforceTrust(params.items[index]?.section, value));
+          },
+        },
+      },
+    };
+    const client = new ShapelensLanguageClient("shapelens", "Shapelens", serverOptions, clientOptions, this.notifier);
+    client.onNotification(STATUS_NOTIFICATION, (params: StatusParams) => this.status.update(params));
+    // The server sends a message (missing torch, for instance) on each start: show each one once per session.
+    client.onNotification(ShowMessageNotification.type, (params) => {
+      const kind = params.type === 1 ? "error" : params.type === 2 ? "warning" : "info";
+      void this.notifier.once(kind, `server:${params.message}`, params.message);
+    });
+    client.onDidChangeState((event) => {
+      if (event.newState === State.Stopped && this.client === client && this.status.current !== "error") {
+        this.status.set("stopped", "The server is not running. Run “Shapelens: Restart Server” to start it.");
+      }
+    });
+    return client;
+  }
+
+  private onClosed(): CloseHandlerResult {
+    const now = Date.now();
+    this.crashes = [...this.crashes.filter((time) => now - time < CRASH_WINDOW_MS), now];
+    if (this.crashes.length > MAX_CRASHES) {
+      const message = `Shapelens: the server stopped ${this.crashes.length} times in 3 minutes and will not be restarted. See the output for why; fix it, then run “Shapelens: Restart Server”.`;
+      this.status.set("error", message);
+      void this.notifier.once("error", "crash-loop", message, "Show Output").then((choice) => {
+        if (choice) {
+          this.log.show(true);
+        }
+      });
+      return { action: CloseAction.DoNotRestart, handled: true };
+    }
+    this.log.warn("The server stopped unexpectedly; restarting it");
+    this.status.set("starting", "Restarting after the server stopped");
+    return { action: CloseAction.Restart, handled: true };
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (!client) {
+      return;
+    }
+    try {
+      if (client.needsStop()) {
+        await client.stop(5_000);
+      }
+    } catch (error) {
+      this.log.warn(`Stopping the server failed: ${String(error)}`);
+    }
+    try {
+      await client.dispose(2_000);
+    } catch {
+      // Already stopped: nothing left to release.
+    }
+  }
+
+  /** Runs `shapelens.traceNow` on the server for one document. */
+  async traceNow(uri: vscode.Uri): Promise<void> {
+    const client = this.running;
+    if (!client) {
+      void vscode.window.showWarningMessage("Shapelens: the server is not running (see the output).");
+      return;
+    }
+    await client.sendRequest(ExecuteCommandRequest.type, {
+      command: "shapelens.traceNow",
+      arguments: [client.code2ProtocolConverter.asUri(uri)],
+    });
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    void this.stop();
+  }
+}
