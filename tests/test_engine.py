@@ -448,3 +448,39 @@ def test_multi_line_statement_is_one_hint_on_its_first_line(analyse: Analyse, tm
     assert_matches_cpu(reports, cpu_line_shapes(path, "Multi", {"x": (2, 6)}))
     y = next(h for h in reports[path].hints if h.target == "y")
     assert (y.line, y.end_line, y.end_column) == (13, 15, 10)  # the label goes after the closing paren
+
+
+def test_example_built_by_a_factory_function(analyse: Analyse, tmp_path: Path) -> None:
+    source = """
+        import torch
+        from torch import nn
+
+
+        class Stage(nn.Sequential):
+            def __init__(self, cin, cout):
+                super().__init__(nn.Conv2d(cin, cout, 3, 2, 1), nn.ReLU())
+
+
+        class Net(nn.Module):
+            def __init__(self, classes):
+                super().__init__()
+                self.body = nn.Sequential(Stage(3, 8), Stage(8, 16))
+                self.fc = nn.Linear(16, classes)
+
+            def forward(self, img):
+                x = self.body(img)
+                pooled = x.mean((2, 3))
+                return self.fc(pooled)
+
+
+        def build():
+            return Net(classes=4)
+
+
+        net = build()
+        scores = net(torch.rand(2, 3, 20, 12))
+    """
+    reports = analyse(source)
+    path = str(tmp_path / "model.py")
+    assert_matches_cpu(reports, run_on_cpu(path, build="build()", inputs=[torch.rand(2, 3, 20, 12)]).shapes())
+    assert not reports[path].findings  # Stage has no input of its own, but Net's trace used it

@@ -158,14 +158,21 @@ def _parents(tree: ast.AST) -> dict[int, ast.AST]:
     return parents
 
 
-def _is_constructor(value: ast.expr | None, model: Model) -> bool:
-    """`Net(...)`, or a chain on it such as `Net(...).to(device).eval()`."""
+def _is_constructor(value: ast.expr | None, model: Model, factories: dict[str, ast.FunctionDef] | None = None) -> bool:
+    """`Net(...)`, a chain on it such as `Net(...).to(device).eval()`, or a call of a function of the file
+    that returns one (`def build(): return Net(3)`)."""
     while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
         if isinstance(value.func.value, ast.Call):
             value = value.func.value
         else:
             break
-    return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == model.name
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)):
+        return False
+    if value.func.id == model.name:
+        return True
+    factory = (factories or {}).get(value.func.id)
+    returns = [n.value for n in ast.walk(factory) if isinstance(n, ast.Return)] if factory else []
+    return any(_is_constructor(r, model) for r in returns)
 
 
 def _statements_before(stmt: ast.stmt, parents: dict[int, ast.AST], tree: ast.Module) -> list[ast.stmt]:
@@ -222,6 +229,7 @@ def _slice(call: ast.Call, stmt: ast.stmt, scope_body: list[ast.stmt], func: ast
 def from_example(source: Source, model: Model) -> Inputs | None:
     tree = source.tree
     parents = _parents(tree)
+    factories = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
@@ -243,9 +251,9 @@ def from_example(source: Source, model: Model) -> Inputs | None:
             if model.kind == "sequential":
                 if callee.id != model.name or binding not in (None, model.node):
                     continue
-            elif binding is None or not _is_constructor(binding.value, model):  # type: ignore[attr-defined]
+            elif binding is None or not _is_constructor(binding.value, model, factories):  # type: ignore[attr-defined]
                 continue
-        elif not (model.kind == "class" and _is_constructor(callee, model)):
+        elif not (model.kind == "class" and _is_constructor(callee, model, factories)):
             continue
         setup = _slice(node, stmt, before, None if isinstance(scope, ast.Module) else scope)
         if setup is None:

@@ -156,8 +156,9 @@ def reports_from_trace(
         mode = target.get("mode")
         for r in reports.values():
             r.mode = r.mode or mode
+    built = {layer.type for r in reports.values() for layer in r.layers}  # classes some traced model used
     for model, inputs in plan.skipped:
-        if not _covered(model.node, parsed.path, claimed):
+        if model.name not in built and not _covered(model.node, parsed.path, claimed):
             span = _name_span(parsed, model.node)
             report(parsed.path).findings.append(finding("SL003", span, inputs.reason))
     return reports
