@@ -117,7 +117,9 @@ def _bindings(tree: ast.Module, package: str | None) -> _Bindings:
                 found.local.discard(name)
                 found.aliases.pop(name, None)
 
-    def bind_local(name: str, value: ast.expr | None) -> None:
+    def bind_local(name: str, value: ast.expr | None, nested: bool) -> None:
+        if nested and name in found.imports:
+            return  # `except ImportError: x = None`: a fallback, not what the import binds
         found.imports.pop(name, None)
         if value is not None and _parts(value) is not None:
             found.aliases[name] = value
@@ -126,26 +128,26 @@ def _bindings(tree: ast.Module, package: str | None) -> _Bindings:
             found.aliases.pop(name, None)
             found.local.add(name)
 
-    def top_level(body: list[ast.stmt]) -> None:
+    def top_level(body: list[ast.stmt], nested: bool) -> None:
         for stmt in body:
             if isinstance(stmt, ast.Import | ast.ImportFrom):
                 bind_import(stmt, override=True)
             elif isinstance(stmt, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-                bind_local(stmt.name, None)
+                bind_local(stmt.name, None, nested)
             elif isinstance(stmt, ast.Assign):
                 for target in stmt.targets:
                     for name in _target_names(target):
                         single = isinstance(target, ast.Name) and len(stmt.targets) == 1
-                        bind_local(name, stmt.value if single else None)
+                        bind_local(name, stmt.value if single else None, nested)
             elif isinstance(stmt, ast.AnnAssign | ast.AugAssign) and isinstance(stmt.target, ast.Name):
-                bind_local(stmt.target.id, stmt.value if isinstance(stmt, ast.AnnAssign) else None)
+                bind_local(stmt.target.id, stmt.value if isinstance(stmt, ast.AnnAssign) else None, nested)
             elif isinstance(stmt, ast.If | ast.Try):
                 # `if TYPE_CHECKING:` / `try: import x except ImportError: x = None`: the imports count,
-                # the fallbacks are noise for our purpose
+                # the fallbacks do not shadow them
                 for block in _blocks(stmt):
-                    top_level(block)
+                    top_level(block, nested=True)
 
-    top_level(tree.body)
+    top_level(tree.body, nested=False)
     for node in statements(tree):
         if isinstance(node, ast.Import | ast.ImportFrom) and node.col_offset > 0:
             bind_import(node, override=False)
@@ -220,13 +222,17 @@ def _package_of(path: str | None) -> str | None:
 
 @dataclass
 class _ProjectModule:
-    path: str
     mtime: float
-    tree: ast.Module
-    bindings: _Bindings
+    bindings: _Bindings | None  # None: the file does not parse (jedi may still read it)
 
 
-_PROJECT_CACHE: dict[str, _ProjectModule] = {}
+_PROJECT_CACHE: dict[str, _ProjectModule] = {}  # path -> its bindings, while its mtime is unchanged
+# Reading another file costs a parse (about 1 ms per 5 KB). A user's project needs a few; a file inside a
+# large package (opened from site-packages) could pull in dozens through star imports. So one resolver
+# looks into at most this many files (cached or not, so that the answer does not depend on what an earlier
+# run left in the cache) and reads none larger than this.
+_MAX_FILES = 16
+_MAX_FILE_BYTES = 100_000
 
 
 def _find_module_file(module: str, roots: tuple[str, ...]) -> str | None:
@@ -240,16 +246,24 @@ def _find_module_file(module: str, roots: tuple[str, ...]) -> str | None:
 
 
 def _load(path: str) -> _ProjectModule | None:
+    """The bindings of a project file, from the cache or by parsing it; None for a missing or too large
+    file."""
     try:
-        mtime = os.path.getmtime(path)
-        cached = _PROJECT_CACHE.get(path)
-        if cached is not None and cached.mtime == mtime:
-            return cached
+        stat = os.stat(path)
+    except OSError:
+        return None
+    cached = _PROJECT_CACHE.get(path)
+    if cached is not None and cached.mtime == stat.st_mtime:
+        return cached
+    if stat.st_size > _MAX_FILE_BYTES:
+        return None
+    try:
         with open(path, encoding="utf-8") as handle:
             tree = ast.parse(handle.read(), filename=path)
+        bindings: _Bindings | None = _bindings(tree, _package_of(path))
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        return None
-    loaded = _ProjectModule(path, mtime, tree, _bindings(tree, _package_of(path)))
+        bindings = None
+    loaded = _ProjectModule(stat.st_mtime, bindings)
     _PROJECT_CACHE[path] = loaded
     return loaded
 
@@ -286,6 +300,7 @@ class Names:
             self._roots = tuple(dict.fromkeys((package_root(self.path), folder)))
         self._bindings = _bindings(tree, _package_of(self.path) if on_disk else None)
         self._jedi_script: Any = None
+        self._files: set[str] = set()  # project files this resolver has looked into (see _MAX_FILES)
         self._cache: dict[str, str | None] = {}
 
     def resolve(self, node: ast.AST) -> str | None:
@@ -344,11 +359,17 @@ class Names:
         path = _find_module_file(module, self._roots) if self._roots else None
         if path is None:
             return None
+        if path not in self._files:
+            if len(self._files) >= _MAX_FILES:
+                return None
+            self._files.add(path)
         loaded = _load(path)
         if loaded is None:
-            return self._jedi(node, parts[-1])
-        head = parts[0]
+            return None
         bindings = loaded.bindings
+        if bindings is None:
+            return self._jedi(node, parts[-1])  # jedi reads files that do not parse (yet)
+        head = parts[0]
         if head in bindings.local:
             return f"{module}.{'.'.join(parts)}"  # defined in that file: a project class or function
         if head in bindings.aliases or head in bindings.imports or bindings.stars:

@@ -288,6 +288,7 @@ class _Checker:
         self._alpha: list[tuple[ast.Call, str, ast.AST, str]] = []  # call, label, SL203 scope, its name
         self._selu_scopes: set[ast.AST] = set()
         self._ops: dict[ast.Call, _Op | None] = {}
+        self._weights: dict[ast.AST, set[str]] = {}
 
     # -- text ---------------------------------------------------------------------------------------------
 
@@ -585,7 +586,7 @@ class _Checker:
             if scope.sequential is None:
                 scope = replace(scope, sequential=call)
         elif drop is not None:
-            if drop.alpha:
+            if drop.alpha and not drop.functional:  # the layers; F.alpha_dropout is how they are made
                 where, what = _sl203_scope(scope)
                 self._alpha.append((call, drop.label, where, what))
             if drop.functional:
@@ -766,6 +767,8 @@ class _Checker:
         owner = target.value
         if isinstance(owner, ast.Name) and owner.id in {"self", "cls", scope.self_name}:
             return  # a module keeping its own configuration (`self.in_features = in_features`)
+        if ast.dump(owner) in self._weights_replaced(scope):
+            return  # the weight is replaced too (`emb.weight = new.weight`): the attribute is kept in sync
         sl204 = rule("SL204")
         cls_name = self.instance_of(owner, scope)
         layer = LAYERS.get(cls_name) if cls_name is not None else None
@@ -786,6 +789,20 @@ class _Checker:
             f"(`{self.text(owner)} = nn.Linear(...)`)"
         )
         self.findings.append(Finding(sl204.code, sl204.severity, self.source.span(target), message))
+
+    def _weights_replaced(self, scope: _Scope) -> set[str]:
+        """The objects (as `ast.dump`s) whose `.weight` the enclosing function (or module) assigns."""
+        owner: ast.AST = scope.function if isinstance(scope.function, _Def) else self.source.tree
+        found = self._weights.get(owner)
+        if found is None:
+            found = set()
+            for stmt in statements(owner):
+                if isinstance(stmt, ast.Assign):
+                    for target in stmt.targets:
+                        if isinstance(target, ast.Attribute) and target.attr == "weight":
+                            found.add(ast.dump(target.value))
+            self._weights[owner] = found
+        return found
 
     def _resize_layer(self, target: ast.Attribute, cls_name: str, layer: Layer, built: ast.Call | None) -> None:
         values = _arguments(built, layer.params) if built is not None else {}
