@@ -484,3 +484,25 @@ def test_example_built_by_a_factory_function(analyse: Analyse, tmp_path: Path) -
     path = str(tmp_path / "model.py")
     assert_matches_cpu(reports, run_on_cpu(path, build="build()", inputs=[torch.rand(2, 3, 20, 12)]).shapes())
     assert not reports[path].findings  # Stage has no input of its own, but Net's trace used it
+
+
+def test_non_ascii_source_keeps_character_columns(analyse: Analyse, tmp_path: Path) -> None:
+    source = """
+        import torch
+        from torch import nn
+
+
+        # shapelens: x=(2, 7)
+        class Été(nn.Module):  # «été»
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(6, 3)  # ← wrong: 7 features arrive
+
+            def forward(self, x):
+                y = self.fc(x)  # «y»
+                return y
+    """
+    [finding] = analyse(source)[str(tmp_path / "model.py")].findings
+    assert finding.code == "SL101"
+    assert (finding.span.column, finding.span.end_column) == (29, 30)  # the `6`, in characters
+    assert [f.edits[0].new_text for f in finding.fixes] == ["7", "nn.LazyLinear(3)"]

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from shapelens.analysis import edits
 from shapelens.analysis.check import DEVICES, Options, analyze
-from shapelens.findings import FileReport, Finding, Severity, hint_label, to_json
+from shapelens.findings import FileReport, Finding, Fix, Severity, hint_label, to_json
 from shapelens.trace.client import TraceWorker
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -252,16 +252,16 @@ def _size(node: ast.AST) -> int:
 
 
 def _apply_safe_fixes(reports: list[FileReport]) -> None:
-    by_path: dict[str, list[edits.Edit]] = {}
+    by_path: dict[str, list[Fix]] = {}
     for report in reports:
         for finding in report.findings:
             safe = [fix for fix in finding.fixes if fix.safe]
-            if safe:
-                by_path.setdefault(report.path, []).extend(safe[0].edits)
-    for path, file_edits in sorted(by_path.items()):
+            if safe:  # the first safe fix is the preferred one
+                by_path.setdefault(report.path, []).append(safe[0])
+    for path, fixes in sorted(by_path.items()):
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
-        new_text, applied = edits.apply_edits(text, file_edits)
+        new_text, applied = edits.apply_fixes(text, fixes)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(new_text)
         print(

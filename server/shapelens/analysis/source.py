@@ -19,7 +19,14 @@ class Source:
         return self.text.splitlines()
 
     def segment(self, node: ast.AST) -> str:
-        return ast.get_source_segment(self.text, node) or ""
+        """The node's source text. Columns are characters here (see `_to_character_columns`), so this
+        slices lines itself rather than `ast.get_source_segment`, which expects UTF-8 byte offsets."""
+        lines = self.lines
+        first, last = node.lineno, node.end_lineno or node.lineno  # type: ignore[attr-defined]
+        start, end = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
+        if first == last:
+            return lines[first - 1][start:end]
+        return "\n".join([lines[first - 1][start:], *lines[first : last - 1], lines[last - 1][:end]])
 
     def span(self, node: ast.AST) -> Span:
         return span_of(self.path, node)
@@ -52,14 +59,21 @@ def parse(path: str, text: str) -> Source | Finding:
 def _to_character_columns(text: str, tree: ast.AST) -> None:
     """`ast` reports UTF-8 byte columns; convert them to character columns in place, once, so every span
     in the house is in characters (the LSP layer then converts characters to UTF-16 units)."""
-    lines = text.splitlines()
     if text.isascii():
         return
+    lines = text.splitlines()
+    # byte offset → character offset, built once per non-ASCII line (ASCII lines need no change)
+    tables: dict[int, list[int]] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.isascii():
+            table = []
+            for index, char in enumerate(line):
+                table += [index] * len(char.encode("utf-8"))
+            table.append(len(line))
+            tables[number] = table
     for node in ast.walk(tree):
         for line_attr, col_attr in (("lineno", "col_offset"), ("end_lineno", "end_col_offset")):
-            line = getattr(node, line_attr, None)
+            columns = tables.get(getattr(node, line_attr, None) or 0)
             col = getattr(node, col_attr, None)
-            if line is None or col is None or line > len(lines):
-                continue
-            raw = lines[line - 1].encode("utf-8")
-            setattr(node, col_attr, len(raw[:col].decode("utf-8", errors="replace")))
+            if columns is not None and col is not None:
+                setattr(node, col_attr, columns[min(col, len(columns) - 1)])
