@@ -249,7 +249,7 @@ def table(models: list[BenchModel], results: dict[str, dict[str, Any]], params: 
         peak = warm.get("peak_mb")
         peak_cell = f"{peak:.0f}{_budget(peak, model.budget_mb)}" if peak else ""
         if not model.torchinfo:
-            gb = params.get(model.file, 0) * 4 / GB
+            gb = params.get(model.file, 0) * 4 / 1e9  # decimal GB, as weight sizes are usually quoted
             info_cell = IMPOSSIBLE.format(gb=gb, machine=machine_gb())
             cells = [model.label, _params(params.get(model.file)), warm_cell, cold_cell, peak_cell, info_cell, "—", "—"]
             rows.append("| " + " | ".join(cells) + " |")
