@@ -170,7 +170,7 @@ def run_on_cpu(
     torch.manual_seed(seed)
     recorder = _Recorder(root)
     with _on_sys_path([os.path.dirname(path), root]), _single_thread():
-        module = load_module(path, skip_lines=example_lines)
+        module = _load_module(path, skip_lines=example_lines)
         if example_lines:
             code = _compile_statements(path, example_lines)
             recorder.extra_code.add(code)
@@ -327,13 +327,19 @@ _KEPT = (
 )
 
 
-def load_module(path: str, skip_lines: Sequence[int] = ()) -> types.ModuleType:
+def load_module(path: str, skip_lines: Sequence[int] = (), root: str | None = None) -> types.ModuleType:
     """The file as a module registered in `sys.modules`, with only its imports, definitions and plain
-    assignments run (never `train(model)`, a `__main__` block, a loop or a `with`)."""
+    assignments run (never `train(model)`, a `__main__` block, a loop or a `with`). Its folder and `root`
+    are on `sys.path` while it loads, so `from blocks import ResBlock` finds the sibling file."""
     path = os.path.realpath(path)
+    with _on_sys_path([os.path.dirname(path), root or os.path.dirname(path)]):
+        return _load_module(path, skip_lines)
+
+
+def _load_module(path: str, skip_lines: Sequence[int] = ()) -> types.ModuleType:
     with open(path, encoding="utf-8") as handle:
         tree = ast.parse(handle.read(), filename=path)
-    body = [s for s in tree.body if isinstance(s, _KEPT) and s.lineno not in set(skip_lines)]
+    body: list[ast.stmt] = [s for s in tree.body if isinstance(s, _KEPT) and s.lineno not in set(skip_lines)]
     name = f"_oracle_{os.path.splitext(os.path.basename(path))[0]}_{next(_counter)}"
     module = types.ModuleType(name)
     module.__file__ = path
@@ -371,7 +377,18 @@ def _single_thread() -> Iterator[None]:
 
 @contextmanager
 def _on_sys_path(folders: Sequence[str]) -> Iterator[None]:
-    added = [f for f in dict.fromkeys(folders) if f not in sys.path]
+    """The folders first on `sys.path`, and imports of the project's own files fresh: a module cached
+    under the same name (`blocks` from another folder, or from an earlier run) is set aside meanwhile,
+    and what this run imported from the folders is dropped afterwards."""
+    folders = [os.path.realpath(f) for f in dict.fromkeys(folders)]
+    names = {
+        os.path.splitext(entry)[0]
+        for folder in folders
+        for entry in os.listdir(folder)
+        if entry.endswith(".py") or os.path.isfile(os.path.join(folder, entry, "__init__.py"))
+    }
+    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] in names}
+    added = [f for f in folders if f not in sys.path]
     sys.path[:0] = added
     try:
         yield
@@ -379,6 +396,9 @@ def _on_sys_path(folders: Sequence[str]) -> Iterator[None]:
         for folder in added:
             if folder in sys.path:
                 sys.path.remove(folder)
+        for name in [n for n in list(sys.modules) if n.split(".")[0] in names]:
+            del sys.modules[name]
+        sys.modules.update(saved)
 
 
 # -- statements of a file --------------------------------------------------------------------------------

@@ -258,8 +258,8 @@ def test_hints_match_a_cpu_run(name: str, check_run: CheckRun, truth: Truth) -> 
                 problems.append(f"line {hint['line']} {hint['target']}: hint {list(shape)}, CPU run: no tensor")
             continue
         if (shape, hint["dtype"]) not in truth.shapes(key):
-            want = sorted(truth.shapes(key))
-            problems.append(f"line {hint['line']} {hint['target']}: got {list(shape)} {hint['dtype']}, CPU run: {want}")
+            cpu = sorted(truth.shapes(key))
+            problems.append(f"line {hint['line']} {hint['target']}: got {list(shape)} {hint['dtype']}, CPU run: {cpu}")
         columns = {r.end_column for r in expected}
         if hint["column"] not in columns:
             problems.append(

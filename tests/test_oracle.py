@@ -279,3 +279,28 @@ def test_parse_directive() -> None:
     assert inputs["flag"] is True
     with pytest.raises(ValueError):
         oracle.parse_directive("(8, 3)")
+
+
+def test_sibling_imports_are_fresh_per_project(tmp_path: Path) -> None:
+    """Two projects with a `block.py` each: every run records its own sibling, never a cached one."""
+    runs = []
+    for name, width in (("one", 24), ("two", 40)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "block.py").write_text(BLOCK)
+        (folder / "tagger.py").write_text(
+            LSTM.replace("Proj(16, 24)", f"Proj(16, {width})").replace("Proj(24,", f"Proj({width},")
+        )
+        runs.append(
+            (
+                folder,
+                width,
+                oracle.run_on_cpu(str(folder / "tagger.py"), "Tagger", directive="init(vocab=50), ids=int64(3, 7)"),
+            )
+        )
+    for folder, width, run in runs:
+        assert run.error is None
+        block = os.path.realpath(folder / "block.py")
+        proj_line = _line(folder / "block.py", "PROJ")
+        assert run.shapes()[(block, proj_line, "y")] == [(3, 7, width), (3, 7, 6)]
+    assert "block" not in sys.modules

@@ -6,20 +6,19 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-CONFIG = dict(
-    hidden_size=4096,
-    intermediate_size=11008,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    vocab_size=32000,
-)
-
 
 # shapelens: ids=int64(1, 128)
 class Llama7B(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.llama = LlamaForCausalLM(LlamaConfig(**CONFIG))
+        config = LlamaConfig(
+            hidden_size=4096,
+            intermediate_size=11008,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            vocab_size=32000,
+        )
+        self.llama = LlamaForCausalLM(config)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         logits = self.llama(input_ids=ids).logits
