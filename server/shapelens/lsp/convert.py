@@ -1,0 +1,444 @@
+"""From the house vocabulary (`findings.py`: 1-based lines, 1-based character columns) to LSP objects
+(0-based lines, 0-based columns in the negotiated position encoding, UTF-16 unless the client asked for
+another): positions, ranges, diagnostics, inlay hints and hover markdown.
+
+Pure functions: no server state, no I/O, so each conversion is unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lsprotocol import types
+
+from shapelens.analysis.rules import RULES
+from shapelens.findings import Finding, Fix, Hint, LayerInfo, Severity, Shape, Span, hint_label
+
+SOURCE = "shapelens"
+UTF16 = "utf-16"
+UTF8 = "utf-8"
+UTF32 = "utf-32"
+
+# LSP counts only these as line breaks (str.splitlines would also split on \x0c, \u2028, ...).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """The document's lines as LSP numbers them, without their line breaks."""
+    return _LINE_BREAK.split(text)
+
+
+def count_line_breaks(text: str) -> int:
+    return len(_LINE_BREAK.findall(text))
+
+
+# -- columns -----------------------------------------------------------------------------------------------
+
+
+def units(text: str, encoding: str = UTF16) -> int:
+    """How many code units `text` takes in the position encoding."""
+    if encoding == UTF8:
+        return len(text.encode("utf-8"))
+    if encoding == UTF32:
+        return len(text)
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)  # astral characters are 2 UTF-16 units
+
+
+def char_to_unit(line: str, char: int, encoding: str = UTF16) -> int:
+    """0-based character column -> 0-based column in `encoding` (clamped to the line)."""
+    return units(line[: max(char, 0)], encoding)
+
+
+def unit_to_char(line: str, unit: int, encoding: str = UTF16) -> int:
+    """0-based column in `encoding` -> 0-based character column. A column inside a character (the second
+    half of a surrogate pair) maps to that character; past the end maps to the end."""
+    if encoding == UTF32:
+        return min(max(unit, 0), len(line))
+    seen = 0
+    for index, ch in enumerate(line):
+        if seen >= unit:
+            return index
+        seen += units(ch, encoding)
+    return len(line)
+
+
+@dataclass(frozen=True)
+class Text:
+    """A document's lines plus the position encoding: turns 1-based character positions into LSP ones."""
+
+    lines: Sequence[str]
+    encoding: str = UTF16
+
+    @classmethod
+    def of(cls, text: str, encoding: str = UTF16) -> Text:
+        return cls(split_lines(text), encoding)
+
+    def position(self, line: int, column: int) -> types.Position:
+        """1-based line and character column -> LSP position, clamped into the document (results of an older
+        version of the text may point past a line's end or past the last line)."""
+        if not self.lines:
+            return types.Position(0, 0)
+        index = min(max(line - 1, 0), len(self.lines) - 1)
+        if line - 1 >= len(self.lines):
+            return types.Position(index, units(self.lines[index], self.encoding))
+        return types.Position(index, char_to_unit(self.lines[index], column - 1, self.encoding))
+
+    def range(self, span: Span) -> types.Range:
+        start = self.position(span.line, span.column)
+        end = self.position(span.end_line, span.end_column)
+        if (end.line, end.character) < (start.line, start.character):
+            end = start
+        return types.Range(start, end)
+
+    def char_column(self, position: types.Position) -> int:
+        """LSP position -> 0-based character column on its line."""
+        if not 0 <= position.line < len(self.lines):
+            return 0
+        return unit_to_char(self.lines[position.line], position.character, self.encoding)
+
+
+def contains(span: Span, line: int, column: int) -> bool:
+    """Is the 1-based (line, character column) inside the span (end inclusive, so a cursor just after the
+    last character still counts, as editors place it)?"""
+    return (span.line, span.column) <= (line, column) <= (span.end_line, span.end_column)
+
+
+# -- diagnostics -------------------------------------------------------------------------------------------
+
+_SEVERITY = {
+    Severity.ERROR: types.DiagnosticSeverity.Error,
+    Severity.WARNING: types.DiagnosticSeverity.Warning,
+    Severity.INFORMATION: types.DiagnosticSeverity.Information,
+    Severity.HINT: types.DiagnosticSeverity.Hint,
+}
+
+TextFor = Callable[[str], "Text | None"]  # path -> its text (None: not known, columns pass through)
+UriFor = Callable[[str], str]  # path -> uri
+
+
+def _range_in(path: str, span: Span, text_for: TextFor) -> types.Range:
+    text = text_for(path)
+    if text is None:
+        # A file we cannot read: pass the columns through (right for ASCII, the common case).
+        return types.Range(
+            types.Position(max(span.line - 1, 0), max(span.column - 1, 0)),
+            types.Position(max(span.end_line - 1, 0), max(span.end_column - 1, 0)),
+        )
+    return text.range(span)
+
+
+def text_edit(edit_span: Span, new_text: str, text_for: TextFor) -> types.TextEdit:
+    return types.TextEdit(range=_range_in(edit_span.path, edit_span, text_for), new_text=new_text)
+
+
+def fix_edits(fix: Fix, text_for: TextFor, uri_for: UriFor) -> dict[str, list[types.TextEdit]]:
+    """A fix's edits grouped by document uri (a fix may touch a second file, e.g. the block's module)."""
+    changes: dict[str, list[types.TextEdit]] = {}
+    for edit in fix.edits:
+        changes.setdefault(uri_for(edit.span.path), []).append(text_edit(edit.span, edit.new_text, text_for))
+    return changes
+
+
+def fix_data(fixes: Iterable[Fix], text_for: TextFor, uri_for: UriFor) -> list[dict[str, Any]]:
+    """Fixes as plain JSON for `Diagnostic.data` (LSP coordinates), so a client can apply one directly."""
+    out = []
+    for fix in fixes:
+        edits = []
+        for edit in fix.edits:
+            rng = _range_in(edit.span.path, edit.span, text_for)
+            edits.append(
+                {
+                    "uri": uri_for(edit.span.path),
+                    "range": {
+                        "start": {"line": rng.start.line, "character": rng.start.character},
+                        "end": {"line": rng.end.line, "character": rng.end.character},
+                    },
+                    "newText": edit.new_text,
+                }
+            )
+        out.append({"title": fix.title, "safe": fix.safe, "edits": edits})
+    return out
+
+
+def diagnostic(finding: Finding, text_for: TextFor, uri_for: UriFor, fix_version: int | None) -> types.Diagnostic:
+    """A finding as an LSP diagnostic: code, rules-page link, related places, fixes in `data`.
+
+    `fix_version` is the document version the fixes were computed for; a client (and our own code action
+    handler) only applies them while the document is still at that version.
+    """
+    rule = RULES.get(finding.code)
+    related = [
+        types.DiagnosticRelatedInformation(
+            location=types.Location(uri=uri_for(r.span.path), range=_range_in(r.span.path, r.span, text_for)),
+            message=r.message,
+        )
+        for r in finding.related
+    ]
+    return types.Diagnostic(
+        range=_range_in(finding.span.path, finding.span, text_for),
+        severity=_SEVERITY.get(finding.severity, types.DiagnosticSeverity.Warning),
+        code=finding.code,
+        code_description=types.CodeDescription(href=rule.url) if rule else None,
+        source=SOURCE,
+        message=finding.message,
+        related_information=related or None,
+        data={"version": fix_version, "fixes": fix_data(finding.fixes, text_for, uri_for)},
+    )
+
+
+# -- labels ------------------------------------------------------------------------------------------------
+
+MAX_SHAPES_IN_LABEL = 3
+
+
+def shapes_label(hint: Hint, show_dtype: bool = True) -> str:
+    """`[8, 16, 14, 14]`; a line that ran with several shapes shows them all, up to three."""
+    labels = [hint_label(s, hint.dtype, show_dtype) for s in hint.shapes] or ["?"]
+    if len(labels) > MAX_SHAPES_IN_LABEL:
+        labels = [*labels[: MAX_SHAPES_IN_LABEL - 1], f"… +{len(labels) - MAX_SHAPES_IN_LABEL + 1}"]
+    return " | ".join(labels)
+
+
+def line_label(hints: Sequence[Hint], show_dtype: bool = True) -> str:
+    """One statement's label: the bare shape, or `name [..] · name2 [..]` when it binds several tensors."""
+    if len(hints) == 1:
+        return shapes_label(hints[0], show_dtype)
+    return " · ".join(f"{h.target} {shapes_label(h, show_dtype)}" for h in hints)
+
+
+def _shapes(shapes: Sequence[Shape]) -> str:
+    labels = [hint_label(s, "float32") for s in shapes]
+    return labels[0] if len(labels) == 1 else "(" + ", ".join(labels) + ")"
+
+
+def call_signature(inputs: Sequence[Shape], outputs: Sequence[Shape]) -> str:
+    """`[2, 1568] → [2, 10]` (several inputs or outputs in parentheses)."""
+    return f"{_shapes(inputs) if inputs else '()'} → {_shapes(outputs) if outputs else '()'}"
+
+
+def layer_signatures(layers: Sequence[LayerInfo]) -> list[str]:
+    """Every distinct input → output seen by these layer instances, in the order first seen."""
+    seen: list[str] = []
+    for layer in layers:
+        for call in layer.calls:
+            signature = call_signature(call.inputs, call.outputs)
+            if signature not in seen:
+                seen.append(signature)
+    return seen
+
+
+def layer_label(layers: Sequence[LayerInfo]) -> str | None:
+    signatures = layer_signatures(layers)
+    if not signatures:
+        return None
+    return signatures[0] + (f" (+{len(signatures) - 1})" if len(signatures) > 1 else "")
+
+
+# -- inlay hints -------------------------------------------------------------------------------------------
+
+
+def _hint_key(hint: Hint) -> tuple[object, ...]:
+    return (hint.line, hint.end_line, hint.end_column, hint.target, tuple(hint.shapes), hint.dtype)
+
+
+def unique_hints(hints: Iterable[Hint]) -> list[Hint]:
+    """Hints once each (two traces can enter the same block file and report the same statement)."""
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for hint in hints:
+        key = _hint_key(hint)
+        if key not in seen:
+            seen.add(key)
+            out.append(hint)
+    return out
+
+
+def group_layers(layers: Iterable[LayerInfo]) -> dict[tuple[int, int, int, int], list[LayerInfo]]:
+    """Layer instances by constructor call: a block class built four times has four instances per call."""
+    groups: dict[tuple[int, int, int, int], list[LayerInfo]] = {}
+    for layer in layers:
+        s = layer.span
+        groups.setdefault((s.line, s.column, s.end_line, s.end_column), []).append(layer)
+    return groups
+
+
+def _in_range(position: types.Position, rng: types.Range | None) -> bool:
+    if rng is None:
+        return True
+    here = (position.line, position.character)
+    return (rng.start.line, rng.start.character) <= here <= (rng.end.line, rng.end.character)
+
+
+def inlay_hints(
+    hints: Iterable[Hint],
+    layers: Iterable[LayerInfo],
+    text: Text,
+    rng: types.Range | None = None,
+    *,
+    layer_shapes: bool = True,
+    show_dtype: bool = True,
+) -> list[types.InlayHint]:
+    """Shape hints at the end of each statement, and `in → out` at the end of each layer constructor."""
+    by_anchor: dict[tuple[int, int], list[Hint]] = {}
+    for hint in unique_hints(hints):
+        by_anchor.setdefault((hint.end_line, hint.end_column), []).append(hint)
+    out: list[types.InlayHint] = []
+    for (line, column), bound in sorted(by_anchor.items()):
+        position = text.position(line, column)
+        if not _in_range(position, rng):
+            continue
+        out.append(
+            types.InlayHint(
+                position=position,
+                label=line_label(bound, show_dtype),
+                kind=types.InlayHintKind.Type,
+                tooltip=types.MarkupContent(types.MarkupKind.Markdown, hints_tooltip(bound)),
+                padding_left=True,
+            )
+        )
+    if layer_shapes:
+        for (_, _, end_line, end_column), group in sorted(group_layers(layers).items()):
+            label = layer_label(group)
+            position = text.position(end_line, end_column)
+            if label is None or not _in_range(position, rng):
+                continue
+            out.append(
+                types.InlayHint(
+                    position=position,
+                    label=label,
+                    kind=types.InlayHintKind.Type,
+                    tooltip=types.MarkupContent(types.MarkupKind.Markdown, layer_markdown(group, brief=True)),
+                    padding_left=True,
+                )
+            )
+    out.sort(key=lambda h: (h.position.line, h.position.character))
+    return out
+
+
+# -- hover and tooltips ------------------------------------------------------------------------------------
+
+
+def human_count(number: int) -> str:
+    return f"{number:,}"
+
+
+def human_bytes(number: int) -> str:
+    size = float(number)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{number} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_flops(number: int) -> str:
+    value = float(number)
+    for unit in ("", "K", "M", "G", "T"):
+        if value < 1000 or unit == "T":
+            return f"{number} FLOPs" if unit == "" else f"{value:.1f} {unit}FLOPs"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _code(text: str) -> str:
+    return f"`{text}`"
+
+
+def hint_details(hint: Hint) -> list[str]:
+    """dtype, device, producer, every shape when the statement ran more than once, and why a dim is `?`."""
+    facts = [f"dtype {_code(hint.dtype)}", f"device {_code(hint.device)}"]
+    if hint.producer:
+        facts.append(f"from {_code(hint.producer)}")
+    lines = [" · ".join(facts)]
+    if len(hint.shapes) > 1:
+        calls = ", ".join(f"{_ordinal(i + 1)} {_code(hint_label(s, hint.dtype))}" for i, s in enumerate(hint.shapes))
+        lines.append(f"ran with {len(hint.shapes)} shapes: {calls}")
+    if hint.unknown:
+        lines.append(f"`?`: {hint.unknown}")
+    return lines
+
+
+def hints_tooltip(hints: Sequence[Hint]) -> str:
+    parts = []
+    for hint in hints:
+        head = f"**{hint.target}** {_code(hint_label(hint.shape, hint.dtype) if hint.shapes else '?')}"
+        parts.append("  \n".join([head, *hint_details(hint)]))
+    return "\n\n".join(parts)
+
+
+def variable_markdown(hint: Hint) -> str:
+    """Hover on a variable: a Pylance-style signature line, then the facts."""
+    shape = hint_label(hint.shape, "float32") if hint.shapes else "?"
+    kind = "return" if hint.target == "return" else "tensor"
+    name = "" if hint.target == "return" else f"{hint.target}: "
+    block = f"```python\n({kind}) {name}Tensor{shape}  # {hint.dtype}\n```"
+    return block + "\n" + "  \n".join(hint_details(hint))
+
+
+DROPOUTS = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
+
+
+def _dropout_markdown(layer: LayerInfo) -> list[str]:
+    p = layer.extra.get("p")
+    p_text = _code(f"p={p}") if p is not None else "probability `p`"
+    scale = "1/(1-p)"
+    if isinstance(p, int | float) and 0 <= p < 1:
+        scale = f"1/(1-{p}) = {1 / (1 - p):.4g}"
+    what = "element"
+    if layer.type in ("Dropout1d", "Dropout2d", "Dropout3d"):
+        what = "whole channel"
+    lines = [
+        f"**train mode** (`model.train()`): zeroes each {what} with {p_text} and scales the survivors "
+        f"by {scale}, so the expected value is unchanged",
+        "**eval mode** (`model.eval()`): identity, nothing is dropped or scaled",
+    ]
+    if layer.type in ("AlphaDropout", "FeatureAlphaDropout"):
+        lines[0] = (
+            f"**train mode**: sets dropped values to SELU's negative saturation with {p_text} and rescales "
+            "to keep mean and variance (for SELU networks)"
+        )
+    training = layer.extra.get("training")
+    if training is not None:
+        lines.append(f"this trace ran in **{'train' if training else 'eval'}** mode")
+    lines.append("dropout never changes a shape")
+    return lines
+
+
+def layer_markdown(layers: Sequence[LayerInfo], brief: bool = False) -> str:
+    """Hover on a layer (attribute or constructor): input → output, parameters, FLOPs; dropout semantics.
+
+    `layers` are the instances built from one constructor call (several when a block class is reused).
+    """
+    first = layers[0]
+    owner = f"  # {first.model}.{first.name}" if first.model else f"  # {first.name}"
+    arguments = first.extra.get("repr")  # the module's own extra_repr, when the trace recorded it
+    ctor = f"nn.{first.type}({arguments})" if isinstance(arguments, str) else f"nn.{first.type}"
+    out = [f"```python\n(layer) {first.name.rsplit('.', 1)[-1]}: {ctor}{owner}\n```"]
+    facts: list[str] = []
+    signatures = layer_signatures(layers)
+    if len(layers) == 1:
+        facts += [_code(s) for s in signatures[:4]]
+    else:
+        for layer in layers[:6]:
+            sigs = layer_signatures([layer])
+            facts.append(f"{_code(layer.name)}: " + (", ".join(_code(s) for s in sigs) if sigs else "not called"))
+        if len(layers) > 6:
+            facts.append(f"… and {len(layers) - 6} more instances")
+    if not signatures:
+        facts.append("not called by the traced forward")
+    params = f"params **{human_count(first.params)}** ({human_bytes(first.param_bytes)})"
+    if first.flops is not None:
+        params += f" · **{human_flops(first.flops)}** per forward"
+    facts.append(params)
+    if first.type in DROPOUTS and not brief:
+        facts += _dropout_markdown(first)
+    out.append("  \n".join(facts))
+    return "\n".join(out)
