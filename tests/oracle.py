@@ -413,28 +413,55 @@ class _Statement:
     is_return: bool
 
 
+@dataclass(frozen=True)
+class _Group:
+    """Simple statements that share a line (`a = f(x); b = g(a)`): Python reports one line event for them,
+    so they finish together. Almost always a single statement."""
+
+    statements: tuple[_Statement, ...]
+
+    @property
+    def returning(self) -> _Statement | None:
+        last = self.statements[-1]
+        return last if last.is_return else None
+
+
 class _FileIndex:
-    """For one file: which statement each line belongs to (compound statements' header lines map to a
-    statement that binds nothing, so entering them finishes the previous statement)."""
+    """For one file: which statement group each line belongs to (compound statements' header lines map to a
+    group that binds nothing, so entering them finishes the previous statement)."""
 
     def __init__(self, path: str) -> None:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
         self.lines = text.splitlines()
-        self.by_line: dict[int, _Statement] = {}
+        self.by_line: dict[int, _Group] = {}
+        simple: list[tuple[int, int, _Statement]] = []
         for node in ast.walk(ast.parse(text, filename=path)):
             if isinstance(node, ast.stmt):
-                self._add(node)
+                statement = self._add(node)
+                if statement is not None:
+                    simple.append((node.lineno, node.col_offset, statement))
+        groups: list[list[_Statement]] = []
+        for _, _, statement in sorted(simple, key=lambda item: (item[0], item[1])):
+            if groups and statement.line <= groups[-1][-1].end_line:
+                groups[-1].append(statement)  # shares a line with the previous statement
+            else:
+                groups.append([statement])
+        for members in groups:
+            group = _Group(tuple(members))
+            for line in range(members[0].line, max(m.end_line for m in members) + 1):
+                self.by_line[line] = group  # simple statements do not nest: this is the innermost group
 
-    def _add(self, node: ast.stmt) -> None:
+    def _add(self, node: ast.stmt) -> _Statement | None:
         compound = hasattr(node, "body")  # if/for/while/with/try/def/class: index their header only
         if compound:
             body: list[ast.stmt] = node.body  # type: ignore[attr-defined]
             first_body = min(s.lineno for s in body) if body else node.lineno
             end_line = max(node.lineno, first_body - 1)
+            header = _Group((_Statement(node.lineno, end_line, 0, (), False),))
             for line in range(node.lineno, end_line + 1):
-                self.by_line.setdefault(line, _Statement(node.lineno, end_line, 0, (), False))
-            return
+                self.by_line.setdefault(line, header)
+            return None
         end_line = node.end_lineno or node.lineno
         end_column = self._character_column(end_line, node.end_col_offset or 0) + 1
         targets: list[str] = []
@@ -443,9 +470,7 @@ class _FileIndex:
                 targets += _names(target)
         elif isinstance(node, ast.AugAssign | ast.AnnAssign) and node.value is not None:
             targets += _names(node.target)
-        statement = _Statement(node.lineno, end_line, end_column, tuple(targets), isinstance(node, ast.Return))
-        for line in range(node.lineno, end_line + 1):
-            self.by_line[line] = statement  # simple statements do not nest: this is the innermost one
+        return _Statement(node.lineno, end_line, end_column, tuple(targets), isinstance(node, ast.Return))
 
     def _character_column(self, line: int, byte_offset: int) -> int:
         raw = self.lines[line - 1].encode("utf-8")
@@ -557,39 +582,43 @@ class _Recorder:
 
 
 class _FrameTracer:
-    """Per-frame state: the statement now executing; its targets are read when the next one starts."""
+    """Per-frame state: the statement (group) now executing; its targets are read when the next one starts
+    or the function returns."""
 
     def __init__(self, recorder: _Recorder, file: str, index: _FileIndex, is_generator: bool) -> None:
         self.recorder = recorder
         self.file = file
         self.index = index
         self.is_generator = is_generator
-        self.pending: _Statement | None = None
+        self.pending: _Group | None = None
 
     def trace(self, frame: types.FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
         if event == "line":
-            statement = self.index.by_line.get(frame.f_lineno)
-            if statement is not self.pending:
+            group = self.index.by_line.get(frame.f_lineno)
+            if group is not self.pending:
                 self._finish(frame)
-                self.pending = statement
+                self.pending = group
         elif event == "exception":
             self.pending = None  # the statement did not complete: its targets hold older values
-        elif event == "return":
-            statement = self.pending
-            if statement is not None and statement.is_return:
-                if not self.is_generator:  # a generator's "return" events are its yields
-                    self.recorder.record(self.file, frame.f_code.co_name, statement, "return", arg)
-            elif statement is not None:
-                self._finish(frame)
+        elif event == "return" and not self.is_generator:  # a generator's "return" events are its yields
+            group = self.pending
+            self._finish(frame)
+            if group is not None and group.returning is not None:
+                self.recorder.record(self.file, frame.f_code.co_name, group.returning, "return", arg)
             self.pending = None
         return self.trace
 
     def _finish(self, frame: types.FrameType) -> None:
-        statement = self.pending
-        if statement is None or not statement.targets:
+        group = self.pending
+        if group is None:
             return
         local_values = frame.f_locals
-        for target in statement.targets:
-            value = _lookup(local_values, target)
-            if value is not _MISSING:
-                self.recorder.record(self.file, frame.f_code.co_name, statement, target, value)
+        seen: set[str] = set()
+        for statement in reversed(group.statements):  # a name bound twice keeps only its last binding
+            for target in statement.targets:
+                if target in seen:
+                    continue
+                seen.add(target)
+                value = _lookup(local_values, target)
+                if value is not _MISSING:
+                    self.recorder.record(self.file, frame.f_code.co_name, statement, target, value)

@@ -45,6 +45,7 @@ class TinyCNN(nn.Module):
             F.relu(x),
         )  # POOL
         x += 1.0  # AUG
+        scale = x.amax(); x = x / scale  # SEMI
         h = squash(x)  # SQUASH
         logits = self.fc(h)  # FC
         return logits  # RET
@@ -189,6 +190,14 @@ def test_cnn_lines_match_forward_hooks(cnn_file: tuple[Path, Path]) -> None:
     assert pool_line == _line(path, "POOL") - 2  # keyed by the statement's first line
     assert shapes[(file, pool_line, "x")] == [_shape(seen["pool"][0])] == [(2, 8, 3, 3)]
     assert shapes[(file, _line(path, "AUG"), "x")] == [_shape(seen["pool"][0])]
+    # Two statements on one line: one line event for both, each keeps its own targets and end column.
+    semi = _line(path, "SEMI")
+    semi_text = path.read_text().splitlines()[semi - 1]
+    assert shapes[(file, semi, "scale")] == [()]
+    assert shapes[(file, semi, "x")] == [_shape(seen["pool"][0])]
+    by_end = run.by_end_line()
+    assert by_end[(file, semi, "scale")].end_column == semi_text.index(";") + 1
+    assert by_end[(file, semi, "x")].end_column == semi_text.index("  # SEMI") + 1
     # `squash` is a project function called from forward: its lines are recorded as well.
     assert shapes[(file, _line(path, "SQUASH"), "h")] == [_shape(seen_in["fc"][0])] == [(2, 72)]
     flat_line = next(k[1] for k in shapes if k[2] == "flat")
