@@ -78,7 +78,7 @@ class Record:
     file: str  # absolute path
     function: str  # the code object's name: "forward", "<module>" for example-call lines
     line: int  # the statement's first line
-    end_line: int  # the statement's last line (where the engine puts its hint)
+    end_line: int  # the statement's last line (the label goes at its end: JSON `end_line`, `column`)
     end_column: int  # 1-based character column just after the statement's last character
     target: str
     shapes: list[Shape] = field(default_factory=list)
@@ -96,7 +96,7 @@ class OracleRun:
         return {(r.file, r.line, r.target): list(r.shapes) for r in self.records}
 
     def by_end_line(self) -> dict[tuple[str, int, str], Record]:
-        """Records keyed as the engine's JSON hints are: (file, the statement's last line, target)."""
+        """Records keyed by (file, the statement's last line, target): where an editor puts the label."""
         return {(r.file, r.end_line, r.target): r for r in self.records}
 
 

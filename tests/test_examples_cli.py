@@ -1,7 +1,8 @@
 """End to end: `shapelens check examples/ --format json` in a subprocess, judged against the truth.
 
 - Every hint the engine emits for a correct example must be what a real CPU run of the same model bound at
-  that statement (`tests/oracle.py`: same line, target, shape and dtype, at the statement's end column),
+  that statement (`tests/oracle.py`: same first line, target, shape and dtype; the label placed at the
+  statement's `end_line` and end `column`),
   and every statement the CPU run saw in a traced function must have its hints. For an example with a
   deliberate shape bug, the lines the CPU run reached before the failure are checked the same way; hints
   after it (where the engine continues past the mismatch) have no CPU truth and are not judged.
@@ -207,7 +208,7 @@ def test_check_exits_1_and_emits_the_json_contract(check_run: CheckRun) -> None:
     for entry in check_run.document["files"]:
         assert set(entry) >= {"path", "hints", "diagnostics"}
         for hint in entry["hints"]:
-            assert set(hint) >= {"line", "column", "target", "shape", "dtype", "label"}
+            assert set(hint) >= {"line", "column", "end_line", "target", "shape", "dtype", "label"}
         for diagnostic in entry["diagnostics"]:
             assert set(diagnostic) >= {
                 "line",
@@ -263,10 +264,11 @@ def test_hints_match_a_cpu_run(name: str, check_run: CheckRun, truth: Truth) -> 
             problems.append(f"line {hint['line']} {hint['target']}: got {list(shape)} {hint['dtype']}, CPU run: {cpu}")
         if None in shape and not hint.get("unknown"):
             problems.append(f"line {hint['line']} {hint['target']}: {list(shape)} has an unknown dimension, no reason")
-        columns = {r.end_column for r in expected}
-        if hint["column"] not in columns:
+        ends = {(r.end_line, r.end_column) for r in expected}
+        if (hint.get("end_line"), hint["column"]) not in ends:
             problems.append(
-                f"line {hint['line']} {hint['target']}: column {hint['column']}, statement ends at {columns}"
+                f"line {hint['line']} {hint['target']}: label at {hint.get('end_line')}:{hint['column']}, "
+                f"statement ends at {sorted(ends)}"
             )
         if hint["label"] != oracle_label(shape, hint["dtype"]):
             problems.append(f"line {hint['line']} {hint['target']}: label {hint['label']!r} for {list(shape)}")
