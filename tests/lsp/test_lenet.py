@@ -38,7 +38,8 @@ async def test_wrong_linear_diagnostic_hints_hover_and_fix(client: LanguageClien
     assert sl101.related_information
     forward_line = position_of(doc.text, "x = F.relu(self.fc1(x))").line
     assert any(r.location.range.start.line == forward_line for r in sl101.related_information)
-    assert sl101.data["fixes"] and any(f["safe"] for f in sl101.data["fixes"])
+    data = sl101.data
+    assert data is not None and data["fixes"] and any(f["safe"] for f in data["fixes"])
 
     # Hints up to the failing line equal what the real CPU run bound there.
     truth = cpu_truth(doc.path, "LeNet")

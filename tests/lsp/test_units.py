@@ -53,8 +53,9 @@ def test_diagnostic_carries_code_link_related_and_fix() -> None:
     assert diag.code_description is not None and diag.code_description.href.endswith("#sl101-linear-in-features")
     assert diag.range == types.Range(types.Position(1, 5), types.Position(1, 8))  # after the 2-unit emoji
     assert diag.related_information and diag.related_information[0].message == related.message
-    assert diag.data["version"] == 7
-    assert diag.data["fixes"][0]["edits"][0]["newText"] == "576"
+    data = diag.data
+    assert data is not None and data["version"] == 7
+    assert data["fixes"][0]["edits"][0]["newText"] == "576"
 
 
 # -- labels ------------------------------------------------------------------------------------------------

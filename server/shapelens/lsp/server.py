@@ -584,8 +584,9 @@ class ShapelensServer(LanguageServer):
             convert.diagnostic(f, self.text_for, self.uri_of, version if fresh else None)
             for f, version, fresh in self.findings_for(path)
         ]
-        if not diagnostics and uri not in self.published:
-            return
+        if not diagnostics and uri not in self.published and uri not in self.docs:
+            return  # a closed file we never reported on: nothing to clear
+
         if diagnostics:
             self.published.add(uri)
         else:
