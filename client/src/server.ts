@@ -3,6 +3,7 @@
  * The server's pure-Python dependencies and the shapelens package ship inside the extension (dist/libs) and
  * go first on PYTHONPATH, so the user's interpreter only needs torch.
  */
+import { execFile } from "child_process";
 import * as path from "path";
 import * as vscode from "vscode";
 import {
@@ -18,11 +19,48 @@ import {
   type ServerOptions,
   ShowMessageNotification,
   State,
-  TransportKind,
 } from "vscode-languageclient/node";
 import { findExecutable, type Interpreter, resolveInterpreter } from "./interpreter";
-import { enforceTrust, SECTION, serverSettings } from "./settings";
+import { stdioOptions } from "./serverLog";
+import { enforceTrust, SECTION, serverSettings, withInterpreter } from "./settings";
 import { STATUS_NOTIFICATION, type StatusItem, type StatusParams } from "./status";
+
+/** The oldest Python the server runs on (pyproject's requires-python). */
+const MIN_PYTHON = [3, 10];
+
+function describeSource(interpreter: Interpreter): string {
+  return interpreter.source === "setting"
+    ? "shapelens.interpreter"
+    : interpreter.source === "python-extension"
+      ? "the Python extension"
+      : "the PATH";
+}
+
+/**
+ * Runs the interpreter once before starting the server: a Python that does not start or is too old gets one
+ * clear message instead of a language client failing to connect. Undefined when it is fine.
+ */
+function checkPython(executable: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile(
+      executable,
+      ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+      { timeout: 20_000, env: { ...process.env, PYTHONPATH: "" } },
+      (error, stdout, stderr) => {
+        if (error) {
+          resolve(`it failed to run (${(stderr || error.message).trim().split("\n").pop()}).`);
+          return;
+        }
+        const [major, minor] = stdout.trim().split(".").map(Number);
+        if (major < MIN_PYTHON[0] || (major === MIN_PYTHON[0] && minor < MIN_PYTHON[1])) {
+          resolve(`it is Python ${stdout.trim()}, and the server needs ${MIN_PYTHON.join(".")} or newer.`);
+          return;
+        }
+        resolve(undefined);
+      },
+    );
+  });
+}
 
 /** Commands the client registers itself (with the active document as argument) instead of the server's. */
 const CLIENT_COMMANDS = new Set(["shapelens.traceNow"]);
@@ -93,6 +131,8 @@ class ShapelensLanguageClient extends LanguageClient {
 export class ServerManager implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private interpreter: Interpreter | undefined;
+  /** The file the running server was started with (the settings' interpreter as the server must see it). */
+  private executable: string | undefined;
   private queue: Promise<void> = Promise.resolve();
   private crashes: number[] = [];
   private disposed = false;
@@ -135,7 +175,7 @@ export class ServerManager implements vscode.Disposable {
     const client = this.running;
     if (client) {
       await client.sendNotification(DidChangeConfigurationNotification.type, {
-        settings: { [SECTION]: serverSettings(this.folder()?.uri) },
+        settings: { [SECTION]: serverSettings(this.folder()?.uri, this.executable) },
       });
     }
   }
@@ -174,7 +214,20 @@ export class ServerManager implements vscode.Disposable {
       }
       return;
     }
-    this.log.info(`Interpreter: ${executable} (from ${interpreter.source})`);
+    const problem = await checkPython(executable);
+    if (problem) {
+      const message = `Shapelens: the interpreter ${executable} (from ${describeSource(interpreter)}) cannot run the server: ${problem} Select a Python ${MIN_PYTHON.join(".")}+ environment with torch (Python: Select Interpreter) or set shapelens.interpreter.`;
+      this.status.set("error", message);
+      const choice = await this.notifier.once("error", "bad-interpreter", message, "Open Settings", "Show Output");
+      if (choice === "Open Settings") {
+        await vscode.commands.executeCommand("workbench.action.openSettings", "shapelens.interpreter");
+      } else if (choice === "Show Output") {
+        this.log.show(true);
+      }
+      return;
+    }
+    this.log.info(`Interpreter: ${executable} (from ${describeSource(interpreter)})`);
+    this.executable = executable;
     const client = this.createClient(executable, folder);
     this.client = client;
     try {
@@ -190,8 +243,8 @@ export class ServerManager implements vscode.Disposable {
     const pythonPath = [libs, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
     const serverOptions: ServerOptions = {
       command: executable,
+      // No `transport`: with TransportKind.stdio the client would append `--stdio` to the arguments.
       args: ["-m", "shapelens.cli", "serve"],
-      transport: TransportKind.stdio,
       options: {
         cwd: folder?.uri.fsPath,
         env: { ...process.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8" },
@@ -203,8 +256,9 @@ export class ServerManager implements vscode.Disposable {
         { scheme: "untitled", language: "python" },
       ],
       outputChannel: this.log,
+      stdioOptions,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
-      initializationOptions: { settings: serverSettings(folder?.uri), [SECTION]: serverSettings(folder?.uri) },
+      initializationOptions: { settings: serverSettings(folder?.uri, executable) },
       errorHandler: {
         error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue, handled: true }),
         closed: (): CloseHandlerResult => this.onClosed(),
@@ -217,7 +271,9 @@ export class ServerManager implements vscode.Disposable {
             if (!Array.isArray(result)) {
               return result;
             }
-            return result.map((value, index) => enforceTrust(params.items[index]?.section, value));
+            return result.map((value, index) =>
+              withInterpreter(params.items[index]?.section, enforceTrust(params.items[index]?.section, value), executable),
+            );
           },
         },
       },

@@ -21,8 +21,11 @@ export interface ServerSettings {
   interpreter: string;
 }
 
-/** The settings for one scope (a document or folder; the window when undefined), trust applied. */
-export function serverSettings(scope?: vscode.ConfigurationScope | null): ServerSettings {
+/**
+ * The settings for one scope (a document or folder; the window when undefined), trust applied. `interpreter`
+ * is the executable the server was started with (the setting may say `${workspaceFolder}/…` or be empty).
+ */
+export function serverSettings(scope?: vscode.ConfigurationScope | null, interpreter?: string): ServerSettings {
   const config = vscode.workspace.getConfiguration(SECTION, scope ?? null);
   return {
     device: config.get<Device>("device", "meta"),
@@ -34,8 +37,19 @@ export function serverSettings(scope?: vscode.ConfigurationScope | null): Server
       showDtype: config.get<boolean>("inlayHints.showDtype", true),
     },
     trusted: vscode.workspace.isTrusted && config.get<boolean>("trusted", true),
-    interpreter: config.get<string>("interpreter", ""),
+    interpreter: interpreter ?? config.get<string>("interpreter", ""),
   };
+}
+
+/** Puts the resolved interpreter into a `workspace/configuration` answer for the section or the setting. */
+export function withInterpreter(section: string | undefined, value: unknown, interpreter: string): unknown {
+  if (section === `${SECTION}.interpreter`) {
+    return interpreter;
+  }
+  if (section === SECTION && value && typeof value === "object") {
+    return { ...(value as Record<string, unknown>), interpreter };
+  }
+  return value;
 }
 
 /**

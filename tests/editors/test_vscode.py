@@ -1,0 +1,272 @@
+"""Shapelens in real VS Code: code-server 4.139 (VS Code 1.139) with the built .vsix installed offline,
+driven through Debian's Chromium by playwright, checked on the rendered page the way a user sees it.
+
+One session walks the story of the test model (tests/editors/workspace/convnet.py): open it from the
+Explorer, read the shape inlay hints, hover a variable, find SL101 and SL201 in the Problems panel, apply
+the SL101 quick fix from the editor (Ctrl+.), and see SL101 go and the hints follow the fixed model. Every
+expected number comes from running the model on CPU (editor_truth.py). A screenshot of each step is kept
+under test-artifacts/vscode/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import editor_tools as tools
+import pytest
+from editor_truth import MODEL_FILE, Expected
+
+pytestmark = [pytest.mark.editor, pytest.mark.timeout(420)]
+
+SHOTS = tools.ARTIFACTS / "vscode"
+NBSP = "\u00a0"
+# The first trace pays for starting the server and importing torch (3 s here, more on a cold CI disk).
+FIRST_TRACE_S = 90.0
+STEP_S = 45.0
+
+USER_SETTINGS = {
+    "chat.disableAIFeatures": True,
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": False,
+    "workbench.secondarySideBar.defaultVisibility": "hidden",
+    "workbench.enableExperiments": False,
+    "telemetry.telemetryLevel": "off",
+    "telemetry.feedback.enabled": False,
+    "update.mode": "none",
+    "extensions.autoCheckUpdates": False,
+    "extensions.autoUpdate": False,
+    "extensions.ignoreRecommendations": True,
+    "git.enabled": False,
+    "editor.minimap.enabled": False,
+    "editor.inlayHints.enabled": "on",
+    "editor.hover.delay": 150,
+    "security.workspace.trust.enabled": False,
+    "window.title": "${activeEditorShort}",
+}
+
+# Hints of the visible editor lines: the gutter's line numbers give each rendered line its number (lines
+# are absolutely positioned, in no particular DOM order); inlay hints are the `dyn-rule` injected spans.
+READ_LINES = """() => {
+  const editor = document.querySelector('.part.editor .monaco-editor');
+  if (!editor) return [];
+  const numbers = {};
+  for (const row of editor.querySelectorAll('.margin-view-overlays > div')) {
+    const n = row.querySelector('.line-numbers');
+    if (n) numbers[Math.round(parseFloat(row.style.top))] = parseInt(n.textContent, 10);
+  }
+  const out = [];
+  for (const line of editor.querySelectorAll('.view-lines .view-line')) {
+    const leaves = Array.from(line.querySelectorAll('span')).filter(s => s.children.length === 0);
+    const isHint = s => /dyn-rule/.test(s.className);
+    out.push({
+      line: numbers[Math.round(parseFloat(line.style.top))] ?? null,
+      code: leaves.filter(s => !isHint(s)).map(s => s.textContent).join(''),
+      hints: leaves.filter(isHint).map(s => s.textContent).filter(t => t.trim().length > 0),
+    });
+  }
+  return out;
+}"""
+
+
+def shapelens_log(log_dir: Path) -> str:
+    """The extension's output channel ("Shapelens": client lines and the server's stderr), as VS Code logs it."""
+    logs = sorted(log_dir.rglob("Shapelens.log"))
+    return "\n".join(p.read_text(errors="replace") for p in logs) or "(no Shapelens.log)"
+
+
+def plain(text: str) -> str:
+    return text.replace(NBSP, " ")
+
+
+class Session:
+    """The page, plus helpers that wait for what a user would wait for and keep a screenshot per step."""
+
+    def __init__(self, page: Any, log_dir: Path) -> None:
+        self.page = page
+        self.log_dir = log_dir
+        self.step = 0
+
+    def shot(self, name: str) -> Path:
+        self.step += 1
+        path = SHOTS / f"{self.step:02d}-{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+    def lines(self) -> dict[int, dict[str, Any]]:
+        rows = self.page.evaluate(READ_LINES)
+        return {row["line"]: row for row in rows if row["line"] is not None}
+
+    def hints(self) -> dict[int, str]:
+        """line -> its hint labels joined by ' | ' (NBSP turned into spaces)."""
+        return {n: " | ".join(plain(h) for h in row["hints"]) for n, row in self.lines().items() if row["hints"]}
+
+    def wait_until(self, what: str, check: Callable[[], Any], timeout: float = STEP_S) -> Any:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            try:
+                last = check()
+            except Exception as err:  # the page is still rendering: try again
+                last = err
+            else:
+                if last:
+                    return last
+            time.sleep(0.25)
+        path = self.shot("timeout")
+        pytest.fail(
+            f"timed out after {timeout:.0f} s waiting for {what}; last seen: {last!r}; screenshot {path}; "
+            f"Shapelens log:\n{self.shapelens_log()[-4000:]}",
+            pytrace=False,
+        )
+
+    def shapelens_log(self) -> str:
+        return shapelens_log(self.log_dir)
+
+    def go_to(self, line: int, column: int) -> None:
+        """Ctrl+G `line:column`, the way a user moves the cursor there."""
+        self.page.locator(".part.editor .monaco-editor .view-lines").first.click(position={"x": 5, "y": 5})
+        self.page.keyboard.press("Control+g")
+        self.page.wait_for_selector(".quick-input-widget input", state="visible")
+        self.page.keyboard.type(f"{line}:{column}")
+        self.page.keyboard.press("Enter")
+        self.page.wait_for_selector(".quick-input-widget", state="hidden")
+
+    def panel_text(self, selector: str) -> str:
+        return plain(self.page.locator(selector).first.inner_text())
+
+
+@pytest.fixture
+def vscode(tmp_path: Path, vsix_package: Path) -> Iterator[Session]:
+    from playwright.sync_api import sync_playwright
+
+    tools.require(tools.CHROMIUM, "Debian's chromium")
+    if SHOTS.exists():
+        shutil.rmtree(SHOTS)
+    SHOTS.mkdir(parents=True)
+    home, user_data, extensions = tmp_path / "home", tmp_path / "user-data", tmp_path / "extensions"
+    workspace = tmp_path / "workspace"
+    shutil.copytree(tools.WORKSPACE, workspace)
+    env = tools.isolated_env(home)
+    (user_data / "User").mkdir(parents=True)
+    (user_data / "User" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=2))
+    # shapelens.interpreter is machine-overridable: in code-server (a remote window) it belongs in the
+    # remote machine's settings, as it would over Remote-SSH.
+    (user_data / "Machine").mkdir(parents=True)
+    (user_data / "Machine" / "settings.json").write_text(
+        json.dumps({"shapelens.interpreter": str(tools.VENV_BIN / "python")}, indent=2)
+    )
+    installed = tools.install_extension(vsix_package, user_data, extensions, env)
+    assert "successfully installed" in installed, installed
+    assert any(p.name.startswith("shapelens.shapelens-") for p in extensions.iterdir()), installed
+
+    with (
+        tools.code_server(workspace, user_data, extensions, env, tmp_path / "code-server.log") as server,
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(
+            executable_path=str(tools.CHROMIUM), args=tools.CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 900})
+            page.set_default_timeout(STEP_S * 1000)
+            page.goto(server.url)
+            session = Session(page, user_data / "logs")
+            yield session
+        finally:
+            browser.close()
+    (SHOTS / "shapelens.log").write_text(shapelens_log(user_data / "logs"))
+    shutil.copy(tmp_path / "code-server.log", SHOTS / "code-server.log")
+
+
+def test_vscode_hints_hover_problems_and_quick_fix(vscode: Session, truth: Expected) -> None:
+    page = vscode.page
+    before, after = truth.before, truth.after
+
+    # 1. Open the model by clicking its Explorer row.
+    page.get_by_role("treeitem", name=MODEL_FILE).click(timeout=FIRST_TRACE_S * 1000)
+    page.wait_for_selector(".part.editor .monaco-editor .view-lines")
+    vscode.shot("opened")
+
+    # 2. The shape hints, as rendered: every line the CPU run reached, with the CPU run's numbers.
+    def hints_like_cpu() -> dict[int, str] | None:
+        shown = vscode.hints()
+        wanted = before.names()
+        return shown if all(shown.get(line) == text for line, text in wanted.items()) else None
+
+    shown = vscode.wait_until(f"the hints {before.names()}", hints_like_cpu, FIRST_TRACE_S)
+    raw = vscode.lines()
+    flat_line = next(line for line, text in before.line_hints.items() if text == f"[2, {truth.flat_features}]")
+    assert NBSP in "".join(raw[flat_line]["hints"]), "hint text is rendered with non-breaking spaces"
+    status = vscode.wait_until(
+        "the status item's last trace time",
+        lambda: re.search(r"\d+ ms", plain(page.locator("[id$='shapelens.status']").first.inner_text())),
+    )
+    assert status, "the status bar item shows the last trace time"
+    vscode.shot("hints")
+    hints_before = shown
+
+    # 3. Hover the variable `flat` (mouse over its characters): its shape per the CPU run.
+    row = page.locator(".part.editor .view-lines .view-line", has_text="flat = torch.flatten").first
+    leaf = row.locator("span > span").first
+    box = leaf.bounding_box()
+    text = plain(leaf.inner_text())
+    assert box and "flat" in text, text
+    char = box["width"] / len(text)
+    column = text.index("flat") + 2
+    page.mouse.move(box["x"] + char * column, box["y"] + box["height"] / 2)
+    hover = vscode.wait_until(
+        "a hover with the shape of `flat`",
+        lambda: (t := vscode.panel_text(".monaco-hover-content")) and before.line_hints[flat_line] in t and t,
+    )
+    assert "flat" in hover
+    vscode.shot("hover")
+    page.mouse.move(5, 880)
+
+    # 4. The Problems panel lists both findings, with their codes.
+    page.keyboard.press("Control+Shift+M")
+    problems = vscode.wait_until(
+        "SL101 and SL201 in the Problems panel",
+        lambda: (t := vscode.panel_text(".markers-panel")) and "SL101" in t and "SL201" in t and t,
+    )
+    assert f"receives [2, {truth.flat_features}]" in problems, problems
+    assert f"[Ln {truth.fc1_line}," in problems and f"[Ln {truth.dropout_line}," in problems, problems
+    assert "GELU" in problems
+    vscode.shot("problems")
+
+    # 5. The quick fix, from the editor: cursor on the hand-written size, Ctrl+., choose the SL101 fix.
+    source_line = (tools.WORKSPACE / MODEL_FILE).read_text().splitlines()[truth.fc1_line - 1]
+    vscode.go_to(truth.fc1_line, source_line.index(truth.wrong_expression) + 2)
+    page.keyboard.press("Control+.")
+    fix_title = f"Set in_features to {truth.fix_expression}"
+    menu = page.locator(".action-widget .monaco-list-row", has_text=fix_title)
+    vscode.wait_until(f"the quick fix '{fix_title}'", lambda: menu.count() > 0)
+    vscode.shot("quick-fix-menu")
+    menu.first.click()
+
+    # 6. The fix is in the buffer, SL101 is gone (SL201 stays), and the hints follow the fixed model.
+    vscode.wait_until(
+        "the fixed line in the editor",
+        lambda: f"nn.Linear({truth.fix_expression}, " in plain(vscode.lines()[truth.fc1_line]["code"]),
+    )
+    vscode.wait_until(
+        "SL101 to leave the Problems panel",
+        lambda: (t := vscode.panel_text(".markers-panel")) and "SL101" not in t and "SL201" in t,
+    )
+    page.keyboard.press("Control+s")
+    page.keyboard.press("Control+j")  # hide the panel: the whole file is visible again
+    page.keyboard.press("Control+Home")
+
+    def hints_like_fixed_cpu() -> dict[int, str] | None:
+        shown = vscode.hints()
+        return shown if all(shown.get(line) == text for line, text in after.names().items()) else None
+
+    hints_after = vscode.wait_until(f"the hints {after.names()}", hints_like_fixed_cpu)
+    assert hints_after[truth.fc1_line] == after.layer_hints[truth.fc1_line]
+    vscode.shot("fixed")
+    print(f"fc1 hint before the fix: {hints_before.get(truth.fc1_line)!r}, after: {hints_after[truth.fc1_line]!r}")
