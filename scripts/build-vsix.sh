@@ -34,11 +34,17 @@ node client/esbuild.mjs
 #    evaluates environment markers for the Python running it, not for --python-version: the backport that
 #    cattrs needs on 3.10 (exceptiongroup) is named explicitly.
 log "bundling the server into dist/libs"
-rm -rf dist/libs dist/wheel
-"$VENV/bin/pip" wheel -q --no-deps --no-build-isolation -w dist/wheel .
+rm -rf dist/libs
+# The dependencies as pyproject.toml declares them (read with the venv's Python, 3.11+ has tomllib).
+mapfile -t DEPS < <("$VENV/bin/python" -c \
+  'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))')
 "$VENV/bin/pip" install -q --no-compile --target dist/libs --only-binary=:all: --python-version "$BUNDLE_PYTHON" \
-  --implementation py --abi none --platform any dist/wheel/shapelens-*.whl "exceptiongroup>=1.1.1"
-rm -rf dist/wheel dist/libs/bin
+  --implementation py --abi none --platform any "${DEPS[@]}" "exceptiongroup>=1.1.1"
+# The package itself is copied from the source tree (no wheel build: setuptools' build/ folder keeps deleted
+# modules around and would ship them).
+"$VENV/bin/python" -c 'import shutil; shutil.copytree("server/shapelens", "dist/libs/shapelens",
+  ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))'
+rm -rf dist/libs/bin
 # No torch, nothing compiled: the bundle must run in any interpreter of the user's.
 if find dist/libs -name '*.so' -o -name '*.pyd' | grep -q . || [ -d dist/libs/torch ]; then
   log "dist/libs holds compiled or torch files; the bundle must be pure Python"; exit 1

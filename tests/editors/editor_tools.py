@@ -186,3 +186,43 @@ def stop_group(process: subprocess.Popen[bytes], grace: float = 10) -> None:
 
 def run(cmd: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(cmd), capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
+
+
+# torch and what `import torch` needs (its required dependencies, numpy to keep it quiet); nothing of the
+# server's (pygls, lsprotocol, jedi, shapelens), which must come from the .vsix's bundle.
+TORCH_ONLY = (
+    "torch", "torchgen", "functorch", "sympy", "isympy.py", "mpmath", "networkx", "jinja2", "markupsafe",
+    "fsspec", "filelock", "typing_extensions.py", "numpy", "numpy.libs", "setuptools", "_distutils_hack",
+)  # fmt: skip
+
+
+def torch_only_python(folder: Path) -> Path:
+    """A Python that has torch and nothing else, as a user's environment might: a fresh venv whose only
+    extra path holds links to the dev venv's torch and its dependencies. Proves that the server runs from the
+    extension's own bundle of pygls/lsprotocol/jedi/shapelens."""
+    import sysconfig
+    import venv
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(folder)
+    links = folder / "torch-only"
+    links.mkdir()
+    for name in TORCH_ONLY:
+        for found in [site / name, *site.glob(f"{name.removesuffix('.py')}-*.dist-info")]:
+            if found.exists():
+                (links / found.name).symlink_to(found)
+    python = folder / "bin" / "python"
+    target = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+    (Path(target) / "torch-only.pth").write_text(f"{links}\n")
+    check = run(
+        [
+            str(python),
+            "-c",
+            "import torch, importlib.util as u; print(torch.__version__, u.find_spec('pygls'), "
+            "u.find_spec('jedi'), u.find_spec('shapelens'))",
+        ],
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    if check.returncode != 0 or not check.stdout.strip().endswith("None None None"):
+        pytest.fail(f"could not make a torch-only Python: {check.stdout}{check.stderr}", pytrace=False)
+    return python

@@ -10,10 +10,12 @@ under test-artifacts/vscode/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import time
+import venv
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,6 @@ from editor_truth import MODEL_FILE, Expected
 
 pytestmark = [pytest.mark.editor, pytest.mark.timeout(420)]
 
-SHOTS = tools.ARTIFACTS / "vscode"
 NBSP = "\u00a0"
 # The first trace pays for starting the server and importing torch (3 s here, more on a cold CI disk).
 FIRST_TRACE_S = 90.0
@@ -87,14 +88,15 @@ def plain(text: str) -> str:
 class Session:
     """The page, plus helpers that wait for what a user would wait for and keep a screenshot per step."""
 
-    def __init__(self, page: Any, log_dir: Path) -> None:
+    def __init__(self, page: Any, log_dir: Path, shots: Path) -> None:
         self.page = page
         self.log_dir = log_dir
+        self.shots = shots
         self.step = 0
 
     def shot(self, name: str) -> Path:
         self.step += 1
-        path = SHOTS / f"{self.step:02d}-{name}.png"
+        path = self.shots / f"{self.step:02d}-{name}.png"
         self.page.screenshot(path=str(path))
         return path
 
@@ -141,14 +143,15 @@ class Session:
         return plain(self.page.locator(selector).first.inner_text())
 
 
-@pytest.fixture
-def vscode(tmp_path: Path, vsix_package: Path) -> Iterator[Session]:
+@contextlib.contextmanager
+def vscode_session(tmp_path: Path, package: Path, interpreter: Path, shots: Path) -> Iterator[Session]:
+    """code-server with the .vsix installed offline and `shapelens.interpreter` set, in Chromium."""
     from playwright.sync_api import sync_playwright
 
     tools.require(tools.CHROMIUM, "Debian's chromium")
-    if SHOTS.exists():
-        shutil.rmtree(SHOTS)
-    SHOTS.mkdir(parents=True)
+    if shots.exists():
+        shutil.rmtree(shots)
+    shots.mkdir(parents=True)
     home, user_data, extensions = tmp_path / "home", tmp_path / "user-data", tmp_path / "extensions"
     workspace = tmp_path / "workspace"
     shutil.copytree(tools.WORKSPACE, workspace)
@@ -159,29 +162,39 @@ def vscode(tmp_path: Path, vsix_package: Path) -> Iterator[Session]:
     # remote machine's settings, as it would over Remote-SSH.
     (user_data / "Machine").mkdir(parents=True)
     (user_data / "Machine" / "settings.json").write_text(
-        json.dumps({"shapelens.interpreter": str(tools.VENV_BIN / "python")}, indent=2)
+        json.dumps({"shapelens.interpreter": str(interpreter)}, indent=2)
     )
-    installed = tools.install_extension(vsix_package, user_data, extensions, env)
+    installed = tools.install_extension(package, user_data, extensions, env)
     assert "successfully installed" in installed, installed
     assert any(p.name.startswith("shapelens.shapelens-") for p in extensions.iterdir()), installed
 
-    with (
-        tools.code_server(workspace, user_data, extensions, env, tmp_path / "code-server.log") as server,
-        sync_playwright() as playwright,
-    ):
-        browser = playwright.chromium.launch(
-            executable_path=str(tools.CHROMIUM), args=tools.CHROMIUM_ARGS, headless=True
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 900})
-            page.set_default_timeout(STEP_S * 1000)
-            page.goto(server.url)
-            session = Session(page, user_data / "logs")
-            yield session
-        finally:
-            browser.close()
-    (SHOTS / "shapelens.log").write_text(shapelens_log(user_data / "logs"))
-    shutil.copy(tmp_path / "code-server.log", SHOTS / "code-server.log")
+    try:
+        with (
+            tools.code_server(workspace, user_data, extensions, env, tmp_path / "code-server.log") as server,
+            sync_playwright() as playwright,
+        ):
+            browser = playwright.chromium.launch(
+                executable_path=str(tools.CHROMIUM), args=tools.CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1500, "height": 900})
+                page.set_default_timeout(STEP_S * 1000)
+                page.goto(server.url)
+                yield Session(page, user_data / "logs", shots)
+            finally:
+                browser.close()
+    finally:
+        (shots / "shapelens.log").write_text(shapelens_log(user_data / "logs"))
+        if (tmp_path / "code-server.log").exists():
+            shutil.copy(tmp_path / "code-server.log", shots / "code-server.log")
+
+
+@pytest.fixture
+def vscode(tmp_path: Path, vsix_package: Path) -> Iterator[Session]:
+    """A user's environment with torch and nothing else: the server's own dependencies come from the .vsix."""
+    python = tools.torch_only_python(tmp_path / "user-env")
+    with vscode_session(tmp_path, vsix_package, python, tools.ARTIFACTS / "vscode") as session:
+        yield session
 
 
 def test_vscode_hints_hover_problems_and_quick_fix(vscode: Session, truth: Expected) -> None:
@@ -270,3 +283,34 @@ def test_vscode_hints_hover_problems_and_quick_fix(vscode: Session, truth: Expec
     assert hints_after[truth.fc1_line] == after.layer_hints[truth.fc1_line]
     vscode.shot("fixed")
     print(f"fc1 hint before the fix: {hints_before.get(truth.fc1_line)!r}, after: {hints_after[truth.fc1_line]!r}")
+
+
+def test_vscode_without_torch_says_so_once_and_keeps_static_checks(tmp_path: Path, vsix_package: Path) -> None:
+    """An interpreter without torch: one message that says so and how to fix it, a warning in the status
+    item, no crash and no pop-up storm; the static finding (SL201) still reaches the Problems panel."""
+    bare = tmp_path / "bare-env"
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(bare)
+    with vscode_session(tmp_path, vsix_package, bare / "bin" / "python", tools.ARTIFACTS / "vscode-no-torch") as vscode:
+        page = vscode.page
+        page.get_by_role("treeitem", name=MODEL_FILE).click(timeout=FIRST_TRACE_S * 1000)
+        toasts = page.locator(".notifications-toasts .notification-toast")
+        vscode.wait_until(
+            "the message that torch is missing",
+            lambda: any("PyTorch is not importable" in plain(t) for t in toasts.all_inner_texts()),
+            FIRST_TRACE_S,
+        )
+        status = page.locator("[id$='shapelens.status']").first
+        vscode.wait_until("the status item's warning", lambda: status.locator(".codicon-warning").count() == 1)
+        page.keyboard.press("Control+Shift+M")
+        problems = vscode.wait_until(
+            "SL201 (static) in the Problems panel",
+            lambda: (t := vscode.panel_text(".markers-panel")) and "SL201" in t and t,
+        )
+        assert "SL101" not in problems, "SL101 needs a trace, which cannot run without torch"
+        time.sleep(3)  # anything that would pile up (restarts, repeated messages) has had time to
+        vscode.shot("no-torch")
+        texts = [plain(t) for t in toasts.all_inner_texts()]
+        assert sum("PyTorch is not importable" in t for t in texts) == 1, texts
+        assert len(texts) == 1, f"one message, not a storm: {texts}"
+        log = vscode.shapelens_log()
+        assert "The server stopped" not in log and "restarting" not in log.lower(), log[-3000:]
