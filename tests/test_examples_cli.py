@@ -106,6 +106,10 @@ EXPECTED: dict[str, list[Expect]] = {
     "uses_blocks.py": [],
     "train_at_import.py": [],
     "train_main.py": [],
+    "sequential_mnist.py": [
+        # the Linear after it is right for 8 channels: no cascaded SL101 from a substituted 16-channel output
+        Expect("SL103", "error", ("nn.BatchNorm2d(16),",), "nn.BatchNorm2d(", "16"),
+    ],
     "dropout_variants.py": [
         # on the layer's constructor or on the forward line where it met the tensor
         Expect("SL203", "warning", ("self.drop = nn.Dropout2d(0.2)", "h = self.drop(h)")),
@@ -380,3 +384,44 @@ def test_fix_rewrites_in_features_and_the_model_then_runs(tmp_path: Path) -> Non
     run = oracle.run_on_cpu(str(copy), "LeNet", directive=oracle.directive_for(str(copy), "LeNet"))
     assert run.error is None, run.error
     assert tuple(run.output.shape) == (4, 10)
+
+
+# Examples whose findings carry a safe fix, and what must be gone once `--fix` applied them all.
+SAFE_FIXES: dict[str, set[str]] = {
+    "lenet_flatten.py": {"SL101"},
+    "conv1d_sensor.py": {"SL101"},
+    "runtime_resize.py": {"SL101"},  # SL204 stays: it has no safe fix
+    "lstm_stack.py": {"SL104"},
+    "functional_dropout.py": {"SL202"},
+    "sequential_mnist.py": {"SL103"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAFE_FIXES))
+def test_safe_fixes_give_a_model_that_runs(name: str, tmp_path: Path) -> None:
+    """A fix marked safe must be right: after `--fix`, no error is left, the fixed codes are gone, and every
+    model of the file runs on CPU (a wrong "safe" fix, e.g. one derived from a cascaded mismatch, fails here)."""
+    copy = tmp_path / name
+    shutil.copy(EXAMPLES / name, copy)
+    original = copy.read_text()
+    proc = run_check(str(copy), "--fix", cwd=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    assert copy.read_text() != original, f"--fix changed nothing in {name}"
+
+    again = run_check(str(copy), "--format", "json", cwd=tmp_path)
+    diagnostics = [d for f in json.loads(again.stdout)["files"] for d in f["diagnostics"]]
+    left = [_brief(d) for d in diagnostics if d["code"] in SAFE_FIXES[name] or d["severity"] == "error"]
+    assert not left and again.returncode == 0, f"after --fix:\n{copy.read_text()}\nstill: {left}"
+
+    directives = oracle.directives_in_file(str(copy))
+    runs = [oracle.run_on_cpu(str(copy), cls, directive=d) for cls, d in directives.items()]
+    if not directives:  # module-level models: run the whole file's assignments (the example calls)
+        runs = [oracle.run_on_cpu(str(copy), example_lines=_module_assignments(copy))]
+    for run in runs:
+        assert run.error is None, f"the fixed {name} does not run on CPU: {run.error}\n{copy.read_text()}"
+
+
+def _module_assignments(path: Path) -> list[int]:
+    import ast
+
+    return [s.lineno for s in ast.parse(path.read_text()).body if isinstance(s, ast.Assign)]
