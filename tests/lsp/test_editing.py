@@ -31,11 +31,12 @@ async def test_burst_of_edits_traces_the_last_version(client: LanguageClient, tm
     final = 2 + EDITS
     assert f"x=({final}, 3, 16, 16)" in doc.text
 
-    # Responsive right after the burst: a hover answers within a second.
+    # Responsive right after the burst: a hover queued behind all those edits answers within 2 s (about
+    # 0.1-0.7 s here; each edit costs the server well under a millisecond, and no trace runs for it).
     started = time.perf_counter()
     position = position_of(doc.text, "self.fc(h)", delta=6)
     await s.hover(doc, position.line, position.character)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 2.0
 
     # The trace that follows is of the final text, published with the final version.
     await s.wait_traced(doc, after)

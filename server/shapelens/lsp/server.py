@@ -44,6 +44,7 @@ STATUS = "shapelens/status"
 TRACE_NOW = "shapelens.traceNow"
 FIX_ALL_KIND = "source.fixAll.shapelens"
 SYNTAX_ERROR = "SL000"
+STATIC_INTERVAL_S = 0.05
 CONFIG_TIMEOUT_S = 5.0  # a client that never answers workspace/configuration must not stall start-up
 
 T = TypeVar("T")
@@ -95,6 +96,7 @@ class DocState:
     static: FileReport | None = None
     static_version: int | None = None
     static_pending: bool = False
+    static_at: float = 0.0  # when the last coalesced static check ran (time.monotonic)
     task: asyncio.Task[None] | None = None
     in_trace: bool = False
     outline_version: int | None = None
@@ -352,10 +354,12 @@ class ShapelensServer(LanguageServer):
         for change in changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
                 self.shift_results(state.path, Change(change.range, change.text))
-        # Static findings at once, coalesced: a burst of changes queued behind each other is checked once.
+        # Static findings at once for a keystroke, at most every STATIC_INTERVAL_S during a burst (each check
+        # and its publication cost ~2 ms; a thousand queued edits must not delay the hover behind them).
         if not state.static_pending:
             state.static_pending = True
-            asyncio.get_running_loop().call_soon(self._static_soon, uri)
+            delay = max(0.0, state.static_at + STATIC_INTERVAL_S - time.monotonic())
+            asyncio.get_running_loop().call_later(delay, self._static_soon, uri)
         self.schedule_trace(uri, self.settings.debounce_ms / 1000)
 
     def _static_soon(self, uri: str) -> None:
@@ -363,6 +367,7 @@ class ShapelensServer(LanguageServer):
         if state is None:
             return
         state.static_pending = False
+        state.static_at = time.monotonic()
         self.refresh_static(uri)
 
     def saved(self, uri: str) -> None:
@@ -504,24 +509,20 @@ class ShapelensServer(LanguageServer):
             and uri in self.docs
             and self.doc_version(uri) == version
         )
+        if fresh:
+            previous = self.traces.get(state.path)
+            self.traces[state.path] = TraceResult(
+                version, reports, frozenset(static.findings if static else ()), versions
+            )
+            self.publish_paths(set(reports) | (set(previous.reports) if previous else set()) | {state.path})
+            self.refresh_inlay_hints()
+        # The status comes last, so a client that sees "idle" already has the diagnostics of that trace.
         if outcome.startswith("failed"):
             self.status("error", f"trace {outcome}", elapsed, uri)
         else:
             self.status("idle", f"{os.path.basename(state.path)}: {outcome} in {elapsed:.0f} ms", elapsed, uri)
-        log.info(
-            "trace %s v%s: %s in %.0f ms%s",
-            state.path,
-            version,
-            outcome,
-            elapsed,
-            "" if fresh else " (stale)",
-        )
-        if not fresh:
-            return
-        previous = self.traces.get(state.path)
-        self.traces[state.path] = TraceResult(version, reports, frozenset(static.findings if static else ()), versions)
-        self.publish_paths(set(reports) | (set(previous.reports) if previous else set()) | {state.path})
-        self.refresh_inlay_hints()
+        stale = "" if fresh else " (stale)"
+        log.info("trace %s v%s: %s in %.0f ms%s", state.path, version, outcome, elapsed, stale)
 
     def refresh_inlay_hints(self) -> None:
         caps = self.client_capabilities.workspace
