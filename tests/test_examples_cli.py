@@ -366,26 +366,6 @@ def test_missing_path_exits_2(tmp_path: Path) -> None:
     assert "no_such_model.py" in proc.stderr
 
 
-def test_fix_rewrites_in_features_and_the_model_then_runs(tmp_path: Path) -> None:
-    copy = tmp_path / "lenet_flatten.py"
-    shutil.copy(EXAMPLES / "lenet_flatten.py", copy)
-    proc = run_check(str(copy), "--fix", cwd=tmp_path)
-    assert proc.returncode in (0, 1), proc.stderr[-3000:]
-    fixed = copy.read_text()
-    assert "nn.Linear(16 * 6 * 6, 120)" in fixed, fixed
-    original = (EXAMPLES / "lenet_flatten.py").read_text()
-    assert fixed == original.replace("nn.Linear(16 * 5 * 5, 120)", "nn.Linear(16 * 6 * 6, 120)")
-
-    again = run_check(str(copy), "--format", "json", cwd=tmp_path)
-    assert again.returncode == 0, again.stdout[-3000:]
-    codes = [d["code"] for f in json.loads(again.stdout)["files"] for d in f["diagnostics"]]
-    assert "SL101" not in codes
-
-    run = oracle.run_on_cpu(str(copy), "LeNet", directive=oracle.directive_for(str(copy), "LeNet"))
-    assert run.error is None, run.error
-    assert tuple(run.output.shape) == (4, 10)
-
-
 # Examples whose findings carry a safe fix, and what must be gone once `--fix` applied them all.
 SAFE_FIXES: dict[str, set[str]] = {
     "lenet_flatten.py": {"SL101"},
@@ -397,28 +377,56 @@ SAFE_FIXES: dict[str, set[str]] = {
 }
 
 
+@dataclass
+class FixRun:
+    folder: Path
+    fix: subprocess.CompletedProcess[str]
+    again: subprocess.CompletedProcess[str]
+    diagnostics: dict[str, list[dict[str, Any]]]  # file name -> diagnostics after the fix
+
+
+@pytest.fixture(scope="session")
+def fixed(tmp_path_factory: pytest.TempPathFactory) -> FixRun:
+    """Copies of the examples with safe fixes, `check --fix` once over them, then checked again."""
+    folder = tmp_path_factory.mktemp("fixed")
+    for name in SAFE_FIXES:
+        shutil.copy(EXAMPLES / name, folder / name)
+    fix = run_check(".", "--fix", cwd=folder)
+    assert fix.returncode in (0, 1), fix.stderr[-3000:]
+    again = run_check(".", "--format", "json", cwd=folder)
+    diagnostics = {Path(f["path"]).name: f["diagnostics"] for f in json.loads(again.stdout)["files"]}
+    return FixRun(folder, fix, again, diagnostics)
+
+
+def test_fix_rewrites_in_features_as_the_traced_product(fixed: FixRun) -> None:
+    text = (fixed.folder / "lenet_flatten.py").read_text()
+    original = (EXAMPLES / "lenet_flatten.py").read_text()
+    assert text == original.replace("nn.Linear(16 * 5 * 5, 120)", "nn.Linear(16 * 6 * 6, 120)")
+    assert "lenet_flatten.py" in fixed.fix.stderr  # --fix says what it changed
+
+
 @pytest.mark.parametrize("name", sorted(SAFE_FIXES))
-def test_safe_fixes_give_a_model_that_runs(name: str, tmp_path: Path) -> None:
+def test_safe_fixes_give_a_model_that_runs(name: str, fixed: FixRun) -> None:
     """A fix marked safe must be right: after `--fix`, no error is left, the fixed codes are gone, and every
     model of the file runs on CPU (a wrong "safe" fix, e.g. one derived from a cascaded mismatch, fails here)."""
-    copy = tmp_path / name
-    shutil.copy(EXAMPLES / name, copy)
-    original = copy.read_text()
-    proc = run_check(str(copy), "--fix", cwd=tmp_path)
-    assert proc.returncode in (0, 1), proc.stderr[-3000:]
-    assert copy.read_text() != original, f"--fix changed nothing in {name}"
-
-    again = run_check(str(copy), "--format", "json", cwd=tmp_path)
-    diagnostics = [d for f in json.loads(again.stdout)["files"] for d in f["diagnostics"]]
+    copy = fixed.folder / name
+    assert copy.read_text() != (EXAMPLES / name).read_text(), f"--fix changed nothing in {name}"
+    diagnostics = fixed.diagnostics.get(name, [])
     left = [_brief(d) for d in diagnostics if d["code"] in SAFE_FIXES[name] or d["severity"] == "error"]
-    assert not left and again.returncode == 0, f"after --fix:\n{copy.read_text()}\nstill: {left}"
+    assert not left, f"after --fix:\n{copy.read_text()}\nstill: {left}"
 
     directives = oracle.directives_in_file(str(copy))
     runs = [oracle.run_on_cpu(str(copy), cls, directive=d) for cls, d in directives.items()]
-    if not directives:  # module-level models: run the whole file's assignments (the example calls)
+    if not directives:  # module-level models: run the file's assignments (the example calls)
         runs = [oracle.run_on_cpu(str(copy), example_lines=_module_assignments(copy))]
     for run in runs:
         assert run.error is None, f"the fixed {name} does not run on CPU: {run.error}\n{copy.read_text()}"
+
+
+def test_fixed_copies_exit_0(fixed: FixRun) -> None:
+    errors = [f"{n}: {_brief(d)}" for n, ds in fixed.diagnostics.items() for d in ds if d["severity"] == "error"]
+    assert not errors, errors
+    assert fixed.again.returncode == 0
 
 
 def _module_assignments(path: Path) -> list[int]:
