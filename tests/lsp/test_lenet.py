@@ -116,10 +116,51 @@ async def test_dropout_hover_explains_train_and_eval(client: LanguageClient, tmp
     assert "eval mode" in text and "identity" in text
     assert "never changes a shape" in text
     assert "this trace ran in" in text
-    # hover on the attribute in forward gives the same layer
-    hover2 = await s.hover(doc, *_at(doc.text, "self.drop(x)", 6))
-    assert hover2 is not None and isinstance(hover2.contents, types.MarkupContent)
-    assert "p=0.25" in hover2.contents.value
+    # hover on the attribute, in forward and where __init__ assigns it, gives the same layer
+    for needle in ("self.drop(x)", "self.drop = "):
+        again = await s.hover(doc, *_at(doc.text, needle, 6))
+        assert again is not None and isinstance(again.contents, types.MarkupContent)
+        assert again.contents.value == text
+
+
+MLP = """\
+import torch
+from torch import nn
+
+
+# shapelens: x=(2, 16)
+class MLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(16, 32),
+            nn.GELU(),
+            nn.Dropout(0.1),
+            nn.Linear(32, 4),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+"""
+
+
+async def test_sequential_entries_get_layer_hints(client: LanguageClient, tmp_path: Path) -> None:
+    s = Session(client, tmp_path)
+    await s.start()
+    doc = s.open("mlp.py", MLP)
+    await s.wait_traced(doc)
+    truth = cpu_truth(doc.path, "MLP")
+    io = layer_io(truth.model, directive_inputs(doc.path, "MLP"))
+    hints = await s.inlay_hints(doc)
+    for index, needle in enumerate(["nn.Linear(16, 32)", "nn.GELU()", "nn.Dropout(0.1)", "nn.Linear(32, 4)"]):
+        inputs, outputs = io[f"net.{index}"]
+        line = position_of(doc.text, needle).line
+        assert f"{label(inputs[0])} → {label(outputs[0])}" in hint_at(hints, line), (needle, hint_at(hints, line))
+    hover = await s.hover(doc, *_at(doc.text, "nn.Linear(32, 4)", 3))
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    assert "net[3]" in hover.contents.value
+    params = sum(p.numel() for p in truth.model.net[3].parameters())
+    assert f"params **{params:,}**" in hover.contents.value
 
 
 def _at(text: str, needle: str, delta: int = 0) -> tuple[int, int]:

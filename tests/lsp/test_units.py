@@ -88,6 +88,8 @@ def test_layer_label_and_markdown() -> None:
         model="LeNet",
     )
     assert convert.layer_label([layer]) == "[4, 576] → [4, 120]"
+    assert convert.display_name("features.3") == "features[3]"
+    assert convert.display_name("layer1.0.conv1") == "layer1[0].conv1"
     md = convert.layer_markdown([layer])
     assert "69,240" in md and "270.5 KiB" in md and "553.9 KFLOPs" in md and "nn.Linear" in md
     drop = LayerInfo("drop", "Dropout", layer.span, 0, 0, 0, extra={"p": 0.5, "training": False})

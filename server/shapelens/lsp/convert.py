@@ -412,16 +412,24 @@ def _dropout_markdown(layer: LayerInfo) -> list[str]:
     return lines
 
 
+def display_name(qualified: str) -> str:
+    """`features.3` -> `features[3]`: how the user would reach a Sequential entry in code."""
+    out = ""
+    for part in qualified.split("."):
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out or "model"
+
+
 def layer_markdown(layers: Sequence[LayerInfo], brief: bool = False) -> str:
     """Hover on a layer (attribute or constructor): input → output, parameters, FLOPs; dropout semantics.
 
     `layers` are the instances built from one constructor call (several when a block class is reused).
     """
     first = layers[0]
-    owner = f"  # {first.model}.{first.name}" if first.model else f"  # {first.name}"
+    owner = f"  # in {first.model}" if first.model else ""
     arguments = first.extra.get("repr")  # the module's own extra_repr, when the trace recorded it
-    ctor = f"nn.{first.type}({arguments})" if isinstance(arguments, str) else f"nn.{first.type}"
-    out = [f"```python\n(layer) {first.name.rsplit('.', 1)[-1]}: {ctor}{owner}\n```"]
+    ctor = f"nn.{first.type}({arguments})" if isinstance(arguments, str) and arguments else f"nn.{first.type}"
+    out = [f"```python\n(layer) {display_name(first.name)}: {ctor}{owner}\n```"]
     facts: list[str] = []
     signatures = layer_signatures(layers)
     if len(layers) == 1:
@@ -429,7 +437,9 @@ def layer_markdown(layers: Sequence[LayerInfo], brief: bool = False) -> str:
     else:
         for layer in layers[:6]:
             sigs = layer_signatures([layer])
-            facts.append(f"{_code(layer.name)}: " + (", ".join(_code(s) for s in sigs) if sigs else "not called"))
+            facts.append(
+                f"{_code(display_name(layer.name))}: " + (", ".join(_code(s) for s in sigs) if sigs else "not called")
+            )
         if len(layers) > 6:
             facts.append(f"… and {len(layers) - 6} more instances")
     if not signatures:
