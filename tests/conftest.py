@@ -3,14 +3,14 @@ that writes a model file and analyses it the way `shapelens check` does."""
 
 from __future__ import annotations
 
-import os
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from engine_support import Analyse
 from shapelens.analysis.check import Options, analyze
-from shapelens.findings import FileReport
 from shapelens.trace.client import TraceWorker
 
 
@@ -22,23 +22,14 @@ def worker() -> Iterator[TraceWorker]:
     w.close()
 
 
-Analyse = Callable[..., dict[str, FileReport]]
-
-
 @pytest.fixture
 def analyse(worker: TraceWorker, tmp_path: Path) -> Analyse:
     """`analyse(source, name="model.py", **options)` → reports keyed by absolute path."""
 
-    def run(source: str, name: str = "model.py", **options: object) -> dict[str, FileReport]:
+    def run(source: str, name: str = "model.py", **options: object) -> dict[str, Any]:
         path = tmp_path / name
         text = textwrap.dedent(source)
         path.write_text(text)
         return analyze(str(path), text, Options(**options), worker, root=str(tmp_path))  # type: ignore[arg-type]
 
     return run
-
-
-def write(folder: Path, name: str, source: str) -> str:
-    path = folder / name
-    path.write_text(textwrap.dedent(source))
-    return os.fspath(path)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import write
+from engine_support import write
 
 MODEL = """
     import torch

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import Analyse, write
+from engine_support import Analyse, write
 from oracle import cpu_line_shapes, run_on_cpu
 from shapelens.analysis import edits
 from shapelens.findings import FileReport, Severity

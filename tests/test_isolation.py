@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Analyse
+from engine_support import Analyse
 from shapelens.analysis.check import Options, analyze
 from shapelens.findings import Severity
 from shapelens.trace.client import TraceWorker, WorkerUnavailable
