@@ -462,9 +462,9 @@ def collect_layers(model: nn.Module, recorder: Recorder, flops: dict[str, Any] |
         counted = (flops or {}).get(f"{root_name}.{name}" if name else root_name)
         out.append({
             "name": name, "type": type(module).__name__, "site": site,
-            "params": sum(p.numel() for p in params),
-            "bytes": sum(p.numel() * p.element_size() for p in params),
-            "flops": int(sum(counted.values())) if counted else (0 if flops is not None else None),
+            "params": _known(sum(p.numel() for p in params)),
+            "bytes": _known(sum(p.numel() * p.element_size() for p in params)),
+            "flops": _known(sum(counted.values())) if counted else (0 if flops is not None else None),
             "calls": [] if use is None else [{
                 "path": use.where[0] if use.where else None, "line": use.where[1] if use.where else None,
                 "inputs": [list(s) for s in use.inputs], "outputs": [list(s) for s in use.outputs],
@@ -472,6 +472,14 @@ def collect_layers(model: nn.Module, recorder: Recorder, flops: dict[str, Any] |
             "extra": layer_extra(module),
         })  # fmt: skip
     return out
+
+
+def _known(count: Any) -> int | None:
+    """An int, or None where it depends on values (FakeTensorMode's unbacked sizes give `512*u0`)."""
+    try:
+        return int(count)
+    except Exception:
+        return None
 
 
 def layer_extra(module: nn.Module) -> dict[str, Any]:
@@ -526,7 +534,14 @@ def run(plan: dict[str, Any], fd: int, progress: Any) -> None:
     parsed = parse(plan["file"], plan["source"])
     ctx.nodes = _find_nodes(parsed.tree) if isinstance(parsed, Source) else {}
     for spec in plan["targets"]:
-        trace_target(spec, ctx, recorder, emit, plan)
+        try:
+            trace_target(spec, ctx, recorder, emit, plan)
+        except Exception as err:  # a bug of ours while reporting: lose this model, not the ones after it
+            traceback.print_exc()
+            message = f"shapelens could not report this trace ({type(err).__name__}: {err})"
+            emit({"event": "target", "name": spec["name"], "status": "error", "mode": ctx.device.type,
+                  "error": {"kind": "crash", "message": message, "path": plan["file"], "line": 0},
+                  "records": [], "layers": [], "mismatches": []})  # fmt: skip
 
 
 def main_in_child(plan: dict[str, Any], fd: int, progress: Any) -> None:

@@ -77,6 +77,8 @@ class Recorder:
         self.keep_alive: list[nn.Module] = []
         self.uses: dict[int, LayerUse] = {}
         self.mismatches: list[Mismatch] = []
+        # a norm layer that met the wrong size: the input it really received, whose shape its output keeps
+        self.restore: dict[int, torch.Tensor] = {}
         self.last: tuple[int, int] = (-1, 0)  # (file id, line) of the last recorded statement
         self.on_progress: Callable[[int, int], None] | None = None
 
@@ -170,14 +172,22 @@ class Recorder:
         for kinds, check in CHECKS:
             if isinstance(module, kinds):
                 fixed = check(self, module, args[0])
-                if fixed is not None:
-                    return (fixed, *args[1:])
-                break
+                if fixed is None:
+                    return None
+                if isinstance(module, SHAPE_KEEPING):
+                    self.restore[id(module)] = args[0]
+                return (fixed, *args[1:])
         return None
 
-    def forward_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+    def forward_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
         if not self.active:
-            return
+            return None
+        original = self.restore.pop(id(module), None)
+        if original is not None:
+            # the layer ran on a stand-in of its declared size; what flows on has the size it really met,
+            # so the layers after it are checked against the truth, not against our stand-in
+            output = original.new_zeros(original.shape)
+            args = (original, *args[1:])
         factors = getattr(args[0], "_shapelens_factors", None) if args else None
         if factors and isinstance(output, torch.Tensor) and output.shape == args[0].shape:
             output._shapelens_factors = factors  # type: ignore[attr-defined]  # through dropout, activations
@@ -189,6 +199,7 @@ class Recorder:
         else:  # a layer called again: keep each distinct shape once
             use.inputs += [s for s in inputs if s not in use.inputs]
             use.outputs += [s for s in outputs if s not in use.outputs]
+        return output if original is not None else None
 
     def mismatch(self, code: str, module: nn.Module, attr: str, declared: Any, actual: Any, x: torch.Tensor) -> None:
         factors = getattr(x, "_shapelens_factors", None)
@@ -275,6 +286,8 @@ def _check_rnn(rec: Recorder, module: nn.RNNBase, x: torch.Tensor) -> torch.Tens
     rec.mismatch("SL104", module, "input_size", module.input_size, int(x.shape[-1]), x)
     return x.new_zeros((*x.shape[:-1], module.input_size))
 
+
+SHAPE_KEEPING = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
 CHECKS: list[tuple[type | tuple[type, ...], Callable[[Recorder, Any, torch.Tensor], torch.Tensor | None]]] = [
     (nn.Linear, _check_linear),
