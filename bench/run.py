@@ -255,7 +255,7 @@ def table(models: list[BenchModel], results: dict[str, dict[str, Any]], params: 
             rows.append("| " + " | ".join(cells) + " |")
             continue
         if "ms" in info:
-            ratio = f"{info['ms'] / warm_ms:.0f}×" if warm_ms else ""
+            ratio = f"{info['ms'] / warm_ms:.1f}×" if warm_ms else ""
             info_ms, info_mb = f"{info['ms']:.0f}", f"{info['peak_mb']:.0f}"
         else:
             ratio, info_ms, info_mb = "", info.get("error", "skipped"), ""
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# shapelens bench — {platform.machine()}, {os.cpu_count()} cores, {machine_gb():.0f} GB, "
         f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}"
     )
-    print(header, file=sys.stderr)
+    print(header, file=sys.stderr, flush=True)
     params = _sub("--_params", *["--models", *[m.file for m in chosen]])
     if "error" in params:
         print(f"  params: {params['error']}", file=sys.stderr)
@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {model.label}: torchinfo ...", file=sys.stderr, flush=True)
             result["torchinfo"] = _sub("--_torchinfo", path, model.class_name)
         results[model.file] = result
+    print(f"{header}, {os.getloadavg()[0]:.2f} at the end\n")
     print(table(chosen, results, params))
     built = [
         (m.label, results[m.file]["torchinfo"]) for m in chosen if "build_ms" in results[m.file].get("torchinfo", {})
