@@ -194,9 +194,10 @@ class Session:
         return None
 
     def traced(self, doc: Doc, after: int = 0) -> dict[str, Any] | None:
-        """The first status saying a trace of `doc` finished, among statuses from index `after`."""
+        """The first status saying a trace of `doc` finished (not cancelled), among statuses from `after` on."""
         for status in self.statuses[after:]:
-            if status["state"] == "idle" and status.get("uri") == doc.uri and status.get("elapsedMs") is not None:
+            finished = status["state"] == "idle" and status.get("uri") == doc.uri and status.get("elapsedMs")
+            if finished and "cancelled" not in status["message"]:  # a superseded trace is not the one we want
                 return status
         return None
 

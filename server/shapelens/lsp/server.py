@@ -120,6 +120,7 @@ class ShapelensServer(LanguageServer):
         self.published: set[str] = set()  # uris we published diagnostics for (to clear them later)
         self.warned_worker = False
         self.shutting_down = False
+        self.shutdown_requested = False  # `exit` without `shutdown` first exits with status 1 (LSP spec)
         self.status_state: str | None = None
         self._starting: tuple[TraceWorker, asyncio.Future[None]] | None = None
         # Traces wait for the first workspace/configuration answer: it may say the workspace is untrusted.
@@ -803,6 +804,16 @@ class ShapelensServer(LanguageServer):
         traced = result is not None and result.version == self.doc_version(uri)
         return {"traced": traced, "version": self.doc_version(uri)}
 
+    def exit(self) -> None:
+        """`exit`: pygls then leaves its loop, but its stdin reader thread stays blocked until the client closes
+        the pipe, and not every client does. Make sure the process ends shortly whatever the client does."""
+        log.debug("exit")
+        self.shutdown()
+        code = 0 if self.shutdown_requested else 1
+        timer = threading.Timer(EXIT_GRACE_S, _hard_exit, (code,))
+        timer.daemon = True
+        timer.start()
+
     def shutdown(self) -> None:
         """Answer `shutdown` at once: cancel what runs, close the worker in the background."""
         self.shutting_down = True
@@ -813,6 +824,15 @@ class ShapelensServer(LanguageServer):
         if worker is not None:
             worker.cancel()
             threading.Thread(target=worker.close, name="shapelens-close-worker", daemon=True).start()
+
+
+EXIT_GRACE_S = 1.0
+
+
+def _hard_exit(code: int) -> None:
+    log.info("exit: the client kept stdin open; exiting now")
+    logging.shutdown()
+    os._exit(code)
 
 
 def _kind(kind: object) -> str:
@@ -918,7 +938,12 @@ def create_server() -> ShapelensServer:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: ShapelensServer, params: None) -> None:
+        ls.shutdown_requested = True
         ls.shutdown()
+
+    @server.feature(types.EXIT)
+    def exit_(ls: ShapelensServer, params: None) -> None:
+        ls.exit()
 
     return server
 
