@@ -100,6 +100,7 @@ EXPECTED: dict[str, list[Expect]] = {
         Expect("SL104", "error", ("self.decoder = nn.LSTM(hidden, hidden",), "nn.LSTM(", "hidden"),
     ],
     "lstm_tagger.py": [],
+    "lstm_packed.py": [],
     "transformer_block.py": [],
     "unet.py": [],
     "blocks.py": [],
@@ -121,6 +122,12 @@ EXPECTED: dict[str, list[Expect]] = {
 EXAMPLE_CALLS: dict[str, list[str]] = {
     "train_at_import.py": ["model = ChurnMLP(num_features=20)", "logits = model(torch.randn(64, 20))"],
     "train_main.py": ["net = DigitNet()", "images = torch.randn(16, 1, 28, 28)", "logits = net(images)"],
+    "lstm_packed.py": [
+        "encoder = PackedEncoder(vocab_size=500)",
+        "ids = torch.randint(1, 500, (4, 12))",
+        "lengths = torch.tensor([12, 9, 7, 3])",
+        "logits = encoder(ids, lengths)",
+    ],
 }
 
 
