@@ -31,9 +31,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       await servers.traceNow(uri);
     }),
     vscode.workspace.onDidChangeConfiguration(async (event) => {
+      // Granting trust also reports the restricted settings as changed: restart only when the interpreter
+      // really is another one (the trust restart itself is already queued).
       if (LAUNCH_SETTINGS.some((setting) => event.affectsConfiguration(setting))) {
-        await servers.restart("shapelens.interpreter changed");
-      } else if (event.affectsConfiguration(SECTION)) {
+        await servers.restartIfInterpreterChanged("shapelens.interpreter changed");
+      }
+      if (event.affectsConfiguration(SECTION)) {
         await servers.sendSettings();
       }
     }),

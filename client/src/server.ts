@@ -164,6 +164,7 @@ export class ServerManager implements vscode.Disposable {
 
   /** Restarts only if the interpreter that would be chosen now differs from the running one. */
   async restartIfInterpreterChanged(reason: string): Promise<void> {
+    await this.queue.catch(() => undefined); // compare with what the queued restarts start
     const next = await resolveInterpreter(this.log, this.folder());
     if (next.command !== this.interpreter?.command) {
       await this.restart(reason);

@@ -30,7 +30,10 @@ export class StatusItem implements vscode.Disposable {
     this.item = vscode.window.createStatusBarItem("shapelens.status", vscode.StatusBarAlignment.Right, 100);
     this.item.name = "Shapelens";
     this.item.command = "shapelens.showOutput";
-    this.disposables.push(vscode.window.onDidChangeActiveTextEditor(() => this.updateVisibility()));
+    this.disposables.push(
+      vscode.window.onDidChangeActiveTextEditor(() => this.updateVisibility()),
+      vscode.window.onDidChangeVisibleTextEditors(() => this.updateVisibility()),
+    );
     this.render();
   }
 
@@ -115,8 +118,9 @@ export class StatusItem implements vscode.Disposable {
   }
 
   private updateVisibility(): void {
-    const languageId = vscode.window.activeTextEditor?.document.languageId;
-    if (languageId === "python" || this.state === "error") {
+    // Shown while a Python file is in view (focus may be in a panel or a modal editor), and for problems.
+    const python = vscode.window.visibleTextEditors.some((editor) => editor.document.languageId === "python");
+    if (python || this.state === "error") {
       this.item.show();
     } else {
       this.item.hide();

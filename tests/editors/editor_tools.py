@@ -128,10 +128,10 @@ def install_extension(package: Path, user_data: Path, extensions: Path, env: dic
 
 @contextlib.contextmanager
 def code_server(
-    workspace: Path, user_data: Path, extensions: Path, env: dict[str, str], log: Path
+    workspace: Path, user_data: Path, extensions: Path, env: dict[str, str], log: Path, *, trust: bool = True
 ) -> Iterator[CodeServer]:
     """code-server on a free local port, in its own process group (so every child it spawns, the language
-    server included, is stopped with it)."""
+    server included, is stopped with it). `trust=False`: workspace trust is on and the folder untrusted."""
     port = free_port()
     args = [
         "--bind-addr",
@@ -140,10 +140,11 @@ def code_server(
         "none",
         "--disable-telemetry",
         "--disable-update-check",
-        "--disable-workspace-trust",
         "--disable-getting-started-override",
         str(workspace),
     ]
+    if trust:  # every folder trusted; without it the folder opens in Restricted Mode
+        args.insert(-1, "--disable-workspace-trust")
     with open(log, "wb") as out:
         process = subprocess.Popen(
             code_server_command(user_data, extensions, *args),

@@ -144,8 +144,11 @@ class Session:
 
 
 @contextlib.contextmanager
-def vscode_session(tmp_path: Path, package: Path, interpreter: Path, shots: Path) -> Iterator[Session]:
-    """code-server with the .vsix installed offline and `shapelens.interpreter` set, in Chromium."""
+def vscode_session(
+    tmp_path: Path, package: Path, interpreter: Path, shots: Path, *, trust: bool = True
+) -> Iterator[Session]:
+    """code-server with the .vsix installed offline and `shapelens.interpreter` set, in Chromium.
+    `trust=False`: workspace trust is on and the folder opens in Restricted Mode (no prompt)."""
     from playwright.sync_api import sync_playwright
 
     tools.require(tools.CHROMIUM, "Debian's chromium")
@@ -157,7 +160,10 @@ def vscode_session(tmp_path: Path, package: Path, interpreter: Path, shots: Path
     shutil.copytree(tools.WORKSPACE, workspace)
     env = tools.isolated_env(home)
     (user_data / "User").mkdir(parents=True)
-    (user_data / "User" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=2))
+    settings = dict(USER_SETTINGS)
+    if not trust:
+        settings.update({"security.workspace.trust.enabled": True, "security.workspace.trust.startupPrompt": "never"})
+    (user_data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
     # shapelens.interpreter is machine-overridable: in code-server (a remote window) it belongs in the
     # remote machine's settings, as it would over Remote-SSH.
     (user_data / "Machine").mkdir(parents=True)
@@ -170,7 +176,9 @@ def vscode_session(tmp_path: Path, package: Path, interpreter: Path, shots: Path
 
     try:
         with (
-            tools.code_server(workspace, user_data, extensions, env, tmp_path / "code-server.log") as server,
+            tools.code_server(
+                workspace, user_data, extensions, env, tmp_path / "code-server.log", trust=trust
+            ) as server,
             sync_playwright() as playwright,
         ):
             browser = playwright.chromium.launch(
@@ -314,3 +322,51 @@ def test_vscode_without_torch_says_so_once_and_keeps_static_checks(tmp_path: Pat
         assert len(texts) == 1, f"one message, not a storm: {texts}"
         log = vscode.shapelens_log()
         assert "The server stopped" not in log and "restarting" not in log.lower(), log[-3000:]
+
+
+def test_vscode_untrusted_workspace_runs_nothing_until_trusted(
+    tmp_path: Path, vsix_package: Path, truth: Expected
+) -> None:
+    """Restricted Mode: the server starts with shapelens.trusted = false (static SL201 only, no trace, so no
+    hints and no SL101); granting trust restarts it trusted and the hints and SL101 arrive."""
+    python = tools.torch_only_python(tmp_path / "user-env")
+    shots = tools.ARTIFACTS / "vscode-untrusted"
+    with vscode_session(tmp_path, vsix_package, python, shots, trust=False) as vscode:
+        page = vscode.page
+        page.get_by_role("treeitem", name=MODEL_FILE).click(timeout=FIRST_TRACE_S * 1000)
+        status = page.locator("[id$='shapelens.status']").first
+        vscode.wait_until(
+            "the status item's untrusted shield", lambda: status.locator(".codicon-shield").count() == 1, FIRST_TRACE_S
+        )
+        page.keyboard.press("Control+Shift+M")
+        vscode.wait_until(
+            "SL201 (static) in the Problems panel", lambda: "SL201" in vscode.panel_text(".markers-panel")
+        )
+        time.sleep(3)  # a trace, if one wrongly ran, would have shown its hints and SL101 by now
+        assert "SL101" not in vscode.panel_text(".markers-panel")
+        assert not vscode.hints(), f"no shapes without a trace: {vscode.hints()}"
+        assert "shapelens.trusted': False" in vscode.shapelens_log()
+        vscode.shot("restricted")
+
+        # Grant trust the way a user does: Manage Workspace Trust, then Trust.
+        page.keyboard.press("Control+Shift+P")
+        page.keyboard.type("Manage Workspace Trust")
+        page.locator(".quick-input-list .monaco-list-row", has_text="Manage Workspace Trust").first.click()
+        trust_button = page.get_by_role("button", name=re.compile(r"^Trust$"))
+        trust_button.first.click()
+        vscode.shot("trust-granted")
+        # The trust editor opens as a modal editor: close it with its X.
+        page.locator(".monaco-modal-editor-block [aria-label^='Close']").first.click()
+        page.wait_for_selector(".monaco-modal-editor-block", state="detached")
+        page.keyboard.press("Control+j")  # hide the panel: every hinted line is visible
+        shown = vscode.wait_until(
+            f"the hints {truth.before.names()} once trusted",
+            lambda: (h := vscode.hints()) and all(h.get(n) == t for n, t in truth.before.names().items()) and h,
+            FIRST_TRACE_S,
+        )
+        assert shown
+        vscode.wait_until("the status item's trace time", lambda: re.search(r"\d+ ms", status.inner_text()))
+        page.keyboard.press("Control+Shift+M")
+        vscode.wait_until("SL101 once trusted", lambda: "SL101" in vscode.panel_text(".markers-panel"))
+        assert "workspace trusted" in vscode.shapelens_log()
+        vscode.shot("trusted")
