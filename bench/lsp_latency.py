@@ -352,7 +352,8 @@ def _p90(values: list[float]) -> float:
 def render(results: list[dict[str, Any]]) -> str:
     out = [
         f"LSP latency, `shapelens serve` over stdio, debounce {DEBOUNCE_MS} ms, meta device "
-        f"({platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs)",
+        f"({platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}: a busy machine stretches every number)",
         "",
         "| model | cold: spawn → hints | cold: didOpen → hints | warm: didChange → diagnostics | "
         "→ refresh | → hints | hints after debounce (p90) | trace (server) | budget after debounce |",
