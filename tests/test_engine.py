@@ -506,3 +506,34 @@ def test_non_ascii_source_keeps_character_columns(analyse: Analyse, tmp_path: Pa
     assert finding.code == "SL101"
     assert (finding.span.column, finding.span.end_column) == (29, 30)  # the `6`, in characters
     assert [f.edits[0].new_text for f in finding.fixes] == ["7", "nn.LazyLinear(3)"]
+
+
+def test_packed_sequences_through_the_shape_rule(analyse: Analyse, tmp_path: Path) -> None:
+    source = """
+        import torch
+        from torch import nn
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+        # shapelens: x=(3, 7, 5), lengths=int64(3)
+        class Packed(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.gru = nn.GRU(5, 6, batch_first=True)
+
+            def forward(self, x, lengths):
+                packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+                out, h_n = self.gru(packed)
+                padded, _ = pad_packed_sequence(out, batch_first=True)
+                return h_n[-1]
+    """
+    reports = analyse(source)
+    path = str(tmp_path / "model.py")
+    report = reports[path]
+    assert not report.findings
+    truth = run_on_cpu(path, "Packed", {"x": (3, 7, 5), "lengths": torch.tensor([7, 4, 2])}).shapes()
+    ours = hints_by_key(reports)
+    assert ours[(path, 15, "h_n")] == [tuple(s) for s in truth[(path, 15, "h_n")]]
+    assert ours[(path, 17, "return")] == [tuple(s) for s in truth[(path, 17, "return")]]
+    padded = next(h for h in report.hints if h.target == "padded")
+    assert padded.shape[0] == 3 and padded.shape[2] == 6 and padded.unknown  # the longest length is a value

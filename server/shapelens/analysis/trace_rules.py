@@ -119,7 +119,7 @@ def reports_from_trace(
     # the size, so they only fill statements no user-given input reached.
     inferred = {m.name for m, i in plan.traced if i.source == "infer"}
     claimed: dict[tuple[str, int], str] = {}  # statement → the first target that recorded it
-    by_key: dict[tuple[str, int, str], Hint] = {}
+    by_key: dict[tuple[str, int, int, str], Hint] = {}  # two statements on one line are two hints
     for target in _sorted_targets(plan, result):
         name = target["name"]
         if target.get("status") == "skipped":
@@ -129,7 +129,7 @@ def reports_from_trace(
             owner = claimed.setdefault((rec["path"], rec["line"]), name)
             if owner != name and name in inferred:
                 continue
-            key = (rec["path"], rec["line"], rec["target"])
+            key = (rec["path"], rec["line"], rec["end_column"], rec["target"])
             shapes = [tuple(s) for s in rec["shapes"]]
             hint = by_key.get(key)
             if hint is None:
