@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lsprotocol import types
@@ -101,7 +101,6 @@ class DocState:
     in_trace: bool = False
     outline_version: int | None = None
     outline: locate.Outline | None = None
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 class ShapelensServer(LanguageServer):
@@ -166,6 +165,17 @@ class ShapelensServer(LanguageServer):
     def text_for(self, path: str) -> convert.Text | None:
         source = self.source_of(self.uri_of(path))
         return None if source is None else convert.Text.of(source, self.encoding)
+
+    def texts(self) -> Callable[[str], convert.Text | None]:
+        """`text_for` memoised for one request: a publication converts many ranges of the same files."""
+        cache: dict[str, convert.Text | None] = {}
+
+        def text(path: str) -> convert.Text | None:
+            if path not in cache:
+                cache[path] = self.text_for(path)
+            return cache[path]
+
+        return text
 
     def root_for(self, path: str) -> str:
         """The workspace folder holding the file (the project root a trace puts on sys.path)."""
@@ -582,8 +592,9 @@ class ShapelensServer(LanguageServer):
 
     def publish(self, path: str) -> None:
         uri = self.uri_of(path)
+        text_for = self.texts()
         diagnostics = [
-            convert.diagnostic(f, self.text_for, self.uri_of, version if fresh else None)
+            convert.diagnostic(f, text_for, self.uri_of, version if fresh else None)
             for f, version, fresh in self.findings_for(path)
         ]
         if not diagnostics and uri not in self.published and uri not in self.docs:
@@ -711,13 +722,14 @@ class ShapelensServer(LanguageServer):
         first = params.range.start.line + 1
         last = params.range.end.line + 1
         current = self.findings_for(path)
+        text_for = self.texts()
         actions: list[types.CodeAction] = []
         if want_quickfix:
             suppressed: set[tuple[int, str]] = set()
             for finding, _, fresh in current:
                 if not (first <= finding.span.line <= last or finding.span.line <= first <= finding.span.end_line):
                     continue
-                diag = self._matching_diagnostic(params, finding, text)
+                diag = self._matching_diagnostic(params, finding, text, text_for)
                 if fresh:
                     for fix in finding.fixes:
                         actions.append(
@@ -726,7 +738,7 @@ class ShapelensServer(LanguageServer):
                                 kind=types.CodeActionKind.QuickFix,
                                 diagnostics=[diag],
                                 is_preferred=fix.safe,
-                                edit=types.WorkspaceEdit(changes=convert.fix_edits(fix, self.text_for, self.uri_of)),
+                                edit=types.WorkspaceEdit(changes=convert.fix_edits(fix, text_for, self.uri_of)),
                             )
                         )
                 key = (finding.span.line, finding.code)
@@ -744,7 +756,7 @@ class ShapelensServer(LanguageServer):
                         kind=types.CodeActionKind.QuickFix,
                         diagnostics=[diag],
                         edit=types.WorkspaceEdit(
-                            changes={uri: [convert.text_edit(edit.span, edit.new_text, self.text_for)]}
+                            changes={uri: [convert.text_edit(edit.span, edit.new_text, text_for)]}
                         ),
                     )
                 )
@@ -755,13 +767,17 @@ class ShapelensServer(LanguageServer):
         return actions
 
     def _matching_diagnostic(
-        self, params: types.CodeActionParams, finding: Finding, text: convert.Text
+        self,
+        params: types.CodeActionParams,
+        finding: Finding,
+        text: convert.Text,
+        text_for: Callable[[str], convert.Text | None],
     ) -> types.Diagnostic:
         wanted = text.range(finding.span)
         for diag in params.context.diagnostics:
             if diag.source == convert.SOURCE and diag.code == finding.code and diag.range == wanted:
                 return diag
-        return convert.diagnostic(finding, self.text_for, self.uri_of, None)
+        return convert.diagnostic(finding, text_for, self.uri_of, None)
 
     def fix_all(self, path: str, findings: list[tuple[Finding, bool]]) -> types.CodeAction | None:
         """Every safe fix whose edits fit the current text, applied together (`source.fixAll.shapelens`)."""
