@@ -75,13 +75,12 @@ async def test_hanging_model_does_not_delay_hover_or_shutdown(client: LanguageCl
     await wait_for(lambda: tracing(after), 30, "the second hanging trace")
     await asyncio.sleep(0.2)
     after = len(s.statuses)
-    sent = time.perf_counter()
     s.replace(doc, "while True:", "for _ in range(3):")
     await s.wait_traced(doc, after)
     statuses = [st for st in s.statuses[after:] if st["uri"] == doc.uri and st["state"] == "idle"]
     assert "cancelled" in statuses[0]["message"], statuses
+    assert statuses[0]["elapsedMs"] < 3000  # killed, not stopped by the 3 s timeout
     finished = await s.wait_diagnostics(doc, lambda ds: True)
-    assert time.perf_counter() - sent < 2.5  # the timeout is 3 s
     assert not [d for d in finished if d.code == "SL002"]
     assert hint_at(await s.inlay_hints(doc), position_of(doc.text, "return y").line) == ["[2, 8]"]
 
