@@ -134,8 +134,10 @@ def test_settings_shapes_and_bad_values() -> None:
     assert not settings.show_dtype and settings.debounce_ms == 50 and not warnings
     settings, warnings = parse_settings({"shapelens.device": "cpu", "shapelens.inlayHints.enabled": "false"})
     assert settings.device == "cpu" and not settings.inlay_hints_enabled
-    settings, warnings = parse_settings({"shapelens": {"trusted": False, "traceTimeout": 3}})
-    assert not settings.trusted and settings.trace_timeout == 3.0
+    settings, warnings = parse_settings(
+        {"shapelens": {"trusted": False, "traceTimeout": 3, "inlayHints": {"layerShapes": False}}}
+    )
+    assert not settings.trusted and settings.trace_timeout == 3.0 and not settings.layer_shapes and not warnings
     settings, warnings = parse_settings(
         {
             "device": "tpu",

@@ -34,7 +34,7 @@ class Settings:
     interpreter: str = sys.executable  # the Python that runs the trace worker (it needs torch)
 
     def options(self) -> Options:
-        return Options(device=self.device, timeout=self.trace_timeout, trusted=self.trusted)
+        return Options(device=self.device, timeout=self.trace_timeout, trusted=self.trusted, flops=True)  # hover
 
 
 # The client-facing key (relative to "shapelens.") of each field.
@@ -55,8 +55,9 @@ def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = f"{prefix}{key}"
+        short = name.removeprefix(SECTION + ".")
         # Only our own nested groups are flattened: an unknown dict value stays a (bad) value.
-        if isinstance(value, Mapping) and (name == SECTION or any(k.startswith(name + ".") for k in KEYS)):
+        if isinstance(value, Mapping) and (name == SECTION or any(k.startswith(short + ".") for k in KEYS)):
             out.update(_flatten(value, name + "."))
         else:
             out[name] = value
