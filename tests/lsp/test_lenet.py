@@ -101,6 +101,12 @@ async def test_wrong_linear_diagnostic_hints_hover_and_fix(client: LanguageClien
     assert hover is not None and isinstance(hover.contents, types.MarkupContent)
     assert label(truth.shapes()[(str(doc.path.resolve()), line + 1, "x")][0]) in hover.contents.value
     assert "float32" in hover.contents.value and "meta" in hover.contents.value
+    # ...and the `x` it reads (inside the call) is the previous statement's x
+    hover = await s.hover(doc, *_at(doc.text, "torch.flatten(x", 14))
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    assert label(truth.shapes()[(str(doc.path.resolve()), line, "x")][0]) in hover.contents.value
+    # the forward's parameter: no statement bound it, so no shape is claimed
+    assert await s.hover(doc, *_at(doc.text, "def forward(self, x", 18)) is None
 
 
 async def test_dropout_hover_explains_train_and_eval(client: LanguageClient, tmp_path: Path) -> None:

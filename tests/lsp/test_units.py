@@ -124,6 +124,10 @@ def test_word_at_and_outline() -> None:
     assert found.enclosing_class(5) == "A"
     assert found.enclosing_function(5) == (4, 5)
     assert locate.outline("/m.py", "def (") is None
+    code = locate.outline("/m.py", "x = f(\n    x)\ny = 1\n")
+    assert code is not None
+    assert code.in_value(1, 1) is None and code.in_value(1, 5) == 1 and code.in_value(2, 5) == 1
+    assert code.in_value(3, 1) is None
 
 
 # -- settings ----------------------------------------------------------------------------------------------

@@ -42,6 +42,17 @@ class Outline:
     classes: list[tuple[str, int, int]] = field(default_factory=list)
     functions: list[tuple[str, int, int]] = field(default_factory=list)
     attributes: dict[tuple[int, int, int, int], tuple[str, str]] = field(default_factory=dict)
+    # statement's first line -> where its value starts (1-based line, 1-based column): a name after that
+    # point is a use of the previous binding, not the one this statement makes
+    values: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def in_value(self, line: int, column: int) -> int | None:
+        """The first line of the nearest assignment at or above `line` if (line, column) lies in its value."""
+        starts = [first for first in self.values if first <= line]
+        if not starts:
+            return None
+        first = max(starts)
+        return first if self.values[first] <= (line, column) else None
 
     def enclosing_class(self, line: int) -> str | None:
         inside = [c for c in self.classes if c[1] <= line <= c[2]]
@@ -71,6 +82,8 @@ def outline(path: str, text: str) -> Outline | None:
         return None
     out = Outline()
     for node in ast.walk(parsed.tree):
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign) and node.value is not None:
+            out.values[node.lineno] = (node.value.lineno, node.value.col_offset + 1)
         if isinstance(node, ast.ClassDef):
             out.classes.append((node.name, node.lineno, node.end_lineno or node.lineno))
             for inner in ast.walk(node):

@@ -702,11 +702,13 @@ class ShapelensServer(LanguageServer):
         if not hints:
             return None
         here = [h for h in hints if h.line <= line <= h.end_line]
-        if here:
-            return here[0]
-        before = [h for h in hints if h.line < line]
-        # The binding that reaches this use: the last one above it (a loop body may rebind it below).
-        return max(before, key=lambda h: h.line) if before else min(hints, key=lambda h: h.line)
+        statement = outline.in_value(line, word.start + 1) if outline is not None else None
+        if here and not (statement is not None and here[0].line == statement):
+            return here[0]  # the name this statement binds
+        before = [h for h in hints if h.line < (here[0].line if here else line)]
+        # The binding that reaches this use: the last one above it. Nothing above (a parameter, or the `def`
+        # line itself): no hint says what the argument was, so say nothing rather than the next binding.
+        return max(before, key=lambda h: h.line) if before else None
 
     def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
         uri = params.text_document.uri
