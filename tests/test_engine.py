@@ -63,7 +63,7 @@ CONVNET = """
 
 
 def test_directive_shapes_match_a_real_cpu_run(analyse: Analyse, tmp_path: Path) -> None:
-    reports = analyse(CONVNET)
+    reports = analyse(CONVNET, flops=True)
     path = str(tmp_path / "model.py")
     assert_matches_cpu(reports, cpu_line_shapes(path, "ConvNet", {"x": (4, 3, 32, 32)}))
     report = reports[path]
@@ -72,7 +72,11 @@ def test_directive_shapes_match_a_real_cpu_run(analyse: Analyse, tmp_path: Path)
     conv1 = next(layer for layer in report.layers if layer.name == "conv1")
     assert conv1.calls[0].inputs == [(4, 3, 32, 32)] and conv1.calls[0].outputs == [(4, 16, 32, 32)]
     assert conv1.params == sum(p.numel() for p in nn.Conv2d(3, 16, 3).parameters())
-    assert conv1.flops and conv1.flops > 0
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:  # the same layer on real CPU tensors
+        nn.Conv2d(3, 16, 3, padding=1)(torch.randn(4, 3, 32, 32))
+    assert conv1.flops == counter.get_total_flops()
     assert (conv1.span.line, conv1.span.column) == (13, 22)  # the constructor call `nn.Conv2d(...)`
 
 

@@ -24,6 +24,7 @@ class Options:
     timeout: float = 10.0  # seconds per traced model
     memory_mb: int = 4096  # cap on the trace child's memory
     trusted: bool = True  # False: static findings only, no user code runs
+    flops: bool = False  # count FLOPs per layer (the editor's hover shows them; `check` does not need them)
 
 
 def static_report(path: str, text: str) -> FileReport:

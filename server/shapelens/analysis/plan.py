@@ -50,6 +50,7 @@ class Plan:
             "device": self.options.device,
             "timeout": self.options.timeout,
             "memory_mb": self.options.memory_mb,
+            "flops": self.options.flops,
             "keep": [list(node_key(s)) for s in self.keep],
             "targets": [
                 {

@@ -348,12 +348,13 @@ def _attempt(
             if model is None:
                 return outcome
             outcome["stage"] = "forward"
-            counter = FlopCounterMode(display=False)
+            # FLOPs only where asked (hover shows them): the counter dispatches every op in Python
+            counter = FlopCounterMode(display=False) if plan.get("flops") else None
             recorder.active = True
-            with counter:
+            with counter or nullcontext():
                 model(*args, **kwargs)
             recorder.active = False
-            outcome["flops"] = counter.get_flop_counts()
+            outcome["flops"] = counter.get_flop_counts() if counter else None
     except (Exception, TraceTimeout, MemoryError) as err:
         outcome["error"] = err
     finally:
@@ -505,8 +506,20 @@ def trace_device(requested: str) -> torch.device:
     return torch.device({"cuda": "cuda", "cpu": "cpu"}.get(requested, "meta"))
 
 
+def library_imports(before: set[str], is_project: Callable[[str], bool]) -> list[str]:
+    """Modules this child imported that are libraries (installed packages, the standard library), never the
+    user's files: the worker imports them after the trace, so the next children inherit them warm."""
+    found = []
+    for name in set(sys.modules) - before:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path and not is_project(path) and name != "__main__" and not name.startswith("shapelens"):
+            found.append(name)
+    return sorted(found)
+
+
 def run(plan: dict[str, Any], fd: int, progress: Any) -> None:
     emit = Emitter(fd, progress)
+    before = set(sys.modules)
     isolate(plan)
     device = trace_device(plan["device"])
     is_project = project_file_test(plan["root"], plan["file"])
@@ -533,6 +546,7 @@ def run(plan: dict[str, Any], fd: int, progress: Any) -> None:
         return
     parsed = parse(plan["file"], plan["source"])
     ctx.nodes = _find_nodes(parsed.tree) if isinstance(parsed, Source) else {}
+    emit({"event": "imports", "modules": library_imports(before, is_project)})
     for spec in plan["targets"]:
         try:
             trace_target(spec, ctx, recorder, emit, plan)
