@@ -97,6 +97,14 @@ def test_layer_label_and_markdown() -> None:
     assert "1/(1-0.5) = 2" in md and "identity" in md and "**eval** mode" in md and "never changes a shape" in md
 
 
+def test_hints_of_two_traces_merge_per_statement_and_target() -> None:
+    block_alone = _hint("out", (2, 16, 16, 16))
+    from_model = _hint("out", (2, 16, 32, 32), (2, 16, 16, 16))
+    (merged,) = convert.unique_hints([block_alone, from_model])
+    assert merged.shapes == [(2, 16, 16, 16), (2, 16, 32, 32)]
+    assert block_alone.shapes == [(2, 16, 16, 16)]  # the inputs are not changed
+
+
 def test_inlay_hints_group_statements_and_respect_the_range() -> None:
     text = convert.Text.of("a\n" * 10)
     hints = [_hint("out", (5, 30, 48), line=2), _hint("h_n", (2, 5, 48), line=2), _hint("y", (3,), line=6)]

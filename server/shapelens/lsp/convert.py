@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lsprotocol import types
@@ -240,20 +240,19 @@ def layer_label(layers: Sequence[LayerInfo]) -> str | None:
 # -- inlay hints -------------------------------------------------------------------------------------------
 
 
-def _hint_key(hint: Hint) -> tuple[object, ...]:
-    return (hint.line, hint.end_line, hint.end_column, hint.target, tuple(hint.shapes), hint.dtype)
-
-
 def unique_hints(hints: Iterable[Hint]) -> list[Hint]:
-    """Hints once each (two traces can enter the same block file and report the same statement)."""
-    seen: set[tuple[object, ...]] = set()
-    out = []
+    """One hint per statement and target: two traces can enter the same block file (the block's own
+    directive, a model that imports it), each with the shapes it saw; their shapes are merged in order."""
+    merged: dict[tuple[object, ...], Hint] = {}
     for hint in hints:
-        key = _hint_key(hint)
-        if key not in seen:
-            seen.add(key)
-            out.append(hint)
-    return out
+        key = (hint.line, hint.end_line, hint.end_column, hint.target, hint.dtype)
+        known = merged.get(key)
+        if known is None:
+            merged[key] = hint
+        elif any(shape not in known.shapes for shape in hint.shapes):
+            shapes = [*known.shapes, *(shape for shape in hint.shapes if shape not in known.shapes)]
+            merged[key] = replace(known, shapes=shapes, unknown=known.unknown or hint.unknown)
+    return list(merged.values())
 
 
 def group_layers(layers: Iterable[LayerInfo]) -> dict[tuple[int, int, int, int], list[LayerInfo]]:
