@@ -34,7 +34,8 @@ class Settings:
     interpreter: str = sys.executable  # the Python that runs the trace worker (it needs torch)
 
     def options(self) -> Options:
-        return Options(device=self.device, timeout=self.trace_timeout, trusted=self.trusted, flops=True)  # hover
+        # FLOPs slow a trace down (the flop counter sees every op), but the layer hover shows them.
+        return Options(device=self.device, timeout=self.trace_timeout, trusted=self.trusted, flops=True)
 
 
 # The client-facing key (relative to "shapelens.") of each field.
