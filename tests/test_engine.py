@@ -155,6 +155,10 @@ def test_wrong_linear_after_conv_gets_a_fix_that_makes_the_model_run(analyse: An
     assert finding.code == "SL101" and finding.severity == Severity.ERROR
     assert "receives [4, 1568]" in finding.message and "32 * 7 * 7" in finding.message
     assert finding.related and finding.related[0].span.line == 22  # `logits = self.head(flat)`
+    head = next(layer for layer in report.layers if layer.name == "head")
+    assert [(c.inputs, c.outputs) for c in head.calls] == [([(4, 1568)], [(4, 10)])]  # what it really met
+    pool = next(layer for layer in report.layers if layer.name == "pool")
+    assert [(c.line, c.inputs) for c in pool.calls] == [(19, [(4, 16, 32, 32)]), (20, [(4, 32, 14, 14)])]
     # the lenient trace goes on past the mismatch: later lines keep their shapes
     assert hints_by_key(reports)[(path, 24, "return")] == [(4, 10)]
     fix, lazy = finding.fixes

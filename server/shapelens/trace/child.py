@@ -458,7 +458,7 @@ def collect_layers(model: nn.Module, recorder: Recorder, flops: dict[str, Any] |
         site = _site(recorder, module)
         if site is None or not recorder.is_project_file(site["path"]):
             continue
-        use = recorder.uses.get(id(module))
+        uses = recorder.uses.get(id(module), [])
         params = list(module.parameters())
         counted = (flops or {}).get(f"{root_name}.{name}" if name else root_name)
         out.append({
@@ -466,10 +466,10 @@ def collect_layers(model: nn.Module, recorder: Recorder, flops: dict[str, Any] |
             "params": _known(sum(p.numel() for p in params)),
             "bytes": _known(sum(p.numel() * p.element_size() for p in params)),
             "flops": _known(sum(counted.values())) if counted else (0 if flops is not None else None),
-            "calls": [] if use is None else [{
+            "calls": [{
                 "path": use.where[0] if use.where else None, "line": use.where[1] if use.where else None,
                 "inputs": [list(s) for s in use.inputs], "outputs": [list(s) for s in use.outputs],
-            }],
+            } for use in uses],
             "extra": layer_extra(module),
         })  # fmt: skip
     return out

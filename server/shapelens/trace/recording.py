@@ -75,10 +75,11 @@ class Recorder:
         self.active = False
         self.sites: dict[int, Site] = {}
         self.keep_alive: list[nn.Module] = []
-        self.uses: dict[int, LayerUse] = {}
+        self.uses: dict[int, list[LayerUse]] = {}  # one entry per distinct call (line and shapes)
         self.mismatches: list[Mismatch] = []
-        # a norm layer that met the wrong size: the input it really received, whose shape its output keeps
-        self.restore: dict[int, torch.Tensor] = {}
+        # a layer that met the wrong size ran on a stand-in: the input it really received (what its calls
+        # report) and, for a norm layer, the shape its output keeps
+        self.met: dict[int, torch.Tensor] = {}
         self.last: tuple[int, int] = (-1, 0)  # (file id, line) of the last recorded statement
         self.on_progress: Callable[[int, int], None] | None = None
 
@@ -174,32 +175,31 @@ class Recorder:
                 fixed = check(self, module, args[0])
                 if fixed is None:
                     return None
-                if isinstance(module, SHAPE_KEEPING):
-                    self.restore[id(module)] = args[0]
+                self.met[id(module)] = args[0]
                 return (fixed, *args[1:])
         return None
 
     def forward_hook(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> Any:
         if not self.active:
             return None
-        original = self.restore.pop(id(module), None)
+        original = self.met.pop(id(module), None)
+        replace = original is not None and isinstance(module, SHAPE_KEEPING)
         if original is not None:
-            # the layer ran on a stand-in of its declared size; what flows on has the size it really met,
-            # so the layers after it are checked against the truth, not against our stand-in
-            output = original.new_zeros(original.shape)
             args = (original, *args[1:])
+        if replace:
+            # a norm layer ran on a stand-in of its declared size; what flows on has the size it really
+            # met, so the layers after it are checked against the truth, not against our stand-in
+            output = original.new_zeros(original.shape)  # type: ignore[union-attr]
         factors = getattr(args[0], "_shapelens_factors", None) if args else None
         if factors and isinstance(output, torch.Tensor) and output.shape == args[0].shape:
             output._shapelens_factors = factors  # type: ignore[attr-defined]  # through dropout, activations
-        use = self.uses.get(id(module))
         inputs = [tuple(shape_of(a)) for a in args if isinstance(a, torch.Tensor)]
         outputs = [tuple(shape_of(o)) for o in _tensors(output)]
-        if use is None:
-            self.uses[id(module)] = LayerUse([*inputs], [*outputs], self.where())
-        else:  # a layer called again: keep each distinct shape once
-            use.inputs += [s for s in inputs if s not in use.inputs]
-            use.outputs += [s for s in outputs if s not in use.outputs]
-        return output if original is not None else None
+        use = LayerUse(inputs, outputs, self.where())
+        calls = self.uses.setdefault(id(module), [])
+        if use not in calls:  # a block in a loop calls its layers the same way each time: keep one
+            calls.append(use)
+        return output if replace else None
 
     def mismatch(self, code: str, module: nn.Module, attr: str, declared: Any, actual: Any, x: torch.Tensor) -> None:
         factors = getattr(x, "_shapelens_factors", None)
