@@ -67,6 +67,8 @@ def isolate(plan: dict[str, Any]) -> None:
         if entry not in sys.path:
             sys.path.insert(0, entry)
     os.chdir(folder)
+    if plan["device"] == "cuda":
+        return  # CUDA reserves tens of GB of address space at init: the worker's RSS watch bounds it instead
     try:
         with open("/proc/self/statm") as handle:
             current = int(handle.read().split()[0]) * resource.getpagesize()
