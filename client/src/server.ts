@@ -174,11 +174,13 @@ export class ServerManager implements vscode.Disposable {
   /** Pushes the live settings to the running server (the server may also pull them). */
   async sendSettings(): Promise<void> {
     const client = this.running;
-    if (client) {
-      await client.sendNotification(DidChangeConfigurationNotification.type, {
-        settings: { [SECTION]: serverSettings(this.folder()?.uri, this.executable) },
-      });
+    if (!client) {
+      this.log.info("Settings changed; the server is not running, it gets them when it starts");
+      return;
     }
+    const settings = serverSettings(this.folder()?.uri, this.executable);
+    this.log.info(`Settings changed; sending them to the server: ${JSON.stringify(settings)}`);
+    await client.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: settings } });
   }
 
   private folder(): vscode.WorkspaceFolder | undefined {

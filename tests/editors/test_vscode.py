@@ -88,9 +88,10 @@ def plain(text: str) -> str:
 class Session:
     """The page, plus helpers that wait for what a user would wait for and keep a screenshot per step."""
 
-    def __init__(self, page: Any, log_dir: Path, shots: Path) -> None:
+    def __init__(self, page: Any, log_dir: Path, shots: Path, user_settings: Path | None = None) -> None:
         self.page = page
         self.log_dir = log_dir
+        self.user_settings = user_settings
         self.shots = shots
         self.step = 0
 
@@ -188,7 +189,7 @@ def vscode_session(
                 page = browser.new_page(viewport={"width": 1500, "height": 900})
                 page.set_default_timeout(STEP_S * 1000)
                 page.goto(server.url)
-                yield Session(page, user_data / "logs", shots)
+                yield Session(page, user_data / "logs", shots, user_data / "User" / "settings.json")
             finally:
                 browser.close()
     finally:
@@ -290,6 +291,31 @@ def test_vscode_hints_hover_problems_and_quick_fix(vscode: Session, truth: Expec
     hints_after = vscode.wait_until(f"the hints {after.names()}", hints_like_fixed_cpu)
     assert hints_after[truth.fc1_line] == after.layer_hints[truth.fc1_line]
     vscode.shot("fixed")
+
+    # 7. A setting changed in the Settings editor goes to the running server (no restart): hints off, then on.
+    def toggle_hints(enabled: bool) -> None:
+        page.keyboard.press("Control+,")
+        page.locator(".settings-editor .settings-header").first.wait_for(state="visible")
+        page.keyboard.type("shapelens.inlayHints.enabled")  # the search box has the focus
+        row = page.locator(".settings-editor .setting-item-bool", has_text="Show tensor shapes as inlay hints")
+        checkbox = row.locator(".setting-value-checkbox").first
+        checkbox.wait_for(state="visible")
+        checkbox.click()
+        assert vscode.user_settings is not None
+        user_settings = vscode.user_settings
+        vscode.wait_until(  # the Settings editor writes settings.json a moment later
+            f"shapelens.inlayHints.enabled = {enabled} in the user settings",
+            lambda: json.loads(user_settings.read_text()).get("shapelens.inlayHints.enabled", True) is enabled,
+        )
+        vscode.shot("settings")
+        page.keyboard.press("Escape")
+        page.get_by_role("tab", name=re.compile(MODEL_FILE)).first.click()
+
+    toggle_hints(False)
+    vscode.wait_until("the hints to go with shapelens.inlayHints.enabled = false", lambda: not vscode.hints())
+    toggle_hints(True)
+    vscode.wait_until("the hints to come back", hints_like_fixed_cpu)
+    assert vscode.shapelens_log().count("Starting the server") == 1, "a live setting must not restart the server"
     print(f"fc1 hint before the fix: {hints_before.get(truth.fc1_line)!r}, after: {hints_after[truth.fc1_line]!r}")
 
 
