@@ -54,7 +54,8 @@ editor-deps: venv
 	scripts/editor-deps.sh
 
 # One universal .vsix: the esbuild bundle of client/src plus the server and its pure-Python deps (no torch).
-vsix: venv editor-deps
+vsix: venv
+	scripts/editor-deps.sh node
 	scripts/build-vsix.sh
 
 clean:

