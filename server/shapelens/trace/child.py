@@ -9,6 +9,7 @@ address-space limit bounds memory, and the worker kills the whole process if it 
 from __future__ import annotations
 
 import ast
+import gc
 import importlib.abc
 import importlib.machinery
 import json
@@ -562,6 +563,7 @@ def run(plan: dict[str, Any], fd: int, progress: Any) -> None:
 
 def main_in_child(plan: dict[str, Any], fd: int, progress: Any) -> None:
     """Entry point after fork: never returns."""
+    gc.disable()  # a short-lived process: collecting would only copy the warm parent's pages
     code = 0
     try:
         run(plan, fd, progress)

@@ -10,6 +10,7 @@ allocation only ever kills a child. Protocol: JSON lines; requests `{"id", "plan
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import mmap
 import os
@@ -79,6 +80,19 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+ZOMBIES: list[int] = []  # children that reported everything and are still exiting
+
+
+def reap() -> None:
+    for pid in list(ZOMBIES):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            ZOMBIES.remove(pid)
+
+
 class Run:
     """One forked child and what it reported."""
 
@@ -109,7 +123,8 @@ class Run:
         timeout = float(self.plan["timeout"])
         buffer = b""
         eof = False
-        while not eof:
+        expected = len(self.plan["targets"])
+        while not eof and len(self.targets) < expected:
             ready, _, _ = select.select([self.fd], [], [], 0.05)
             if ready:
                 chunk = os.read(self.fd, 1 << 16)
@@ -125,8 +140,11 @@ class Run:
                 elif _rss_mb(self.pid) > float(self.plan["memory_mb"]):
                     self._kill("memory")
         os.close(self.fd)
-        _, status = os.waitpid(self.pid, 0)
-        self._fill_missing(status)
+        if len(self.targets) < expected:  # killed or crashed: its status says how
+            _, status = os.waitpid(self.pid, 0)
+            self._fill_missing(status)
+        else:  # all reported: don't wait for the child's exit (≈12 ms of unmapping), reap it later
+            ZOMBIES.append(self.pid)
         return {"targets": self.targets, "files": self.files}
 
     def _event(self, event: dict[str, Any]) -> None:
@@ -190,6 +208,7 @@ def main() -> None:
     except Exception as err:
         _send(protocol, {"event": "error", "message": f"torch failed to start in {sys.executable}: {err}"})
         return
+    gc.freeze()
     _send(protocol, hello)
     for line in sys.stdin:
         if not line.strip():
@@ -200,6 +219,8 @@ def main() -> None:
         _send(protocol, {"id": request["id"], "event": "started", "pid": pid})
         _send(protocol, {"id": request["id"], "event": "result", "result": run.collect()})
         preload(run.imports)
+        reap()
+        gc.freeze()  # what the warm process holds now is never collected: children don't copy its pages
     # end of input: the editor or the CLI is done with us. Skip the interpreter's teardown of torch (≈0.9 s
     # that every restart and every test would wait for); the children are already reaped.
     protocol.flush()
