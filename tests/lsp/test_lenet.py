@@ -5,14 +5,17 @@ layer on hover; and once the offered fix is applied, clear the diagnostic and sh
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
+import torch
 from harness import Session, hint_at, label, position_of
 from lsprotocol import types
 from models import LENET, cpu_truth, directive_inputs, expected_labels, layer_io
 from pytest_lsp import LanguageClient
 from shapelens.analysis.rules import rule
+from torch.utils.flop_counter import FlopCounterMode
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -85,14 +88,23 @@ async def test_wrong_linear_diagnostic_hints_hover_and_fix(client: LanguageClien
         hints, position_of(doc.text, "self.conv1 = nn.Conv2d").line
     )
 
-    # Hover on `self.fc1` in forward: shapes, parameter count and bytes, FLOPs.
-    hover = await s.hover(doc, *_at(doc.text, "self.fc1(x)", 6))
-    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
-    text = hover.contents.value
+    # Hover on `self.fc1` in forward: shapes, parameter count and bytes, FLOPs. The FLOPs come from a
+    # follow-up trace after the hints are out, so the hover gains them a moment later.
+    text = ""
+    for _ in range(100):
+        hover = await s.hover(doc, *_at(doc.text, "self.fc1(x)", 6))
+        assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+        text = hover.contents.value
+        if "FLOPs" in text:
+            break
+        await asyncio.sleep(0.1)
     params = sum(p.numel() for p in truth.model.fc1.parameters())
     assert f"{params:,}" in text, text
     assert label(fc1_in[0]) in text and label(fc1_out[0]) in text
-    assert "FLOPs" in text
+    with FlopCounterMode(display=False) as counter:  # the same layer on the CPU input it really gets
+        truth.model.fc1(torch.randn(fc1_in[0]))
+    flops = counter.get_total_flops()
+    assert "FLOPs" in text and f"{flops / 1e3:.1f} KFLOPs" in text, (flops, text)
     assert "Linear" in text
 
     # Hover on a variable: its shape, dtype and device.

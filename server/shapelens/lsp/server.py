@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -478,21 +479,23 @@ class ShapelensServer(LanguageServer):
             # (the task must stay to see the worker through; it then finds itself stale and stops).
             state.in_trace = True
             try:
-                await self._trace(uri, state)
+                if await self._trace(uri, state):
+                    await self._count_flops(uri, state)
             finally:
                 state.in_trace = False
 
-    async def _trace(self, uri: str, state: DocState) -> None:
+    async def _trace(self, uri: str, state: DocState) -> bool:
+        """Trace the document and publish; True when the results are fresh (of the current version)."""
         if not self.settings.trusted or self.shutting_down:
-            return
+            return False
         version = self.doc_version(uri)
         source = self.source_of(uri)
         if source is None or not self.parses(uri):
-            return  # mid-edit syntax error: keep the last good results until it parses again
+            return False  # mid-edit syntax error: keep the last good results until it parses again
         static = state.static
         worker = await self.ensure_worker()
         if worker is None or self.doc_version(uri) != version or uri not in self.docs:
-            return
+            return False
         epoch = self.epoch
         options = self.settings.options()
         root = self.root_for(state.path)
@@ -534,6 +537,32 @@ class ShapelensServer(LanguageServer):
             self.status("idle", f"{os.path.basename(state.path)}: {outcome} in {elapsed:.0f} ms", elapsed, uri)
         stale = "" if fresh else " (stale)"
         log.info("trace %s v%s: %s in %.0f ms%s", state.path, version, outcome, elapsed, stale)
+        return fresh
+
+    async def _count_flops(self, uri: str, state: DocState) -> None:
+        """The same trace again with the flop counter, for the layer hover only: the hints and diagnostics
+        are already out. An edit meanwhile cancels it like any trace (the worker kills the child)."""
+        version = self.doc_version(uri)
+        source = self.source_of(uri)
+        worker = self.worker
+        result = self.traces.get(state.path)
+        if source is None or worker is None or result is None or result.version != version:
+            return
+        options = dataclasses.replace(self.settings.options(), flops=True)
+        root = self.root_for(state.path)
+        self.running = (uri, version)
+        try:
+            reports = await _in_thread(lambda: analyze(state.path, source, options, worker, root), "shapelens-flops")
+        except Exception:  # cancelled by an edit, or failed: the hover just shows no FLOPs
+            return
+        finally:
+            self.running = None
+        if self.traces.get(state.path) is not result or self.doc_version(uri) != version:
+            return
+        counted = {(x.model, x.name, x.span): x.flops for r in reports.values() for x in r.layers}
+        for report in result.reports.values():
+            for layer in report.layers:
+                layer.flops = counted.get((layer.model, layer.name, layer.span), layer.flops)
 
     def refresh_inlay_hints(self) -> None:
         caps = self.client_capabilities.workspace
