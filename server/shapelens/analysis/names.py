@@ -136,7 +136,7 @@ def _bindings(tree: ast.Module, package: str | None) -> _Bindings:
                 bind_local(stmt.name, None, nested)
             elif isinstance(stmt, ast.Assign):
                 for target in stmt.targets:
-                    for name in _target_names(target):
+                    for name in target_names(target):
                         single = isinstance(target, ast.Name) and len(stmt.targets) == 1
                         bind_local(name, stmt.value if single else None, nested)
             elif isinstance(stmt, ast.AnnAssign | ast.AugAssign) and isinstance(stmt.target, ast.Name):
@@ -178,14 +178,15 @@ def _blocks(stmt: ast.If | ast.Try) -> Iterator[list[ast.stmt]]:
         yield stmt.finalbody
 
 
-def _target_names(target: ast.expr) -> Iterator[str]:
+def target_names(target: ast.AST | None) -> Iterator[str]:
+    """The names an assignment target binds: `a`, `a, (b, *c)` → a, b, c."""
     if isinstance(target, ast.Name):
         yield target.id
     elif isinstance(target, ast.Tuple | ast.List):
         for element in target.elts:
-            yield from _target_names(element)
+            yield from target_names(element)
     elif isinstance(target, ast.Starred):
-        yield from _target_names(target.value)
+        yield from target_names(target.value)
 
 
 # -- the project's other files --------------------------------------------------------------------------

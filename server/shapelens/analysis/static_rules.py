@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from shapelens.analysis.edits import line_starts, offset
-from shapelens.analysis.names import Names, names_for, statements
+from shapelens.analysis.names import Names, names_for, statements, target_names
 from shapelens.analysis.rules import rule
 from shapelens.analysis.source import Source
 from shapelens.findings import Edit, Finding, Fix, Related, Severity, Span
@@ -393,15 +393,15 @@ class _Checker:
             if isinstance(node, ast.Assign):
                 for target in node.targets:
                     value = node.value if isinstance(target, ast.Name) else unknown
-                    for name in _names_in_target(target):
+                    for name in target_names(target):
                         found.setdefault(name, []).append(value)
             elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
                 found.setdefault(node.target.id, []).append(node.value or unknown)
             elif isinstance(node, ast.AugAssign | ast.For | ast.AsyncFor):
-                for name in _names_in_target(node.target):
+                for name in target_names(node.target):
                     found.setdefault(name, []).append(unknown)
             elif isinstance(node, ast.With | ast.AsyncWith):
-                for name in (n for item in node.items for n in _names_in_target(item.optional_vars)):
+                for name in (n for item in node.items for n in target_names(item.optional_vars)):
                     found.setdefault(name, []).append(unknown)
             elif isinstance(node, ast.Import | ast.ImportFrom):
                 for alias in node.names:
@@ -861,16 +861,6 @@ def _single_name_target(stmt: ast.stmt) -> str | None:
     if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
         return stmt.target.id
     return None
-
-
-def _names_in_target(target: ast.AST | None) -> Iterator[str]:
-    if isinstance(target, ast.Name):
-        yield target.id
-    elif isinstance(target, ast.Tuple | ast.List):
-        for element in target.elts:
-            yield from _names_in_target(element)
-    elif isinstance(target, ast.Starred):
-        yield from _names_in_target(target.value)
 
 
 def _attributes_in_target(target: ast.AST) -> Iterator[ast.Attribute]:

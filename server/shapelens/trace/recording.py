@@ -246,22 +246,19 @@ def _channel_check(code: str, attr: str, spatial: int) -> Callable[[Recorder, An
     return check
 
 
-def _check_batchnorm(rec: Recorder, module: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor | None:
-    if x.dim() < 2 or x.shape[1] == module.num_features or module.num_features == 0:
-        return None
-    rec.mismatch("SL103", module, "num_features", module.num_features, int(x.shape[1]), x)
-    shape = list(x.shape)
-    shape[1] = module.num_features
-    return x.new_zeros(shape)
+def _dim1_check(attr: str) -> Callable[[Recorder, Any, torch.Tensor], torch.Tensor | None]:
+    """BatchNorm's `num_features`, GroupNorm's `num_channels`: the size of dim 1 (channels)."""
 
+    def check(rec: Recorder, module: Any, x: torch.Tensor) -> torch.Tensor | None:
+        declared = getattr(module, attr)
+        if x.dim() < 2 or declared == 0 or x.shape[1] == declared:
+            return None  # 0: a lazy module
+        rec.mismatch("SL103", module, attr, declared, int(x.shape[1]), x)
+        shape = list(x.shape)
+        shape[1] = declared
+        return x.new_zeros(shape)
 
-def _check_groupnorm(rec: Recorder, module: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor | None:
-    if x.dim() < 2 or x.shape[1] == module.num_channels:
-        return None
-    rec.mismatch("SL103", module, "num_channels", module.num_channels, int(x.shape[1]), x)
-    shape = list(x.shape)
-    shape[1] = module.num_channels
-    return x.new_zeros(shape)
+    return check
 
 
 def _check_layernorm(rec: Recorder, module: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor | None:
@@ -294,8 +291,8 @@ CHECKS: list[tuple[type | tuple[type, ...], Callable[[Recorder, Any, torch.Tenso
     ((nn.Conv1d, nn.ConvTranspose1d), _channel_check("SL102", "in_channels", 1)),
     ((nn.Conv2d, nn.ConvTranspose2d), _channel_check("SL102", "in_channels", 2)),
     ((nn.Conv3d, nn.ConvTranspose3d), _channel_check("SL102", "in_channels", 3)),
-    (nn.modules.batchnorm._BatchNorm, _check_batchnorm),
-    (nn.GroupNorm, _check_groupnorm),
+    (nn.modules.batchnorm._BatchNorm, _dim1_check("num_features")),
+    (nn.GroupNorm, _dim1_check("num_channels")),
     (nn.LayerNorm, _check_layernorm),
     (nn.Embedding, _check_embedding),
     (nn.RNNBase, _check_rnn),
