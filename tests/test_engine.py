@@ -545,3 +545,35 @@ def test_packed_sequences_through_the_shape_rule(analyse: Analyse, tmp_path: Pat
     assert ours[(path, 17, "return")] == [tuple(s) for s in truth[(path, 17, "return")]]
     padded = next(h for h in report.hints if h.target == "padded")
     assert padded.shape[0] == 3 and padded.shape[2] == 6 and padded.unknown  # the longest length is a value
+
+
+def test_suppression_in_an_imported_file_counts(analyse: Analyse, tmp_path: Path) -> None:
+    write(tmp_path, "heads.py", """
+        from torch import nn
+
+
+        class Head(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 2)  # shapelens: ignore[SL101]
+
+            def forward(self, x):
+                return self.fc(x)
+    """)  # fmt: skip
+    source = """
+        from torch import nn
+        from heads import Head
+
+
+        # shapelens: x=(3, 5)
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.head = Head()
+
+            def forward(self, x):
+                return self.head(x)
+    """
+    reports = analyse(source)
+    assert not [f for r in reports.values() for f in r.findings]
+    assert reports[str(tmp_path / "heads.py")].hints  # still traced, only the finding is silenced

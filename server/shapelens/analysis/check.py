@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from shapelens.analysis import plan as plan_mod
 from shapelens.analysis import static_rules, suppress, trace_rules
@@ -68,13 +68,21 @@ def analyze(
     except WorkerUnavailable as err:
         report.findings.append(trace_rules.worker_unavailable(path, str(err)))
         return reports
-    texts = {path: text}
-    for other, other_report in trace_rules.reports_from_trace(parsed, plan, result, texts).items():
+    for other, other_report in trace_rules.reports_from_trace(parsed, plan, result, {path: text}).items():
         mine = reports.setdefault(other, FileReport(other))
         mine.hints += other_report.hints
         mine.layers += other_report.layers
         mine.traced += other_report.traced
         mine.mode = other_report.mode or mine.mode
-        mine.findings += suppress.filter_findings(texts.get(other, ""), other_report.findings)
+        mine.findings += suppress.filter_findings(text if other == path else _read(other), other_report.findings)
     report.elapsed_ms = (time.perf_counter() - started) * 1000
-    return {p: replace(r) for p, r in reports.items()}
+    return reports
+
+
+def _read(path: str) -> str:
+    """Another project file the trace entered (its `# shapelens: ignore` comments count too)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return ""
