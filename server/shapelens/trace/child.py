@@ -32,7 +32,7 @@ from shapelens.analysis.plan import node_key
 from shapelens.analysis.source import Source, parse
 from shapelens.trace import explain, rnn
 from shapelens.trace.instrument import RECORD, RETURN, instrument, keep_top_level
-from shapelens.trace.recording import Recorder, dtype_name, note_flatten_factors, shape_of
+from shapelens.trace.recording import Recorder, note_flatten_factors
 
 
 class TraceTimeout(BaseException):
@@ -274,9 +274,9 @@ class NoInput(Exception):
     pass
 
 
-def make_tensor(dims: list[int], dtype_name_: str, device: torch.device) -> torch.Tensor:
+def make_tensor(dims: list[int], dtype_text: str, device: torch.device) -> torch.Tensor:
     dtype = {"float": torch.float32, "half": torch.float16, "double": torch.float64, "long": torch.int64,
-             "int": torch.int32}.get(dtype_name_) or getattr(torch, dtype_name_)  # fmt: skip
+             "int": torch.int32}.get(dtype_text) or getattr(torch, dtype_text)  # fmt: skip
     if device.type == "meta" or dtype == torch.bool:
         return torch.zeros(dims, dtype=dtype, device=device)
     if dtype.is_floating_point or dtype.is_complex:
@@ -574,6 +574,3 @@ def main_in_child(plan: dict[str, Any], fd: int, progress: Any) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-
-
-__all__ = ["dtype_name", "main_in_child", "shape_of"]
