@@ -92,12 +92,13 @@ def node_key(node: ast.AST) -> tuple[int | None, ...]:
 
 def build_plan(source: Source, root: str, options: Options) -> Plan:
     plan = Plan(source, os.path.abspath(root), options)
-    extra: set[str] = set()
+    extra: set[str] = set()  # what the traced models reach: their names and what their example calls read
     for model in find_models(source, root):
         inputs = inputs_for(source, model)
         plan.models.append((model, inputs))
         if inputs.source == "none":
             continue
+        extra.add(model.name)
         items = [
             *inputs.setup,
             *([inputs.model] if inputs.model else []),

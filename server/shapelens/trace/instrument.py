@@ -67,6 +67,11 @@ def bound_names(node: ast.AST) -> set[str]:
         for alias in node.names:
             names.add((alias.asname or alias.name).split(".")[0])
         return names
+    if isinstance(node, ast.Try | ast.If):  # `try: import x` / `if cond: def f(): ...` bind what their blocks bind
+        blocks = [node.body, node.orelse]
+        if isinstance(node, ast.Try):
+            blocks += [node.finalbody, *(h.body for h in node.handlers)]
+        return {name for block in blocks for stmt in block for name in bound_names(stmt)}
     for child in ast.walk(node):
         if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
             names.add(child.id)
@@ -77,29 +82,98 @@ def loaded_names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
-def keep_top_level(tree: ast.Module, extra_needed: Iterable[str] = ()) -> list[ast.stmt]:
+# Methods that run without being named in user code: torch calls them, or Python does.
+IMPLICIT_METHODS = frozenset({"forward", "reset_parameters", "extra_repr", "_init_weights"})
+
+
+def _is_future(node: ast.stmt) -> bool:
+    return isinstance(node, ast.ImportFrom) and node.module == "__future__"
+
+
+def _attribute_names(node: ast.AST) -> set[str]:
+    return {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+
+
+def _signature_parts(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.AST]:
+    """What Python evaluates when the `def` itself runs: decorators, defaults, annotations."""
+    args = node.args
+    parts: list[ast.AST] = [*node.decorator_list, *args.defaults, *(d for d in args.kw_defaults if d is not None)]
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, *(a for a in (args.vararg, args.kwarg) if a)]
+    parts += [a.annotation for a in every if a.annotation is not None]
+    return parts + ([node.returns] if node.returns is not None else [])
+
+
+class _Reach:
+    """What running one top-level statement needs: the names it reads now, and the bodies that may run later
+    (a function's body when it is called, a method's when its name is reached as an attribute)."""
+
+    def __init__(self, stmt: ast.stmt) -> None:
+        self.now: list[ast.AST] = []
+        self.later: list[tuple[str | None, ast.AST]] = []  # (method name or None for a plain def, body)
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            self.now += _signature_parts(stmt)
+            self.later += [(None, s) for s in stmt.body]
+        elif isinstance(stmt, ast.ClassDef):
+            self.now += [*stmt.bases, *stmt.keywords, *stmt.decorator_list]
+            for item in stmt.body:  # a class body runs when the class is defined; its methods' bodies do not
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    self.now += _signature_parts(item)
+                    self.later += [(item.name, s) for s in item.body]
+                else:
+                    self.now.append(item)
+        else:
+            self.now.append(stmt)
+
+
+def keep_top_level(tree: ast.Module, roots: Iterable[str] | None = None) -> list[ast.stmt]:
     """The top-level statements a trace may execute, in order.
 
-    Imports, defs and classes always run (defining is harmless); an assignment runs only when a def, a
-    class or `extra_needed` (the names an example call's slice needs) uses what it binds, followed to a
-    fixpoint. Bare calls (`train(model)`, `print(...)`), loops and the `__main__` block never run.
+    Only what the traced model reaches runs: starting from `roots` (the traced models' names and the names an
+    example call's slice reads), a statement runs when it binds a needed name, and what it reads becomes
+    needed, to a fixpoint. A function's body counts once the function is needed; a method's once its name is
+    reached as an attribute (`self.block(x)`), or it is one Python or torch calls itself (`__init__`,
+    `forward`). So `log = open("results.csv", "w")` read only by `train()` never runs. Bare calls
+    (`train(model)`), loops and the `__main__` block never run at all.
+
+    `roots=None` (a project file the trace imports, whose importer's needs are not known here) starts from
+    every def and class of the file, as Python's import would define them all.
     """
     candidates = [s for s in tree.body if _definitional(s)]
-    always = [s for s in candidates if not isinstance(s, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.Pass)]
-    needed = set(extra_needed)
-    for stmt in always:
-        needed |= loaded_names(stmt)
-    kept_ids = {id(s) for s in always}
+    if roots is None:
+        roots = {n for s in candidates if isinstance(s, _DEFS) for n in bound_names(s)}
+    needed = set(roots)
+    attributes = set(IMPLICIT_METHODS)
+    reaches = {id(s): _Reach(s) for s in candidates}
+    kept = {id(s) for s in candidates if _is_future(s) or _star_import(s)}
+    pending: list[tuple[str | None, ast.AST]] = []  # bodies of kept defs not yet reached
     changed = True
     while changed:
         changed = False
         for stmt in candidates:
-            if id(stmt) in kept_ids or not (bound_names(stmt) & needed):
+            if id(stmt) in kept or not (bound_names(stmt) & needed):
                 continue
-            kept_ids.add(id(stmt))
-            needed |= loaded_names(stmt)
+            kept.add(id(stmt))
+            reach = reaches[id(stmt)]
+            for node in reach.now:
+                needed |= loaded_names(node)
+                attributes |= _attribute_names(node)
+            pending += reach.later
             changed = True
-    return [s for s in candidates if id(s) in kept_ids]
+        for entry in list(pending):
+            method, body = entry
+            if method is None or method in attributes or (method.startswith("__") and method.endswith("__")):
+                pending.remove(entry)
+                needed |= loaded_names(body)
+                attributes |= _attribute_names(body)
+                changed = True
+    return [s for s in candidates if id(s) in kept]
+
+
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _star_import(node: ast.stmt) -> bool:
+    return isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names)
 
 
 # -- recording ----------------------------------------------------------------------------------------
