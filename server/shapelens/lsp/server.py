@@ -109,6 +109,7 @@ class ShapelensServer(LanguageServer):
         super().__init__("shapelens", __version__)
         self.settings = Settings()
         self.init_settings = Settings()  # from initializationOptions: what workspace/configuration overlays
+        self.workspace_trusted = True  # False when the editor says the workspace is untrusted (final)
         self.docs: dict[str, DocState] = {}
         self.traces: dict[str, TraceResult] = {}  # by the traced document's path
         self.worker: TraceWorker | None = None
@@ -218,13 +219,22 @@ class ShapelensServer(LanguageServer):
     # -- settings ----------------------------------------------------------------------------------------
 
     def apply_initialization_options(self, raw: Any) -> None:
+        if isinstance(raw, dict) and "workspaceTrusted" in raw:
+            # The editor's own word on the workspace (VS Code's Restricted Mode): final for this process, no
+            # setting can raise it (the client restarts the server when trust is granted). Only `true` trusts.
+            self.workspace_trusted = raw["workspaceTrusted"] is True
         if isinstance(raw, dict) and isinstance(raw.get("settings"), dict):
             raw = raw["settings"]  # some clients nest them under "settings"
         settings, warnings = parse_settings(raw)
         for warning in warnings:
             self.log_warning(warning)
-        self.init_settings = self.settings = settings
-        log.info("settings: %s", describe(settings))
+        self.init_settings = self.settings = self.within_trust(settings)
+        log.info("settings: %s", describe(self.settings))
+
+    def within_trust(self, settings: Settings) -> Settings:
+        return (
+            settings if self.workspace_trusted or not settings.trusted else dataclasses.replace(settings, trusted=False)
+        )
 
     async def pull_configuration(self) -> Settings | None:
         caps = self.client_capabilities.workspace
@@ -243,6 +253,7 @@ class ShapelensServer(LanguageServer):
         return settings
 
     async def apply_settings(self, new: Settings) -> None:
+        new = self.within_trust(new)
         old, self.settings = self.settings, new
         if old == new:
             return

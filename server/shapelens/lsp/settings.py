@@ -2,9 +2,10 @@
 
 Settings arrive from `initializationOptions`, from `workspace/configuration` (section "shapelens") and from
 `workspace/didChangeConfiguration` pushes, in whichever shape the client likes: nested
-(`{"inlayHints": {"enabled": false}}`), dotted (`{"inlayHints.enabled": false}`), with or without the
-`shapelens` prefix. A bad value never stops the server: it falls back to that setting's default and the
-caller logs the warning we return.
+(`{"inlayHints": {"enabled": false}}`), dotted (`{"inlayHints.enabled": false}`), with or without one
+`shapelens` wrapper; only the documented keys are read. A bad value never stops the server: it falls back to
+that setting's default and the caller logs the warning we return, except `trusted`, where anything but an
+unambiguous true (`0`, `"no"`, `"false "`, null) means untrusted.
 """
 
 from __future__ import annotations
@@ -53,17 +54,36 @@ KEYS: dict[str, str] = {
 _DEFAULTS = Settings()
 
 
-def _flatten(raw: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def _flatten(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The documented keys of `raw`, dotted, and the unknown ones as they are (they are ignored).
+
+    Nested groups are flattened only where they lead to a documented key (`{"inlayHints": {"enabled": x}}`),
+    and the `shapelens` wrapper (`{"shapelens": {...}}`, `"shapelens.trusted"`) is taken off once, at the
+    top: a workspace's `"shapelens.shapelens.trusted": true` is no setting of ours and cannot override one.
+    """
+    if set(raw) == {SECTION} and isinstance(raw[SECTION], Mapping):
+        raw = raw[SECTION]
     out: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = f"{prefix}{key}"
-        short = name.removeprefix(SECTION + ".")
-        # Only our own nested groups are flattened: an unknown dict value stays a (bad) value.
-        if isinstance(value, Mapping) and (name == SECTION or any(k.startswith(short + ".") for k in KEYS)):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
+
+    def walk(group: Mapping[str, Any], prefix: str) -> None:
+        for key, value in group.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, Mapping) and any(k.startswith(name + ".") for k in KEYS):
+                walk(value, name + ".")
+            else:
+                out[name] = value
+
+    walk({k.removeprefix(SECTION + "."): v for k, v in raw.items()}, "")
     return out
+
+
+def _trust(value: Any) -> bool:
+    """Only an unambiguous yes trusts the workspace."""
+    if value is True or value == "true":
+        return True
+    if value is False or value == "false":
+        return False
+    raise ValueError("expected true or false")
 
 
 def _bool(value: Any) -> bool:
@@ -123,9 +143,11 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "inlay_hints_enabled": _bool,
     "layer_shapes": _bool,
     "show_dtype": _bool,
-    "trusted": _bool,
+    "trusted": _trust,
     "interpreter": _interpreter,
 }
+# A bad value falls back to the setting's default, except where the default would be the unsafe choice.
+_BAD_VALUE = {"trusted": False}
 
 
 def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
@@ -142,20 +164,20 @@ def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, li
     flat = _flatten(raw)
     changes: dict[str, Any] = {}
     warnings: list[str] = []
-    for key, value in flat.items():
-        short = key[len(SECTION) + 1 :] if key.startswith(SECTION + ".") else key
+    for short, value in flat.items():
         name = KEYS.get(short)
         if name is None:
             continue  # settings of other sections or newer clients: not ours to judge
-        if value is None:
+        if value is None and name != "trusted":
             changes[name] = getattr(_DEFAULTS, name)  # explicit null means "unset"
             continue
         try:
             changes[name] = _VALIDATORS[name](value)
         except ValueError as err:
-            default = getattr(_DEFAULTS, name)
-            warnings.append(f"shapelens.{short}: bad value {value!r} ({err}); using the default {default!r}")
-            changes[name] = default
+            fallback = _BAD_VALUE.get(name, getattr(_DEFAULTS, name))
+            kind = "the default" if name not in _BAD_VALUE else "the safe value"
+            warnings.append(f"shapelens.{short}: bad value {value!r} ({err}); using {kind} {fallback!r}")
+            changes[name] = fallback
     return replace(settings, **changes), warnings
 
 
