@@ -55,6 +55,10 @@ class TraceWorker:
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        # `-m` puts the current folder first on sys.path: started from a workspace, its `argparse.py` or
+        # `jedi.py` would run inside the worker. So the worker starts in our own folder, and Python 3.11+
+        # is told not to prepend any folder at all; the trace child adds the project's folders itself.
+        env["PYTHONSAFEPATH"] = "1"
         try:
             self._proc = subprocess.Popen(
                 [self.python, "-m", "shapelens.trace.worker"],
@@ -63,6 +67,7 @@ class TraceWorker:
                 stderr=None,  # the worker's stderr is ours: the editor's log
                 text=True,
                 env=env,
+                cwd=package_root,
                 start_new_session=True,  # a Ctrl+C in a terminal reaches us, not the worker mid-trace
             )
         except OSError as err:
