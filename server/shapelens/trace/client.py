@@ -11,10 +11,17 @@ import contextlib
 import json
 import os
 import signal
+import select
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
+
+
+# Seconds for the worker to say it is ready: a cold `import torch` takes 2-5 s here, a slow disk much more.
+# An interpreter that never answers gets a clear message instead of "starting" forever.
+START_TIMEOUT_S = float(os.environ.get("SHAPELENS_WORKER_START_TIMEOUT", "120"))
 
 
 class WorkerUnavailable(Exception):
@@ -35,6 +42,7 @@ class TraceWorker:
     def __init__(self, python: str | None = None, env: dict[str, str] | None = None) -> None:
         self.python = python or sys.executable
         self.env = env
+        self.start_timeout = START_TIMEOUT_S
         self.torch_version: str | None = None
         self.cuda_available = False
         self._proc: subprocess.Popen[str] | None = None
@@ -72,9 +80,15 @@ class TraceWorker:
             )
         except OSError as err:
             raise WorkerUnavailable(f"cannot start {self.python}: {err}") from err
-        hello = self._read()
+        hello = self._read(deadline=time.monotonic() + self.start_timeout)
         if hello is None or hello.get("event") != "ready":
-            problem = (hello or {}).get("message") or "the trace worker exited during start-up"
+            if hello is None and self._proc is not None and self._proc.poll() is None:
+                problem = (
+                    f"the trace worker ({self.python}) did not start within {self.start_timeout:g} s; "
+                    "is it a Python with torch installed? (setting shapelens.interpreter)"
+                )
+            else:
+                problem = (hello or {}).get("message") or "the trace worker exited during start-up"
             self._problem = problem
             self.close()
             raise WorkerUnavailable(problem)
@@ -82,6 +96,8 @@ class TraceWorker:
         self.cuda_available = bool(hello.get("cuda"))
 
     def close(self) -> None:
+        """End the worker: it exits at the end of its input; one that does not (hung, or no worker at all) is
+        killed with its whole process group, so nothing it started outlives it."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -92,6 +108,8 @@ class TraceWorker:
         except (OSError, subprocess.TimeoutExpired):
             proc.kill()
             proc.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session (start_new_session): pgid == pid
 
     # -- traces -------------------------------------------------------------------------------------------
 
@@ -145,10 +163,19 @@ class TraceWorker:
         with contextlib.suppress(ProcessLookupError):  # it already ended
             os.kill(pid, signal.SIGKILL)
 
-    def _read(self) -> dict[str, Any] | None:
-        assert self._proc is not None and self._proc.stdout is not None
+    def _read(self, deadline: float | None = None) -> dict[str, Any] | None:
+        """The worker's next message; None at its end of output, or when `deadline` (monotonic) passes first."""
+        proc = self._proc  # `close()` from another thread (shutdown) may drop it meanwhile
+        assert proc is not None and proc.stdout is not None
         while True:
-            line = self._proc.stdout.readline()
+            if deadline is not None:
+                ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    return None
+            try:
+                line = proc.stdout.readline()
+            except (OSError, ValueError):  # closed under us
+                return None
             if not line:
                 return None
             try:
