@@ -10,14 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import select
+import signal
 import subprocess
 import sys
 import threading
 import time
 from typing import Any
-
 
 # Seconds for the worker to say it is ready: a cold `import torch` takes 2-5 s here, a slow disk much more.
 # An interpreter that never answers gets a clear message instead of "starting" forever.
