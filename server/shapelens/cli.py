@@ -1,21 +1,26 @@
 """Command line: `shapelens serve` (the language server over stdio) and `shapelens check` (the same findings
 as text or JSON, for CI, pre-commit and any editor).
 
-Exit status of `check`: 0 without error findings, 1 with any, 2 for a usage error or an unreadable path.
+Exit status of `check`: 0 without error findings, 1 with any (an unreadable file is one: SL007), 2 for a usage
+error or a path that does not exist.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import errno
 import json
+import math
 import os
+import stat
 import sys
 from collections.abc import Iterable, Sequence
 
 from shapelens.analysis import edits
 from shapelens.analysis.check import DEVICES, Options, analyze
-from shapelens.findings import FileReport, Finding, Fix, Severity, hint_label, to_json
+from shapelens.analysis.source import Source, parse
+from shapelens.findings import FileReport, Finding, Fix, Severity, Span, hint_label, to_json
 from shapelens.trace.client import TraceWorker
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -43,8 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _positive_float(value: str) -> float:
     number = float(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    if not math.isfinite(number) or number <= 0:  # nan and inf parse as floats, and no trace ends with them
+        raise argparse.ArgumentTypeError("must be a positive, finite number of seconds")
     return number
 
 
@@ -77,11 +82,13 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         for path in files:
             try:
+                if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO named x.py would block the read forever
+                    raise OSError(errno.EINVAL, "not a regular file")
                 with open(path, encoding="utf-8") as handle:
                     text = handle.read()
-            except (OSError, UnicodeDecodeError) as err:
-                print(f"shapelens: cannot read {path}: {err}", file=sys.stderr)
-                return EXIT_USAGE
+            except (OSError, UnicodeDecodeError) as err:  # one bad file must not cost the others' findings
+                _merge(reports, os.path.abspath(path), _unreadable(path, err))
+                continue
             for other, report in analyze(path, text, options, worker, root=os.getcwd()).items():
                 _merge(reports, other, report)
     finally:
@@ -96,6 +103,12 @@ def run_check(args: argparse.Namespace) -> int:
         print(render_text(ordered), end="")
     has_error = any(f.severity == Severity.ERROR for r in ordered for f in r.findings)
     return EXIT_FINDINGS if has_error else EXIT_OK
+
+
+def _unreadable(path: str, err: OSError | UnicodeDecodeError) -> FileReport:
+    reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else (err.strerror or str(err))
+    span = Span(os.path.abspath(path), 1, 1, 1, 1)
+    return FileReport(span.path, findings=[Finding("SL007", Severity.ERROR, span, f"cannot read the file: {reason}")])
 
 
 def _warn_without_cuda(worker: TraceWorker) -> None:
@@ -214,9 +227,12 @@ def _annotated_source(report: FileReport) -> list[str]:
     try:
         with open(report.path, encoding="utf-8") as handle:
             text = handle.read()
-        tree = ast.parse(text)
-    except (OSError, SyntaxError):
+    except (OSError, UnicodeDecodeError):
         return []
+    parsed = parse(report.path, text)
+    if not isinstance(parsed, Source):
+        return []
+    tree = parsed.tree
     lines = text.splitlines()
     by_line: dict[int, list[str]] = {}
     for hint in sorted(report.hints, key=lambda h: h.end_column):

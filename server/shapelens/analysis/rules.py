@@ -90,6 +90,27 @@ _RULES = [
         "# shapelens: x=(8, 1024)\n",
     ),
     Rule(
+        "SL006",
+        "file-too-large",
+        Severity.INFORMATION,
+        "The file is over the size Shapelens analyses (1,000,000 characters, or a line of over 20,000): "
+        "nothing in it is checked or traced, so the editor stays responsive. Such files are data (a pasted "
+        "tensor, a generated table) more often than models; move the data to its own file.",
+        "WEIGHTS = [0.1, 0.2, ...]  # one line of 10 MB\n",
+        "WEIGHTS = torch.load('weights.pt')\n",
+        needs_trace=False,
+    ),
+    Rule(
+        "SL007",
+        "unreadable-file",
+        Severity.ERROR,
+        "`shapelens check` could not read this file (permission denied, a symbolic link loop, not UTF-8 "
+        "text). The other files are still checked; like a syntax error, it fails the check.",
+        "$ chmod 000 model.py && shapelens check .\n",
+        "$ chmod 644 model.py && shapelens check .\n",
+        needs_trace=False,
+    ),
+    Rule(
         "SL101",
         "linear-in-features",
         Severity.ERROR,

@@ -43,17 +43,58 @@ def span_of(path: str, node: ast.AST) -> Span:
     )
 
 
+# Past these sizes a file is data, not a model, and parsing it would hold the editor for seconds (a 10 MB
+# one-line paste took 24 s): it gets one SL006 finding and no other work.
+MAX_CHARS = 1_000_000
+MAX_LINE_CHARS = 20_000
+BOM = "\ufeff"
+
+
+def too_large(path: str, text: str) -> Finding | None:
+    """The SL006 finding for a file over the size or line-length limit, else None (cheap: no parsing)."""
+    if len(text) > MAX_CHARS:
+        why = f"it has {len(text):,} characters (the limit is {MAX_CHARS:,})"
+    else:
+        longest = max(text.split("\n"), key=len)
+        if len(longest) <= MAX_LINE_CHARS:
+            return None
+        why = f"a line has {len(longest):,} characters (the limit is {MAX_LINE_CHARS:,})"
+    return Finding("SL006", Severity.INFORMATION, Span(path, 1, 1, 1, 1), f"file not analysed: {why}")
+
+
 def parse(path: str, text: str) -> Source | Finding:
-    """The parsed file, or the SL000 finding that says where it does not parse."""
+    """The parsed file, or the finding that says why not: SL000 where Python cannot compile it (a syntax
+    error, or an expression nested too deep for its parser), SL006 where it is too large to analyse.
+
+    A leading UTF-8 BOM (Windows editors write one) is accepted, as Python accepts it in a file: the text
+    keeps it, and columns on line 1 count it."""
+    large = too_large(path, text)
+    if large is not None:
+        return large
+    bom = text.startswith(BOM)
     try:
-        tree = ast.parse(text, filename=path)
+        tree = ast.parse(text[1:] if bom else text, filename=path)
     except SyntaxError as err:
         line = err.lineno or 1
         col = err.offset or 1
         span = Span(path, line, col, err.end_lineno or line, max(err.end_offset or col + 1, col + 1))
         return Finding("SL000", Severity.ERROR, span, f"file does not parse: {err.msg}")
-    _to_character_columns(text, tree)
+    except (RecursionError, MemoryError) as err:
+        message = f"file does not parse: it is nested too deeply for Python's parser ({type(err).__name__})"
+        return Finding("SL000", Severity.ERROR, Span(path, 1, 1, 1, 2), message)
+    _to_character_columns(text[1:] if bom else text, tree)
+    if bom:
+        _shift_first_line(tree)
     return Source(path, text, tree)
+
+
+def _shift_first_line(tree: ast.AST) -> None:
+    """Columns on line 1 count the BOM that was left out of the parse."""
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) == 1:
+            node.col_offset += 1  # type: ignore[attr-defined]
+        if getattr(node, "end_lineno", None) == 1 and getattr(node, "end_col_offset", None) is not None:
+            node.end_col_offset += 1  # type: ignore[attr-defined]
 
 
 def _to_character_columns(text: str, tree: ast.AST) -> None:
