@@ -46,6 +46,7 @@ TRACE_NOW = "shapelens.traceNow"
 FIX_ALL_KIND = "source.fixAll.shapelens"
 SYNTAX_ERROR = "SL000"
 STATIC_INTERVAL_S = 0.05
+LARGE_DOCUMENT_CHARS = 100_000  # static checks of larger documents run off the event loop
 CONFIG_TIMEOUT_S = 5.0  # a client that never answers workspace/configuration must not stall start-up
 
 T = TypeVar("T")
@@ -97,6 +98,7 @@ class DocState:
     static: FileReport | None = None
     static_version: int | None = None
     static_pending: bool = False
+    static_running: int | None = None  # the version whose static check runs in a thread (large documents)
     static_at: float = 0.0  # when the last coalesced static check ran (time.monotonic)
     task: asyncio.Task[None] | None = None
     in_trace: bool = False
@@ -429,15 +431,38 @@ class ShapelensServer(LanguageServer):
         source = self.source_of(uri)
         if source is None:
             return state.static
+        if len(source) > LARGE_DOCUMENT_CHARS:
+            # Parsing and checking a large file takes a good part of a second: in a thread, so hover and
+            # the other documents keep answering; the last report stands until the new one is published.
+            if state.static_running != version:
+                state.static_running = version
+                self.spawn(self._static_in_thread(uri, state, version, source))
+            return state.static
         try:
-            state.static = static_report(state.path, source)
+            report = static_report(state.path, source)
         except Exception as err:
-            log.exception("static checks failed on %s", state.path)
-            state.static = FileReport(state.path)
-            self.status("error", f"static checks failed: {err}", uri=uri)
-        state.static_version = version
-        self.publish(state.path)
+            report = self._static_failed(uri, state.path, err)
+        self._set_static(state, version, report)
         return state.static
+
+    async def _static_in_thread(self, uri: str, state: DocState, version: int | None, source: str) -> None:
+        try:
+            report = await _in_thread(lambda: static_report(state.path, source), "shapelens-static")
+        except Exception as err:
+            report = self._static_failed(uri, state.path, err)
+        if state.static_running == version:
+            state.static_running = None
+        if self.docs.get(uri) is state and self.doc_version(uri) == version:
+            self._set_static(state, version, report)
+
+    def _static_failed(self, uri: str, path: str, err: Exception) -> FileReport:
+        log.error("static checks failed on %s", path, exc_info=err)
+        self.status("error", f"static checks failed: {err}", uri=uri)
+        return FileReport(path)
+
+    def _set_static(self, state: DocState, version: int | None, report: FileReport) -> None:
+        state.static, state.static_version = report, version
+        self.publish(state.path)
 
     def parses(self, uri: str) -> bool:
         report = self.refresh_static(uri)
@@ -998,12 +1023,24 @@ def create_server() -> ShapelensServer:
     def shutdown(ls: ShapelensServer, params: None) -> None:
         ls.shutdown_requested = True
         ls.shutdown()
+        _cancel_pending_requests(ls)
 
     @server.feature(types.EXIT)
     def exit_(ls: ShapelensServer, params: None) -> None:
         ls.exit()
 
     return server
+
+
+def _cancel_pending_requests(ls: ShapelensServer) -> None:
+    """Cancel the requests still pending (a `shapelens.traceNow`) before pygls does: its shutdown cancels them
+    while iterating its table of them, and a generator-run request (executeCommand) leaves that table the
+    moment it is cancelled, so the `shutdown` answer was "dictionary changed size during iteration"."""
+    pending = getattr(ls.protocol, "_request_futures", {})
+    current = ls.protocol.msg_id
+    for msg_id, future in list(pending.items()):
+        if msg_id != current and not future.done():
+            future.cancel()
 
 
 async def _register_configuration(ls: ShapelensServer) -> None:
