@@ -28,6 +28,16 @@ import { STATUS_NOTIFICATION, type StatusItem, type StatusParams } from "./statu
 /** The oldest Python the server runs on (pyproject's requires-python). */
 const MIN_PYTHON = [3, 10];
 
+/**
+ * The environment of every Python the extension runs. PYTHONSAFEPATH=1 (Python 3.11+): `-m` and `-c` put no
+ * folder in front of sys.path, so a workspace's `argparse.py`, `tokenize.py` or `shapelens/` never shadows
+ * what the server imports. On 3.10, which ignores it, the working folder (never the workspace) is what
+ * Python would put there: see `pythonCwd`.
+ */
+function pythonEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  return { ...process.env, ...extra, PYTHONSAFEPATH: "1" };
+}
+
 function describeSource(interpreter: Interpreter): string {
   return interpreter.source === "setting"
     ? "shapelens.interpreter"
@@ -40,12 +50,12 @@ function describeSource(interpreter: Interpreter): string {
  * Runs the interpreter once before starting the server: a Python that does not start or is too old gets one
  * clear message instead of a language client failing to connect. Undefined when it is fine.
  */
-function checkPython(executable: string): Promise<string | undefined> {
+function checkPython(executable: string, cwd: string): Promise<string | undefined> {
   return new Promise((resolve) => {
     execFile(
       executable,
       ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-      { timeout: 20_000, env: { ...process.env, PYTHONPATH: "" } },
+      { timeout: 20_000, cwd, env: pythonEnv({ PYTHONPATH: "" }) },
       (error, stdout, stderr) => {
         if (error) {
           resolve(`it failed to run (${(stderr || error.message).trim().split("\n").pop()}).`);
@@ -217,7 +227,7 @@ export class ServerManager implements vscode.Disposable {
       }
       return;
     }
-    const problem = await checkPython(executable);
+    const problem = await checkPython(executable, this.pythonCwd());
     if (problem) {
       const message = `Shapelens: the interpreter ${executable} (from ${describeSource(interpreter)}) cannot run the server: ${problem} Select a Python ${MIN_PYTHON.join(".")}+ environment with torch (Python: Select Interpreter) or set shapelens.interpreter.`;
       this.status.set("error", message);
@@ -241,6 +251,14 @@ export class ServerManager implements vscode.Disposable {
     }
   }
 
+  /**
+   * Where every Python the extension runs starts: the extension's own dist folder, never the workspace (with
+   * `-m` or `-c`, Python 3.10 puts its working folder first on sys.path; 3.11+ does not, see `pythonEnv`).
+   */
+  private pythonCwd(): string {
+    return path.join(this.context.extensionPath, "dist");
+  }
+
   private createClient(executable: string, folder: vscode.WorkspaceFolder | undefined): LanguageClient {
     const libs = path.join(this.context.extensionPath, "dist", "libs");
     const pythonPath = [libs, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
@@ -248,9 +266,10 @@ export class ServerManager implements vscode.Disposable {
       command: executable,
       // No `transport`: with TransportKind.stdio the client would append `--stdio` to the arguments.
       args: ["-m", "shapelens.cli", "serve"],
+      // Never the workspace as working folder: see pythonCwd and pythonEnv.
       options: {
-        cwd: folder?.uri.fsPath,
-        env: { ...process.env, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8" },
+        cwd: this.pythonCwd(),
+        env: pythonEnv({ PYTHONPATH: pythonPath, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8" }),
       },
     };
     const clientOptions: LanguageClientOptions = {

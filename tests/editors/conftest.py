@@ -3,6 +3,7 @@ sources are newer, so a direct `pytest tests/editors` never exercises stale code
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,11 @@ def truth(tmp_path_factory: pytest.TempPathFactory) -> Expected:
 
 @pytest.fixture(scope="session")
 def vsix_package() -> Path:
+    # Another build, as it is (no staleness check): to show that a test fails on an older client, e.g.
+    # SHAPELENS_TEST_VSIX=/tmp/old/shapelens-0.1.0.vsix pytest tests/editors/test_vscode.py -k untrusted
+    other = os.environ.get("SHAPELENS_TEST_VSIX")
+    if other:
+        return tools.require(Path(other), "the .vsix named by SHAPELENS_TEST_VSIX")
     version_file = tools.ROOT / "package.json"
     assert version_file.exists()
     try:

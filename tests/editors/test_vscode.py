@@ -16,7 +16,7 @@ import re
 import shutil
 import time
 import venv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -146,10 +146,19 @@ class Session:
 
 @contextlib.contextmanager
 def vscode_session(
-    tmp_path: Path, package: Path, interpreter: Path, shots: Path, *, trust: bool = True
+    tmp_path: Path,
+    package: Path,
+    interpreter: Path,
+    shots: Path,
+    *,
+    trust: bool = True,
+    files: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Session]:
     """code-server with the .vsix installed offline and `shapelens.interpreter` set, in Chromium.
-    `trust=False`: workspace trust is on and the folder opens in Restricted Mode (no prompt)."""
+    `trust=False`: workspace trust is on and the folder opens in Restricted Mode (no prompt). `files`: more
+    files in the workspace (relative path -> text); `env`: more environment for code-server (and so for the
+    extension host)."""
     from playwright.sync_api import sync_playwright
 
     tools.require(tools.CHROMIUM, "Debian's chromium")
@@ -159,7 +168,10 @@ def vscode_session(
     home, user_data, extensions = tmp_path / "home", tmp_path / "user-data", tmp_path / "extensions"
     workspace = tmp_path / "workspace"
     shutil.copytree(tools.WORKSPACE, workspace)
-    env = tools.isolated_env(home)
+    for name, text in (files or {}).items():
+        (workspace / name).parent.mkdir(parents=True, exist_ok=True)
+        (workspace / name).write_text(text)
+    process_env = {**tools.isolated_env(home), **(env or {})}
     (user_data / "User").mkdir(parents=True)
     settings = dict(USER_SETTINGS)
     if not trust:
@@ -171,14 +183,14 @@ def vscode_session(
     (user_data / "Machine" / "settings.json").write_text(
         json.dumps({"shapelens.interpreter": str(interpreter)}, indent=2)
     )
-    installed = tools.install_extension(package, user_data, extensions, env)
+    installed = tools.install_extension(package, user_data, extensions, process_env)
     assert "successfully installed" in installed, installed
     assert any(p.name.startswith("shapelens.shapelens-") for p in extensions.iterdir()), installed
 
     try:
         with (
             tools.code_server(
-                workspace, user_data, extensions, env, tmp_path / "code-server.log", trust=trust
+                workspace, user_data, extensions, process_env, tmp_path / "code-server.log", trust=trust
             ) as server,
             sync_playwright() as playwright,
         ):
@@ -396,3 +408,49 @@ def test_vscode_untrusted_workspace_runs_nothing_until_trusted(
         vscode.wait_until("SL101 once trusted", lambda: "SL101" in vscode.panel_text(".markers-panel"))
         assert "workspace trusted" in vscode.shapelens_log()
         vscode.shot("trusted")
+
+
+# Modules the server imports (argparse and tokenize from the standard library, difflib, jedi, its own
+# package): a workspace file of the same name must never run inside it, trusted or not. Each one, if imported,
+# leaves a marker file outside the workspace.
+SHADOWED = ["argparse.py", "tokenize.py", "difflib.py", "jedi.py", "shapelens/__init__.py", "shapelens/cli.py"]
+
+
+def shadowing_files(markers: Path) -> dict[str, str]:
+    markers.mkdir()
+    return {
+        name: f"# Shadows the server's own module: it must never run.\n"
+        f"open({str(markers / name.replace('/', '.'))!r}, 'w').close()\n"
+        for name in SHADOWED
+    }
+
+
+def test_vscode_workspace_modules_never_shadow_the_server(tmp_path: Path, vsix_package: Path) -> None:
+    """Restricted Mode, and the workspace holds argparse.py, tokenize.py, difflib.py, jedi.py and a shapelens/
+    package. Python puts its working folder first on sys.path for `-m` and `-c`: the server (and the version
+    probe before it) must start outside the workspace, with PYTHONSAFEPATH, so none of them runs. The server
+    still comes up: the untrusted shield and the static SL201."""
+    python = tools.torch_only_python(tmp_path / "user-env")
+    markers = tmp_path / "markers"
+    files = shadowing_files(markers)
+    shots = tools.ARTIFACTS / "vscode-shadowing"
+    with vscode_session(tmp_path, vsix_package, python, shots, trust=False, files=files) as vscode:
+        page = vscode.page
+        page.get_by_role("treeitem", name=MODEL_FILE).click(timeout=FIRST_TRACE_S * 1000)
+        status = page.locator("[id$='shapelens.status']").first
+        # Whichever comes first: a marker (a workspace module ran) or the server's untrusted shield.
+        vscode.wait_until(
+            "the status item's untrusted shield (or a marker of a workspace module that ran)",
+            lambda: any(markers.iterdir()) or status.locator(".codicon-shield").count() == 1,
+            FIRST_TRACE_S,
+        )
+        assert not sorted(p.name for p in markers.iterdir()), "workspace modules ran inside the server"
+        page.keyboard.press("Control+Shift+M")
+        vscode.wait_until(
+            "SL201 (static) in the Problems panel", lambda: "SL201" in vscode.panel_text(".markers-panel")
+        )
+        time.sleep(2)  # whatever the server imports lazily (difflib for a fix, jedi for a hover) had its chance
+        vscode.shot("shadowed-modules-ignored")
+        assert not sorted(p.name for p in markers.iterdir()), "workspace modules ran inside the server"
+        log = vscode.shapelens_log()
+        assert "Server started" in log and "The server stopped" not in log, log[-3000:]
