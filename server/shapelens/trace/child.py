@@ -32,7 +32,7 @@ from shapelens.analysis.plan import node_key
 from shapelens.analysis.source import Source, parse
 from shapelens.trace import explain, rnn
 from shapelens.trace.instrument import RECORD, RETURN, instrument, keep_top_level
-from shapelens.trace.recording import Recorder, note_flatten_factors
+from shapelens.trace.recording import Recorder, in_recorder, note_flatten_factors
 
 
 class TraceTimeout(BaseException):
@@ -305,10 +305,23 @@ def infer_inputs(model: nn.Module, attr: str, device: torch.device) -> list[torc
 
 
 @contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    def expire(signum: int, frame: Any) -> None:
+def time_limit(seconds: float, recorder: Recorder) -> Iterator[None]:
+    """Raise TraceTimeout in the user's code after `seconds`. Never inside the recorder's bookkeeping: there
+    the timeout waits until the statement is recorded (or, in a hook, for a millisecond more)."""
+
+    def stop() -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        recorder.expired = None
         raise TraceTimeout
 
+    def expire(signum: int, frame: Any) -> None:
+        if in_recorder(frame):
+            recorder.expired = stop
+            signal.setitimer(signal.ITIMER_REAL, 0.001)
+            return
+        stop()
+
+    recorder.expired = None
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -316,6 +329,7 @@ def time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        recorder.expired = None
 
 
 # Meta cannot follow data-dependent ops (nonzero, masks), legacy constructors or tensors pinned to the CPU;
@@ -344,7 +358,7 @@ def _attempt(
 
     device_context = _fake_mode() if fake else torch.device(ctx.device)
     try:
-        with time_limit(float(plan["timeout"])), device_context:
+        with time_limit(float(plan["timeout"]), recorder), device_context:
             target = Target(spec, ctx.module, plan["file"], ctx.nodes, ctx.device, move=not fake)
             model, args, kwargs = target.build()
             outcome["model"] = model
@@ -440,10 +454,12 @@ def _site(recorder: Recorder, module: nn.Module) -> dict[str, Any] | None:
 
 def collect_records(recorder: Recorder) -> list[dict[str, Any]]:
     out = []
-    for (file_id, sid), values in recorder.records.items():
+    for (file_id, sid), values in list(recorder.records.items()):
         path, table = recorder.files[file_id]
         statement = table[sid]
-        for target, items in values.items():
+        for target, items in list(values.items()):
+            if not items:  # an entry is written whole, in one step; a half-made one is skipped all the same
+                continue
             out.append({
                 "path": path, "line": statement.line, "end_line": statement.end_line,
                 "end_column": statement.end_column, "target": target,

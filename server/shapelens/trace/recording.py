@@ -4,6 +4,10 @@ layer/input mismatches (caught by a global forward pre-hook before the kernel's 
 
 After a mismatch the pre-hook substitutes a right-shaped input, so the lines after it still get shapes
 (a lenient trace); the mismatch itself becomes an SL10x finding.
+
+The trace timer never interrupts the code of this module (`in_recorder`): it sets `Recorder.expired`, which
+stops the trace as soon as the statement is recorded, so a timeout cannot leave a half-made entry. Entries
+are also written whole, in one step each.
 """
 
 from __future__ import annotations
@@ -82,6 +86,8 @@ class Recorder:
         self.met: dict[int, torch.Tensor] = {}
         self.last: tuple[int, int] = (-1, 0)  # (file id, line) of the last recorded statement
         self.on_progress: Callable[[int, int], None] | None = None
+        # set by the trace timer when it expired while we were busy: raises its timeout once we are done
+        self.expired: Callable[[], None] | None = None
 
     # -- statements ----------------------------------------------------------------------------------------
 
@@ -98,10 +104,14 @@ class Recorder:
                 return
             statement = table[sid]
             self._store(file_id, sid, statement, zip(statement.targets, values, strict=False))
+            if self.expired is not None and not in_recorder(sys._getframe(1)):
+                self.expired()  # the timeout, at the user's line we just recorded (unless we are nested)
 
         def record_return(sid: int, value: Any) -> Any:
             if self.active:
                 self._store(file_id, sid, table[sid], [("return", value)])
+                if self.expired is not None and not in_recorder(sys._getframe(1)):
+                    self.expired()
             return value
 
         return record, record_return
@@ -115,12 +125,16 @@ class Recorder:
         for target, value in pairs:
             if not isinstance(value, torch.Tensor) or target == "_":
                 continue
+            # the item is complete before anything holds it, and each store is one step: an exception here
+            # (the timer, a RecursionError at the stack's edge) never leaves a half-made entry behind
+            item = (tuple(shape_of(value)), dtype_name(value), str(value.device))
             if entry is None:
                 entry = self.records[key] = {}
                 self._note_producer(key, statement)
-            seen = entry.setdefault(target, [])
-            item = (tuple(shape_of(value)), dtype_name(value), str(value.device))
-            if item not in seen:
+            seen = entry.get(target)
+            if seen is None:
+                entry[target] = [item]
+            elif item not in seen:
                 seen.append(item)
 
     def _note_producer(self, key: tuple[int, int], statement: Statement) -> None:
@@ -299,6 +313,16 @@ CHECKS: list[tuple[type | tuple[type, ...], Callable[[Recorder, Any, torch.Tenso
 ]
 
 
+def in_recorder(frame: FrameType | None) -> bool:
+    """Whether the recorder is on this stack: the trace timer waits for it to finish its bookkeeping (a
+    timeout raised half-way through would leave its tables inconsistent)."""
+    while frame is not None:
+        if frame.f_code.co_filename == _THIS_FILE:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def note_flatten_factors(out: Any, source: torch.Tensor) -> None:
     """Mark a flattened tensor with the dims whose product became its last dim ([4, 16, 6, 6] → (16, 6, 6)),
     so a Linear fix can read `16 * 6 * 6` instead of `576`."""
@@ -314,3 +338,6 @@ def note_flatten_factors(out: Any, source: torch.Tensor) -> None:
         if len(tail) >= 2 and math.prod(tail) == last:
             out._shapelens_factors = tuple(tail)  # type: ignore[attr-defined]
             return
+
+
+_THIS_FILE = Recorder._store.__code__.co_filename
