@@ -1,5 +1,6 @@
-"""User code attacking the trace: the timer firing inside our own bookkeeping. It ends in the finding a user
-should see, and the same worker serves the next trace."""
+"""User code attacking the trace: the timer firing inside our own bookkeeping, garbage and forged events
+written to every file descriptor. Each ends in the finding a user should see, and the same worker serves the
+next trace."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from engine_support import Analyse
 from shapelens.findings import Severity
+from shapelens.trace.client import TraceWorker
 
 HEALTHY = """
     import torch
@@ -95,3 +97,55 @@ def test_timeouts_landing_anywhere_in_a_long_forward_keep_the_report(analyse: An
             assert f"at line {stopped}" in finding.message
             assert all(h.line <= stopped for h in report.hints)
             assert any(h.line == 12 and h.shape == (2, 8) for h in report.hints)
+
+
+# -- 2. user code against the protocol -----------------------------------------------------------------
+
+
+VANDAL = """
+    import json, os
+    import torch
+    from torch import nn
+
+
+    def vandalise():
+        forged_event = {"event": "target", "name": "Vandal", "status": "ok", "mode": "meta", "records": [
+            {"path": __file__, "line": 1, "end_line": 1, "end_column": 2, "target": "forged", "shapes": [[9, 9]],
+             "dtype": "float32", "device": "meta", "producer": None, "unknown": None}],
+            "layers": [], "mismatches": []}
+        forged_results = "".join(
+            json.dumps({"id": i, "event": "result", "result": {"targets": [], "files": []}}) + "\\n"
+            for i in range(1, 200)
+        )
+        for fd in range(3, 256):
+            for data in (b"garbage\\n", (json.dumps(forged_event) + "\\n").encode(), forged_results.encode(),
+                         b"not json and no newline"):
+                try:
+                    os.write(fd, data)
+                except OSError:
+                    pass
+
+
+    # shapelens: x=(2, 4)
+    class Vandal(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 5)
+
+        def forward(self, x):
+            vandalise()
+            y = self.fc(x)
+            return y
+"""
+
+
+def test_garbage_and_forged_events_on_every_fd_do_not_reach_the_protocol(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    assert worker._proc is not None
+    pid = worker._proc.pid
+    report = analyse(VANDAL, name="vandal.py")[str(tmp_path / "vandal.py")]
+    assert report.findings == []
+    assert sorted((h.line, h.target, h.shape) for h in report.hints) == [(33, "y", (2, 5)), (34, "return", (2, 5))]
+    assert_worker_still_serves(analyse)  # the same worker, not a restarted one
+    assert worker._proc is not None and worker._proc.pid == pid

@@ -2,13 +2,16 @@
 keeps, every function instrumented), builds each model on the trace device, runs its `forward` and writes
 what it saw to the worker as JSON lines, one `target` event per model.
 
-User code runs here and nowhere else. Its stdout/stdin are detached, a timer bounds each model, an
-address-space limit bounds memory, and the worker kills the whole process if it stops answering.
+User code runs here and nowhere else. Its stdout/stdin are detached, every descriptor it inherited from the
+worker is closed (the event pipe moves to a high number, and each event carries the run's token), a timer
+bounds each model, an address-space limit bounds memory, and the worker kills the whole process if it stops
+answering.
 """
 
 from __future__ import annotations
 
 import ast
+import fcntl
 import gc
 import importlib.abc
 import importlib.machinery
@@ -16,6 +19,7 @@ import json
 import os
 import resource
 import signal
+import stat
 import struct
 import sys
 import time
@@ -40,12 +44,13 @@ class TraceTimeout(BaseException):
 
 
 class Emitter:
-    def __init__(self, fd: int, progress: Any) -> None:
+    def __init__(self, fd: int, progress: Any, token: str) -> None:
         self.fd = fd
         self.progress = progress  # an mmap shared with the worker: (file id, line) of the last statement
+        self.token = token  # the worker ignores lines without it (anything user code managed to write)
 
     def __call__(self, event: dict[str, Any]) -> None:
-        data = (json.dumps(event) + "\n").encode()
+        data = (json.dumps({"token": self.token, **event}) + "\n").encode()
         while data:
             data = data[os.write(self.fd, data) :]
 
@@ -62,6 +67,7 @@ def isolate(plan: dict[str, Any]) -> None:
     folder and the project root on sys.path, as when the file is run from its folder."""
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
+    os.close(devnull)
     os.dup2(2, 1)  # prints go to the log, not to the worker's protocol channel
     folder = os.path.dirname(plan["file"])
     for entry in (plan["root"], folder):
@@ -77,6 +83,34 @@ def isolate(plan: dict[str, Any]) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (OSError, ValueError):  # not Linux: the worker's kill on timeout is the only bound
         pass
+
+
+def seal_descriptors(channel: int) -> int:
+    """Move the event pipe to a high descriptor and close every other one this process inherited, but 0, 1
+    and 2: the worker's protocol stdout (duplicated there) and any older pipe must be out of user code's
+    reach. Character devices stay (/dev/null, a GPU driver's handles, which CUDA here still uses).
+    Returns the event pipe's new descriptor."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    floor = 1000 if soft < 0 else max(3, min(1000, soft - 24))
+    try:
+        moved = fcntl.fcntl(channel, fcntl.F_DUPFD_CLOEXEC, floor)
+        os.close(channel)
+        channel = moved
+    except OSError:  # a tiny descriptor limit: it stays where it is, the token still guards it
+        pass
+    try:
+        inherited = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # not Linux
+        inherited = list(range(3, 1024 if soft < 0 else min(soft, 65536)))
+    for fd in inherited:
+        if fd <= 2 or fd == channel:
+            continue
+        try:
+            if not stat.S_ISCHR(os.fstat(fd).st_mode):
+                os.close(fd)
+        except OSError:  # already closed (the listing's own descriptor)
+            continue
+    return channel
 
 
 def project_file_test(root: str, main_file: str) -> Callable[[str], bool]:
@@ -536,10 +570,11 @@ def library_imports(before: set[str], is_project: Callable[[str], bool]) -> list
     return sorted(found)
 
 
-def run(plan: dict[str, Any], fd: int, progress: Any) -> None:
-    emit = Emitter(fd, progress)
+def run(plan: dict[str, Any], fd: int, progress: Any, token: str) -> None:
+    emit = Emitter(fd, progress, token)
     before = set(sys.modules)
     isolate(plan)
+    emit.fd = seal_descriptors(fd)
     device = trace_device(plan["device"])
     is_project = project_file_test(plan["root"], plan["file"])
     recorder = Recorder(is_project)
@@ -577,12 +612,12 @@ def run(plan: dict[str, Any], fd: int, progress: Any) -> None:
                   "records": [], "layers": [], "mismatches": []})  # fmt: skip
 
 
-def main_in_child(plan: dict[str, Any], fd: int, progress: Any) -> None:
+def main_in_child(plan: dict[str, Any], fd: int, progress: Any, token: str) -> None:
     """Entry point after fork: never returns."""
     gc.disable()  # a short-lived process: collecting would only copy the warm parent's pages
     code = 0
     try:
-        run(plan, fd, progress)
+        run(plan, fd, progress, token)
     except BaseException:
         traceback.print_exc()
         code = 1

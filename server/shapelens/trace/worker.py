@@ -5,6 +5,10 @@ child per plan (≈15 ms), so user code never pollutes the warm process and a ha
 allocation only ever kills a child. Protocol: JSON lines; requests `{"id", "plan"}` on stdin; events
 `{"event": "ready"|"error"}` once, then `{"id", "event": "started", "pid"}` and `{"id", "event": "result",
 "result"}` per request on stdout.
+
+A child's events come on a pipe of its own, one JSON object a line, each starting with the run's random
+token: a line without it (user code that found a descriptor and wrote to it) is skipped and logged once,
+never parsed as ours.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import gc
 import json
 import mmap
 import os
+import secrets
 import select
 import signal
 import struct
@@ -104,6 +109,9 @@ class Run:
         self.current_since = time.monotonic()
         self.killed_for: str | None = None
         self.imports: list[str] = []
+        self.token = secrets.token_hex(16)
+        self.marker = f'{{"token": "{self.token}"'.encode()  # how each of the child's events begins
+        self.foreign = 0  # bytes of lines that were not the child's events
 
     def start(self) -> int:
         from shapelens.trace import child
@@ -114,7 +122,7 @@ class Run:
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            child.main_in_child(self.plan, write_fd, self.progress)
+            child.main_in_child(self.plan, write_fd, self.progress, self.token)
         os.close(write_fd)
         self.pid, self.fd = pid, read_fd
         return pid
@@ -132,7 +140,7 @@ class Run:
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
-                    self._event(json.loads(line))
+                    self._line(line)
             elapsed = time.monotonic() - self.current_since
             if not eof and self.killed_for is None:
                 if elapsed > timeout + GRACE_S:
@@ -140,12 +148,28 @@ class Run:
                 elif _rss_mb(self.pid) > float(self.plan["memory_mb"]):
                     self._kill("memory")
         os.close(self.fd)
+        if self.foreign:
+            print(f"shapelens: ignored {self.foreign} bytes the traced code wrote on the event pipe", file=sys.stderr)
         if len(self.targets) < expected:  # killed or crashed: its status says how
             _, status = os.waitpid(self.pid, 0)
             self._fill_missing(status)
         else:  # all reported: don't wait for the child's exit (≈12 ms of unmapping), reap it later
             ZOMBIES.append(self.pid)
         return {"targets": self.targets, "files": self.files}
+
+    def _line(self, line: bytes) -> None:
+        """One line from the child: its event if it carries this run's token, else skipped (and counted).
+        Garbage written just before an event (no newline) is cut off rather than costing the event."""
+        start = line.find(self.marker)
+        try:
+            event = json.loads(line[start:]) if start >= 0 else None
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or event.pop("token", None) != self.token:
+            self.foreign += len(line) + 1
+            return
+        self.foreign += start
+        self._event(event)
 
     def _event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
