@@ -280,7 +280,16 @@ export class ServerManager implements vscode.Disposable {
       outputChannel: this.log,
       stdioOptions,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
-      initializationOptions: { settings: serverSettings(folder?.uri, executable) },
+      // Read at each (re)start. `workspaceTrusted: false` is final for the server process: it never traces,
+      // whatever a later configuration answer says (granting trust restarts the server).
+      initializationOptions: () => {
+        const options = {
+          settings: serverSettings(folder?.uri, executable),
+          workspaceTrusted: vscode.workspace.isTrusted,
+        };
+        this.log.info(`Initialization options: ${JSON.stringify(options)}`);
+        return options;
+      },
       errorHandler: {
         error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue, handled: true }),
         closed: (): CloseHandlerResult => this.onClosed(),

@@ -53,8 +53,30 @@ export function withInterpreter(section: string | undefined, value: unknown, int
 }
 
 /**
- * Applies the trust rule to what VS Code answers for one `workspace/configuration` item: the whole section,
- * a nested object that holds `trusted`, or the `shapelens.trusted` value itself.
+ * A copy of a settings object without anything that could say `trusted`, at any depth: every key that names
+ * `trusted` (`trusted`, `shapelens.trusted`, `inlayHints.trusted`) and every object under a key that names the
+ * section again (`shapelens`, as VS Code answers `"shapelens.shapelens.trusted": true` in a workspace's
+ * settings.json: `{shapelens: {trusted: true}}`, which the server reads as `shapelens.trusted`).
+ */
+function withoutTrust(value: unknown): unknown {
+  if (!value || typeof value !== "object" || Array.isArray(value)) {
+    return value;
+  }
+  const copy: Record<string, unknown> = {};
+  for (const [key, inner] of Object.entries(value as Record<string, unknown>)) {
+    const parts = key.split(".");
+    if (parts.includes("trusted") || (parts.includes(SECTION) && inner && typeof inner === "object")) {
+      continue;
+    }
+    copy[key] = withoutTrust(inner);
+  }
+  return copy;
+}
+
+/**
+ * Applies the trust rule to what VS Code answers for one `workspace/configuration` item: the whole
+ * configuration, the section, a part of it, or the `shapelens.trusted` value itself. In an untrusted workspace
+ * the answer says `trusted: false` once, at the top of the section, and nowhere else.
  */
 export function enforceTrust(section: string | undefined, value: unknown): unknown {
   if (vscode.workspace.isTrusted) {
@@ -63,14 +85,20 @@ export function enforceTrust(section: string | undefined, value: unknown): unkno
   if (section === `${SECTION}.trusted`) {
     return false;
   }
-  if ((section === SECTION || section === undefined || section === "") && value && typeof value === "object") {
-    const copy: Record<string, unknown> = { ...(value as Record<string, unknown>) };
-    if (section === SECTION) {
-      copy.trusted = false;
-    } else if (copy[SECTION] && typeof copy[SECTION] === "object") {
-      copy[SECTION] = { ...(copy[SECTION] as Record<string, unknown>), trusted: false };
+  const isObject = (candidate: unknown): candidate is Record<string, unknown> =>
+    !!candidate && typeof candidate === "object" && !Array.isArray(candidate);
+  if (section === SECTION) {
+    return { ...(isObject(value) ? (withoutTrust(value) as Record<string, unknown>) : {}), trusted: false };
+  }
+  if (section === undefined || section === "") {
+    if (!isObject(value)) {
+      return value;
     }
-    return copy;
+    const ours = isObject(value[SECTION]) ? (withoutTrust(value[SECTION]) as Record<string, unknown>) : {};
+    return { ...value, [SECTION]: { ...ours, trusted: false } };
+  }
+  if (section.startsWith(`${SECTION}.`)) {
+    return withoutTrust(value);
   }
   return value;
 }

@@ -454,3 +454,38 @@ def test_vscode_workspace_modules_never_shadow_the_server(tmp_path: Path, vsix_p
         assert not sorted(p.name for p in markers.iterdir()), "workspace modules ran inside the server"
         log = vscode.shapelens_log()
         assert "Server started" in log and "The server stopped" not in log, log[-3000:]
+
+
+def test_vscode_restricted_mode_ignores_trusted_in_workspace_settings(tmp_path: Path, vsix_package: Path) -> None:
+    """Restricted Mode with a workspace .vscode/settings.json that says `shapelens.trusted: true` and, nested,
+    `shapelens.shapelens.trusted: true` (VS Code answers it as `{shapelens: {trusted: true}}` inside the
+    section, and shapelens.trusted is the only key package.json restricts): still no trace, and the server is
+    told the workspace is untrusted from its very start."""
+    python = tools.torch_only_python(tmp_path / "user-env")
+    workspace_settings = {"shapelens.trusted": True, "shapelens.shapelens.trusted": True}
+    files = {".vscode/settings.json": json.dumps(workspace_settings, indent=2)}
+    shots = tools.ARTIFACTS / "vscode-untrusted-settings"
+    with vscode_session(tmp_path, vsix_package, python, shots, trust=False, files=files) as vscode:
+        page = vscode.page
+        page.get_by_role("treeitem", name=MODEL_FILE).click(timeout=FIRST_TRACE_S * 1000)
+        status = page.locator("[id$='shapelens.status']").first
+
+        def shield_or_trace() -> str | None:
+            if vscode.hints() or re.search(r"\d+ ms", plain(status.inner_text())):
+                return "traced"
+            return "shield" if status.locator(".codicon-shield").count() == 1 else None
+
+        outcome = vscode.wait_until("the untrusted shield (or a trace)", shield_or_trace, FIRST_TRACE_S)
+        assert outcome == "shield", f"a trace ran in Restricted Mode: hints {vscode.hints()}"
+        page.keyboard.press("Control+Shift+M")
+        vscode.wait_until(
+            "SL201 (static) in the Problems panel", lambda: "SL201" in vscode.panel_text(".markers-panel")
+        )
+        time.sleep(4)  # a trace, if one wrongly ran, would have shown its hints and SL101 by now
+        vscode.shot("restricted-with-trusted-settings")
+        assert "SL101" not in vscode.panel_text(".markers-panel")
+        assert not vscode.hints(), f"no shapes without a trace: {vscode.hints()}"
+        assert status.locator(".codicon-shield").count() == 1
+        log = vscode.shapelens_log()
+        assert '"workspaceTrusted":false' in log, log[-3000:]
+        assert "shapelens.trusted': True" not in log, log[-3000:]
