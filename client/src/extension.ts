@@ -53,6 +53,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 }
 
 export async function deactivate(): Promise<void> {
-  await manager?.stop();
+  await manager?.close();
   manager = undefined;
 }

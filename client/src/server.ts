@@ -21,12 +21,29 @@ import {
   State,
 } from "vscode-languageclient/node";
 import { findExecutable, type Interpreter, resolveInterpreter } from "./interpreter";
+import { killProcessTree } from "./processTree";
 import { stdioOptions } from "./serverLog";
 import { enforceTrust, SECTION, serverSettings, withInterpreter } from "./settings";
 import { STATUS_NOTIFICATION, type StatusItem, type StatusParams } from "./status";
 
 /** The oldest Python the server runs on (pyproject's requires-python). */
 const MIN_PYTHON = [3, 10];
+
+/**
+ * How long the server may take to answer `initialize` (Python start-up and the server's imports: a few
+ * seconds). Past it the server is stopped and the user told. SHAPELENS_TEST_START_DEADLINE_MS may only shorten
+ * it, for the tests.
+ */
+const START_DEADLINE_MS = 60_000;
+
+function startDeadlineMs(): number {
+  const forTests = Number(process.env.SHAPELENS_TEST_START_DEADLINE_MS);
+  return Number.isFinite(forTests) && forTests > 0 ? Math.min(forTests, START_DEADLINE_MS) : START_DEADLINE_MS;
+}
+
+function formatSeconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(1))} s`;
+}
 
 /**
  * The environment of every Python the extension runs. PYTHONSAFEPATH=1 (Python 3.11+): `-m` and `-c` put no
@@ -128,9 +145,23 @@ class ShapelensLanguageClient extends LanguageClient {
     };
   }
 
+  /** Set when the extension gave up on this client (start-up deadline, stop while starting): it says why itself. */
+  public abandoned = false;
+
+  /**
+   * An abandoned client that never ran has nothing to stop (its process tree is killed already); the base
+   * class would throw "Client is not running and can't be stopped" (and log it after a failed initialize).
+   */
+  public override stop(timeout?: number): Promise<void> {
+    if (this.abandoned && this.state !== State.Running) {
+      return Promise.resolve();
+    }
+    return super.stop(timeout);
+  }
+
   public override error(message: string, data?: unknown, showNotification: boolean | "force" = true): void {
     super.error(message, data, false);
-    if (showNotification === "force") {
+    if (showNotification === "force" && !this.abandoned) {
       void this.notifier
         .once("error", "client-error", `Shapelens: ${message} See the output for details.`, "Show Output")
         .then((choice) => choice && this.outputChannel.show(true));
@@ -139,7 +170,7 @@ class ShapelensLanguageClient extends LanguageClient {
 }
 
 export class ServerManager implements vscode.Disposable {
-  private client: LanguageClient | undefined;
+  private client: ShapelensLanguageClient | undefined;
   private interpreter: Interpreter | undefined;
   /** The file the running server was started with (the settings' interpreter as the server must see it). */
   private executable: string | undefined;
@@ -165,6 +196,11 @@ export class ServerManager implements vscode.Disposable {
 
   /** Stops the server if it runs and starts it again; calls are queued, never overlap. */
   restart(reason: string): Promise<void> {
+    if (this.client?.state === State.Starting) {
+      // A start still waiting for `initialize` is given up on now (its process tree killed), not at its
+      // deadline: the queued start below follows at once.
+      void this.stop();
+    }
     this.queue = this.queue.then(
       () => this.doRestart(reason),
       () => this.doRestart(reason),
@@ -219,36 +255,57 @@ export class ServerManager implements vscode.Disposable {
             : `No "${interpreter.command}" on the PATH.`;
       const message = `Shapelens: no Python interpreter to run the server. ${where} Select an interpreter with torch installed (Python: Select Interpreter) or set shapelens.interpreter.`;
       this.status.set("error", message);
-      const choice = await this.notifier.once("error", "no-interpreter", message, "Open Settings", "Show Output");
-      if (choice === "Open Settings") {
-        await vscode.commands.executeCommand("workbench.action.openSettings", "shapelens.interpreter");
-      } else if (choice === "Show Output") {
-        this.log.show(true);
-      }
+      this.tellInterpreterProblem("no-interpreter", message);
       return;
     }
     const problem = await checkPython(executable, this.pythonCwd());
+    if (this.disposed) {
+      return;
+    }
     if (problem) {
       const message = `Shapelens: the interpreter ${executable} (from ${describeSource(interpreter)}) cannot run the server: ${problem} Select a Python ${MIN_PYTHON.join(".")}+ environment with torch (Python: Select Interpreter) or set shapelens.interpreter.`;
       this.status.set("error", message);
-      const choice = await this.notifier.once("error", "bad-interpreter", message, "Open Settings", "Show Output");
-      if (choice === "Open Settings") {
-        await vscode.commands.executeCommand("workbench.action.openSettings", "shapelens.interpreter");
-      } else if (choice === "Show Output") {
-        this.log.show(true);
-      }
+      this.tellInterpreterProblem("bad-interpreter", message);
       return;
     }
     this.log.info(`Interpreter: ${executable} (from ${describeSource(interpreter)})`);
     this.executable = executable;
     const client = this.createClient(executable, folder);
     this.client = client;
-    try {
-      await client.start();
-      this.log.info("Server started");
-    } catch (error) {
-      this.status.set("error", `The server did not start: ${String(error)}`);
+    const deadline = startDeadlineMs();
+    const outcome = await settleWithin(client.start(), deadline);
+    if (this.client !== client) {
+      return; // stopped (deactivation) while it was starting: that already ended it
     }
+    if (outcome.kind === "started") {
+      this.log.info("Server started");
+      return;
+    }
+    if (outcome.kind === "failed") {
+      this.status.set("error", `The server did not start: ${String(outcome.error)}`);
+      return;
+    }
+    // No answer to `initialize`: a wrapper that never runs the server, an import that hangs. The client cannot
+    // stop a server that is still starting, so end the process (and what it spawned) here.
+    this.client = undefined;
+    this.abandon(client, `no answer to initialize within ${formatSeconds(deadline)}`);
+    const message = `Shapelens: the server did not start within ${formatSeconds(deadline)} with ${executable} (from ${describeSource(interpreter)}); it was stopped. Check that this Python runs “${executable} -m shapelens.cli serve” (the output may say where it hangs), then run “Shapelens: Restart Server”, or set shapelens.interpreter to another Python ${MIN_PYTHON.join(".")}+ with torch.`;
+    this.status.set("error", message);
+    this.tellInterpreterProblem("start-deadline", message);
+  }
+
+  /**
+   * One message (per session) about the interpreter, with its actions. Not awaited: a restart queued behind
+   * it (Restart Server, a changed setting) must not wait for the user to close the message.
+   */
+  private tellInterpreterProblem(key: string, message: string): void {
+    void this.notifier.once("error", key, message, "Open Settings", "Show Output").then(async (choice) => {
+      if (choice === "Open Settings") {
+        await vscode.commands.executeCommand("workbench.action.openSettings", "shapelens.interpreter");
+      } else if (choice === "Show Output") {
+        this.log.show(true);
+      }
+    });
   }
 
   /**
@@ -259,7 +316,15 @@ export class ServerManager implements vscode.Disposable {
     return path.join(this.context.extensionPath, "dist");
   }
 
-  private createClient(executable: string, folder: vscode.WorkspaceFolder | undefined): LanguageClient {
+  /** Gives up on a client that is not running: no restart, no pop-up of its own, its process tree killed. */
+  private abandon(client: ShapelensLanguageClient, why: string, pid = client.serverProcess?.pid): void {
+    client.abandoned = true;
+    const killed = killProcessTree(pid);
+    const tree = killed.join(", ");
+    this.log.warn(`Stopping the server (${why}): killed process ${pid ?? "(none yet)"} and its tree [${tree}]`);
+  }
+
+  private createClient(executable: string, folder: vscode.WorkspaceFolder | undefined): ShapelensLanguageClient {
     const libs = path.join(this.context.extensionPath, "dist", "libs");
     const pythonPath = [libs, process.env.PYTHONPATH].filter(Boolean).join(path.delimiter);
     const serverOptions: ServerOptions = {
@@ -292,7 +357,8 @@ export class ServerManager implements vscode.Disposable {
       },
       errorHandler: {
         error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue, handled: true }),
-        closed: (): CloseHandlerResult => this.onClosed(),
+        closed: (): CloseHandlerResult =>
+          client.abandoned ? { action: CloseAction.DoNotRestart, handled: true } : this.onClosed(),
       },
       middleware: {
         workspace: {
@@ -348,12 +414,20 @@ export class ServerManager implements vscode.Disposable {
     if (!client) {
       return;
     }
-    try {
-      if (client.needsStop()) {
+    if (client.state === State.Starting) {
+      // The language client cannot stop a server before it answered `initialize` (it throws and leaves the
+      // process running): end the process tree instead.
+      this.abandon(client, "stopped while starting");
+      return;
+    }
+    if (client.state === State.Running) {
+      const pid = client.serverProcess?.pid; // the client forgets it when stop() ends
+      try {
         await client.stop(5_000);
+      } catch (error) {
+        this.log.warn(`Stopping the server failed: ${String(error)}`);
+        this.abandon(client, "it did not stop in time", pid);
       }
-    } catch (error) {
-      this.log.warn(`Stopping the server failed: ${String(error)}`);
     }
     try {
       await client.dispose(2_000);
@@ -375,8 +449,32 @@ export class ServerManager implements vscode.Disposable {
     });
   }
 
-  dispose(): void {
+  /** Stops for good (deactivation): a start still under way ends too, and nothing starts afterwards. */
+  async close(): Promise<void> {
     this.disposed = true;
-    void this.stop();
+    await this.stop();
   }
+
+  dispose(): void {
+    void this.close();
+  }
+}
+
+type StartOutcome = { kind: "started" } | { kind: "failed"; error: unknown } | { kind: "timeout" };
+
+/** How `client.start()` ended within `ms` (its later rejection, after a timeout, is handled here too). */
+function settleWithin(start: Promise<void>, ms: number): Promise<StartOutcome> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve({ kind: "timeout" }), ms);
+    start.then(
+      () => {
+        clearTimeout(timer);
+        resolve({ kind: "started" });
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        resolve({ kind: "failed", error });
+      },
+    );
+  });
 }

@@ -143,6 +143,16 @@ class Session:
     def panel_text(self, selector: str) -> str:
         return plain(self.page.locator(selector).first.inner_text())
 
+    def run_command(self, title: str) -> None:
+        """A command from the Command Palette, chosen by its title."""
+        self.page.keyboard.press("Control+Shift+P")
+        self.page.wait_for_selector(".quick-input-widget input", state="visible")
+        self.page.keyboard.type(title)
+        self.page.locator(".quick-input-list .monaco-list-row", has_text=title).first.click()
+
+    def toasts(self) -> list[str]:
+        return [plain(t) for t in self.page.locator(".notifications-toasts .notification-toast").all_inner_texts()]
+
 
 @contextlib.contextmanager
 def vscode_session(
@@ -489,3 +499,81 @@ def test_vscode_restricted_mode_ignores_trusted_in_workspace_settings(tmp_path: 
         log = vscode.shapelens_log()
         assert '"workspaceTrusted":false' in log, log[-3000:]
         assert "shapelens.trusted': True" not in log, log[-3000:]
+
+
+DEADLINE_S = 20
+
+
+def pids_alive(pids: list[int]) -> list[int]:
+    """The pids that still run (a zombie waiting for its parent to reap it counts as ended)."""
+    alive = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2] != "Z":
+            alive.append(pid)
+    return alive
+
+
+def test_vscode_server_that_never_answers_is_stopped_at_the_deadline(tmp_path: Path, vsix_package: Path) -> None:
+    """shapelens.interpreter is a wrapper that answers the version probe like Python, then hangs on
+    `-m shapelens.cli serve` (with a child of its own). Past the start-up deadline (shortened for the test by
+    SHAPELENS_TEST_START_DEADLINE_MS) the status item turns to an error, one message says what happened, and
+    the whole process tree is gone. A restart while the server still starts ends that process tree at once
+    (as deactivation does)."""
+    hang = tmp_path / "hang"
+    hang.mkdir()
+    pid_file = hang / "pids"
+    fake = hang / "python"
+    fake.write_text(
+        "#!/bin/sh\n"
+        "# Answers the version probe like Python; as the language server, hangs without a word.\n"
+        f'if [ "$1" = "-c" ]; then exec {tools.VENV_BIN / "python"} "$@"; fi\n'
+        f"echo $$ >> {pid_file}\n"
+        "sleep 100000 &\n"
+        f"echo $! >> {pid_file}\n"
+        "wait\n"
+    )
+    fake.chmod(0o755)
+
+    def pids() -> list[int]:
+        return [int(line) for line in pid_file.read_text().split()] if pid_file.exists() else []
+
+    env = {"SHAPELENS_TEST_START_DEADLINE_MS": str(DEADLINE_S * 1000)}
+    shots = tools.ARTIFACTS / "vscode-start-deadline"
+    with vscode_session(tmp_path, vsix_package, fake, shots, env=env) as vscode:
+        page = vscode.page
+        page.get_by_role("treeitem", name=MODEL_FILE).click(timeout=FIRST_TRACE_S * 1000)
+        status = page.locator("[id$='shapelens.status']").first
+        vscode.wait_until("the fake server to start (and hang)", lambda: len(pids()) >= 2)
+        started = pids()[:2]
+        assert pids_alive(started), "the fake server hangs until the deadline"
+        message = f"did not start within {DEADLINE_S} s with {fake}"
+        vscode.wait_until(
+            f"the message '{message}'", lambda: any(message in t for t in vscode.toasts()), DEADLINE_S + 30
+        )
+        vscode.wait_until("the status item's error", lambda: status.locator(".codicon-warning").count() == 1)
+        vscode.wait_until(f"the hung server {started} to be killed, child included", lambda: not pids_alive(started))
+        time.sleep(3)  # anything that would pile up (restarts, repeated messages) has had time to
+        vscode.shot("deadline")
+        assert sum(message in t for t in vscode.toasts()) == 1, vscode.toasts()
+        log = vscode.shapelens_log()
+        assert "can't be stopped" not in log and "stopping server failed" not in log.lower(), log[-3000:]
+        assert "restarting" not in log.lower(), log[-3000:]
+        assert "no answer to initialize" in log, log[-3000:]
+        assert len(pids()) == 2, f"given up on, not restarted: {pids()}"
+
+        # Restart, and restart again while that server still starts: the hung start is given up on at once
+        # (the same path as a deactivation while starting), not left to its deadline.
+        vscode.run_command("Shapelens: Restart Server")
+        vscode.wait_until("the restarted fake server", lambda: len(pids()) >= 4)
+        spawned, restarted = time.monotonic(), pids()[2:4]
+        assert pids_alive(restarted) == restarted
+        vscode.run_command("Shapelens: Restart Server")
+        vscode.wait_until(f"the starting server {restarted} to be killed", lambda: not pids_alive(restarted))
+        assert time.monotonic() - spawned < DEADLINE_S - 5, "killed by the second restart, not by the deadline"
+        vscode.wait_until("the third start", lambda: len(pids()) >= 6)
+        vscode.wait_until("the log of the stop", lambda: "stopped while starting" in vscode.shapelens_log())
+        vscode.shot("restarted-while-starting")
