@@ -1,12 +1,18 @@
 """User code attacking the trace: the timer firing inside our own bookkeeping, garbage and forged events
-written to every file descriptor. Each ends in the finding a user should see, and the same worker serves the
-next trace."""
+written to every file descriptor, `sys.exit`, and the states a file passes through while it is being
+written (no `forward` yet, a recursion without end, a module that never finishes loading). Each ends in
+the finding a user should see, and the same worker serves the next trace."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
-from engine_support import Analyse
+import pytest
+from engine_support import Analyse, write
 from shapelens.findings import Severity
 from shapelens.trace.client import TraceWorker
 
@@ -31,6 +37,20 @@ def assert_worker_still_serves(analyse: Analyse) -> None:
     [report] = reports.values()
     assert report.findings == []
     assert [(h.target, h.shape) for h in report.hints] == [("y", (2, 3)), ("return", (2, 3))]
+
+
+def check_json(path: Path, *args: str) -> tuple[list[dict[str, Any]], subprocess.CompletedProcess[str]]:
+    """`shapelens check --format json` as a user runs it: the file's diagnostics and the process."""
+    result = subprocess.run(
+        [sys.executable, "-m", "shapelens.cli", "check", "--format", "json", *args, path.name],
+        cwd=path.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    files = {f["path"]: f for f in json.loads(result.stdout)["files"]}
+    return files[path.name]["diagnostics"], result
 
 
 # -- 1. the timer fires inside the recorder -------------------------------------------------------------
@@ -149,3 +169,231 @@ def test_garbage_and_forged_events_on_every_fd_do_not_reach_the_protocol(
     assert sorted((h.line, h.target, h.shape) for h in report.hints) == [(33, "y", (2, 5)), (34, "return", (2, 5))]
     assert_worker_still_serves(analyse)  # the same worker, not a restarted one
     assert worker._proc is not None and worker._proc.pid == pid
+
+
+EXITS = """
+    import sys
+    import torch
+    from torch import nn
+
+
+    # shapelens: x=(2, 4)
+    class Quits(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 5)
+
+        def forward(self, x):
+            y = self.fc(x)
+            {stop}
+            return y
+"""
+
+
+@pytest.mark.parametrize(
+    ("stop", "says"), [("sys.exit(3)", "sys.exit(3)"), ("raise KeyboardInterrupt", "KeyboardInterrupt")]
+)
+def test_sys_exit_in_forward_is_a_finding_on_its_line(stop: str, says: str, tmp_path: Path) -> None:
+    path = Path(write(tmp_path, "quits.py", EXITS.replace("{stop}", stop)))
+    diagnostics, result = check_json(path)
+    [diagnostic] = diagnostics
+    assert (diagnostic["code"], diagnostic["line"]) == ("SL004", 15)
+    assert says in diagnostic["message"] and "status" not in diagnostic["message"]
+    assert "Traceback" not in result.stderr, result.stderr
+    hints = json.loads(result.stdout)["files"][0]["hints"]
+    assert [(h["line"], h["shape"]) for h in hints] == [(14, [2, 5])]  # the shapes before it are kept
+
+
+def test_sys_exit_while_the_module_loads_is_a_finding_on_its_line(tmp_path: Path) -> None:
+    source = """
+        import sys
+        import torch
+        from torch import nn
+
+        WIDTH = sys.exit(3)
+
+
+        # shapelens: x=(2, 4)
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, WIDTH)
+
+            def forward(self, x):
+                return self.fc(x)
+    """
+    diagnostics, result = check_json(Path(write(tmp_path, "model.py", source)))
+    [diagnostic] = diagnostics
+    assert (diagnostic["code"], diagnostic["line"]) == ("SL004", 6)
+    assert "sys.exit(3)" in diagnostic["message"]
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_os_exit_is_still_a_crash_finding(analyse: Analyse, tmp_path: Path) -> None:
+    report = analyse(EXITS.replace("{stop}", "import os; os._exit(7)"))[str(tmp_path / "model.py")]
+    [finding] = report.findings
+    assert finding.code == "SL004" and "exited with status 7" in finding.message
+    assert_worker_still_serves(analyse)
+
+
+# -- 3. states a file passes through while it is being written -------------------------------------------
+
+
+NO_FORWARD = """
+    import torch
+    from torch import nn
+
+
+    # shapelens: x=(2, 4)
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+"""
+
+
+def test_model_without_forward_yet_is_information(tmp_path: Path) -> None:
+    diagnostics, result = check_json(Path(write(tmp_path, "model.py", NO_FORWARD)))
+    [diagnostic] = diagnostics
+    assert diagnostic["severity"] == "information" and diagnostic["line"] == 7
+    assert diagnostic["message"] == "Net has no forward yet"
+    assert result.returncode == 0  # no error finding
+
+
+def test_model_without_forward_from_an_example_call_is_information(analyse: Analyse, tmp_path: Path) -> None:
+    source = """
+        import torch
+        from torch import nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+
+        model = Net()
+        out = model(torch.randn(2, 4))
+    """
+    [finding] = analyse(source)[str(tmp_path / "model.py")].findings
+    assert finding.severity == Severity.INFORMATION and finding.message == "Net has no forward yet"
+
+
+def test_block_without_forward_yet_is_information_where_it_is_called(analyse: Analyse, tmp_path: Path) -> None:
+    source = """
+        import torch
+        from torch import nn
+
+
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+
+        # shapelens: x=(2, 4)
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+                self.block = Block()
+
+            def forward(self, x):
+                h = self.fc(x)
+                return self.block(h)
+    """
+    report = analyse(source)[str(tmp_path / "model.py")]
+    [finding] = report.findings
+    assert (finding.severity, finding.span.line) == (Severity.INFORMATION, 21)
+    assert finding.message.startswith("Block has no forward yet")
+    assert any(h.line == 20 and h.shape == (2, 4) for h in report.hints)
+
+
+def test_recursion_without_end_is_not_a_shape_error(tmp_path: Path) -> None:
+    source = """
+        import torch
+        from torch import nn
+
+
+        # shapelens: x=(2, 4)
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+
+            def forward(self, x):
+                y = self.fc(x)
+                return self.forward(y)
+    """
+    diagnostics, result = check_json(Path(write(tmp_path, "model.py", source)))
+    [diagnostic] = diagnostics
+    assert (diagnostic["code"], diagnostic["severity"], diagnostic["line"]) == ("SL002", "warning", 14)
+    assert diagnostic["message"] == "forward recursed without end at line 14 (RecursionError)"
+    hints = json.loads(result.stdout)["files"][0]["hints"]
+    assert [(h["line"], h["shape"]) for h in hints] == [(13, [2, 4])]
+
+
+SLOW_LOAD = """
+    import time
+    import torch
+    from torch import nn
+
+    DELAY = time.sleep(100)
+
+
+    # shapelens: x=(2, 4)
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.delay = DELAY
+
+        def forward(self, x):
+            return self.fc(x)
+"""
+
+
+def test_module_that_never_finishes_loading_is_a_timeout_at_its_line(analyse: Analyse, tmp_path: Path) -> None:
+    report = analyse(SLOW_LOAD, timeout=1.0)[str(tmp_path / "model.py")]
+    [finding] = report.findings
+    assert (finding.code, finding.severity, finding.span.line) == ("SL002", Severity.WARNING, 6)
+    assert finding.message == "loading model.py did not finish in 1 s at line 6"
+    assert_worker_still_serves(analyse)
+
+
+def test_slow_import_of_a_project_file_is_a_timeout_at_the_import(analyse: Analyse, tmp_path: Path) -> None:
+    write(tmp_path, "slowmod.py", "import time\n\nPAUSE = time.sleep(100)\n\n\ndef width():\n    return PAUSE or 4\n")
+    source = """
+        import torch
+        from torch import nn
+        from slowmod import width
+
+
+        # shapelens: x=(2, 4)
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(width(), 4)
+
+            def forward(self, x):
+                return self.fc(x)
+    """
+    report = analyse(source, timeout=1.0)[str(tmp_path / "model.py")]
+    [finding] = report.findings
+    assert (finding.code, finding.span.path, finding.span.line) == ("SL002", str(tmp_path / "model.py"), 4)
+    assert finding.message.startswith("loading model.py did not finish in 1 s at line 4")
+    assert finding.message.endswith("(slowmod.py line 3 was running)")
+
+
+def test_load_stuck_in_native_code_is_a_timeout_too(analyse: Analyse, tmp_path: Path) -> None:
+    """The timer cannot fire (blocked): the worker kills the child, and still says it was the load."""
+    source = SLOW_LOAD.replace(
+        "DELAY = time.sleep(100)",
+        "import signal\n"
+        "    BLOCKED = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])\n"
+        "    DELAY = time.sleep(100)",
+    ).replace("self.delay = DELAY", "self.delay = DELAY, BLOCKED")
+    report = analyse(source, timeout=1.0)[str(tmp_path / "model.py")]
+    [finding] = report.findings
+    assert finding.code == "SL002" and finding.message.startswith("loading model.py did not finish in 1 s")
+    assert_worker_still_serves(analyse)

@@ -57,7 +57,10 @@ _RULES = [
         "trace-timeout",
         Severity.WARNING,
         "The trace did not finish within `shapelens.traceTimeout` seconds (default 10) and was stopped; the "
-        "finding says at which line. Shapes up to that line are still shown.",
+        "finding says at which line. Shapes up to that line are still shown. The same rule reports a "
+        "recursion without end (a `forward` that calls itself, at the line that recursed) and a file whose "
+        "top level did not finish loading in that time (`loading model.py did not finish in 10 s`, at the "
+        "line of the file that was running: a slow import, a `time.sleep` the model's constructor needs).",
         "def forward(self, x):\n    while True:\n        x = self.step(x)\n",
         "def forward(self, x):\n    for _ in range(self.steps):\n        x = self.step(x)\n",
     ),
@@ -75,8 +78,9 @@ _RULES = [
         "SL004",
         "trace-failed",
         Severity.WARNING,
-        "The model could not be traced: building it failed, the trace process crashed, or the code does "
-        "something the trace cannot follow. The reason is in the message; the editor keeps working.",
+        "The model could not be traced: building it failed, the trace process crashed, the code called "
+        "`sys.exit()`, or it does something the trace cannot follow. The reason is in the message; the "
+        "editor keeps working.",
         "model = Net(weights=torch.load('missing.pt'))\n",
         "model = Net()\n",
     ),
@@ -109,6 +113,18 @@ _RULES = [
         "$ chmod 000 model.py && shapelens check .\n",
         "$ chmod 644 model.py && shapelens check .\n",
         needs_trace=False,
+    ),
+    Rule(
+        "SL008",
+        "no-forward",
+        Severity.INFORMATION,
+        "The module's class has no `forward` yet (a file in the middle of being written), so there is "
+        "nothing to trace past the place it is called. Its layers are still shown; write `forward` and the "
+        "shapes follow.",
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(4, 2)\n",
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = nn.Linear(4, 2)\n\n    def forward(self, x):\n        return self.fc(x)\n",
     ),
     Rule(
         "SL101",

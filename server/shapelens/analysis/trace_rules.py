@@ -1,5 +1,6 @@
 """From a trace result to reports: hints per statement, layers, and the findings that need a trace —
-SL001 (shape error), SL002 (timeout), SL003 (no input), SL004 (trace failed), SL005 (memory),
+SL001 (shape error), SL002 (timeout, recursion without end, a load that did not finish), SL003 (no input),
+SL004 (trace failed, `sys.exit()` in user code), SL005 (memory), SL008 (a module with no `forward` yet),
 SL101–SL105 (a layer's declared size against what it received) and SL203 (Dropout2d/3d without spatial dims).
 """
 
@@ -27,8 +28,9 @@ from shapelens.findings import (
     hint_label,
 )
 
-ERROR_CODES = {"shape": "SL001", "timeout": "SL002", "noinput": "SL003", "build": "SL004", "crash": "SL004",
-               "datadep": "SL004", "memory": "SL005"}  # fmt: skip
+ERROR_CODES = {"shape": "SL001", "timeout": "SL002", "recursion": "SL002", "noinput": "SL003", "build": "SL004",
+               "crash": "SL004", "datadep": "SL004", "exit": "SL004", "memory": "SL005",
+               "noforward": "SL008"}  # fmt: skip
 SOURCE_PRIORITY = {"directive": 0, "example": 1, "infer": 2}
 
 # which constructor argument holds the checked size: (positional index, keyword)
@@ -152,7 +154,9 @@ def reports_from_trace(
                 report(found.span.path).findings.append(found)
         error = target.get("error")
         if error:
-            report(parsed.path).findings.append(_error(error, target, plan, sources))
+            found = _error(error, target, plan, sources)
+            if found not in report(parsed.path).findings:  # a file that failed to load fails every model alike
+                report(parsed.path).findings.append(found)
         mode = target.get("mode")
         for r in reports.values():
             r.mode = r.mode or mode
@@ -209,6 +213,8 @@ def _error(error: dict[str, Any], target: dict[str, Any], plan: Plan, sources: S
         message += f" at line {line}"
     elif error["kind"] == "crash" and line:
         message += f" after line {line}"
+    if error.get("note"):
+        message += f" {error['note']}"
     if code in ("SL001", "SL004") and not message.startswith(target["name"]):
         message = f"{message} (tracing {target['name']})"
     if span.path != plan.source.path:  # the failure is in another project file: say where from here

@@ -4,8 +4,9 @@ what it saw to the worker as JSON lines, one `target` event per model.
 
 User code runs here and nowhere else. Its stdout/stdin are detached, every descriptor it inherited from the
 worker is closed (the event pipe moves to a high number, and each event carries the run's token), a timer
-bounds each model, an address-space limit bounds memory, and the worker kills the whole process if it stops
-answering.
+bounds the load and each model, an address-space limit bounds memory, and the worker kills the whole
+process if it stops answering. Whatever user code raises (`sys.exit` included) is a finding, never our
+traceback.
 """
 
 from __future__ import annotations
@@ -146,6 +147,12 @@ class Loader:
         self.on_file = on_file  # the worker maps progress (file id, line) back to a path
 
     def exec_file(self, module: types.ModuleType, path: str, text: str, keep: set[tuple[Any, ...]] | None) -> None:
+        exec(self.prepare(module, path, text, keep), module.__dict__)
+
+    def prepare(
+        self, module: types.ModuleType, path: str, text: str, keep: set[tuple[Any, ...]] | None
+    ) -> types.CodeType:
+        """The file's code, filtered and instrumented, with the recording functions in `module`."""
         parsed = parse(path, text)
         if not isinstance(parsed, Source):
             raise SyntaxError(f"{path}:{parsed.span.line}: {parsed.message}")
@@ -158,7 +165,7 @@ class Loader:
         record, record_return = self.recorder.bind(file_id)
         module.__dict__[RECORD] = record
         module.__dict__[RETURN] = record_return
-        exec(compile(module_tree, path, "exec"), module.__dict__)
+        return compile(module_tree, path, "exec")
 
 
 class ProjectFinder(importlib.abc.MetaPathFinder):
@@ -387,6 +394,9 @@ def _attempt(
     for store in (recorder.records, recorder.producers, recorder.uses):
         store.clear()
     recorder.mismatches.clear()
+    recorder.last = (-1, 0)  # a failure outside user code must not point at the previous model's last line
+    if recorder.on_progress is not None:
+        recorder.on_progress(-1, 0)
     outcome: dict[str, Any] = {"stage": "build", "model": None, "flops": None, "error": None}
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -406,7 +416,7 @@ def _attempt(
                 model(*args, **kwargs)
             recorder.active = False
             outcome["flops"] = counter.get_flop_counts() if counter else None
-    except (Exception, TraceTimeout, MemoryError) as err:
+    except BaseException as err:  # anything the user's code raises, `sys.exit()` included, is a finding
         outcome["error"] = err
     finally:
         recorder.active = False
@@ -421,6 +431,14 @@ def _classify(err: BaseException, stage: str) -> str:
         return "memory"
     if isinstance(err, NoInput):
         return "noinput"
+    if explain.missing_forward(err):
+        return "noforward"
+    if isinstance(err, RecursionError):
+        return "recursion"
+    if isinstance(err, SystemExit | KeyboardInterrupt):
+        return "exit"
+    if stage == "import":
+        return "build"
     if any(marker in text for marker in DATA_DEPENDENT):
         return "datadep"
     return "shape" if stage == "forward" else "build"
@@ -440,7 +458,7 @@ def trace_target(spec: dict[str, Any], ctx: Context, recorder: Recorder, emit: E
     if (
         ctx.device.type == "meta"
         and err is not None
-        and not isinstance(err, TraceTimeout | NoInput)
+        and _classify(err, outcome["stage"]) in ("shape", "build", "datadep")
         and any(marker in f"{type(err).__name__}: {err}" for marker in NEEDS_FAKE)
     ):
         ctx.device = torch.device("cpu")  # FakeTensorMode's tensors claim the CPU, storage-less all the same
@@ -590,10 +608,15 @@ def run(plan: dict[str, Any], fd: int, progress: Any, token: str) -> None:
         module.__package__ = name.rpartition(".")[0]
     sys.modules[name] = module
     try:
-        with torch.device(device) if device.type == "meta" else nullcontext():
-            loader.exec_file(module, plan["file"], plan["source"], {tuple(k) for k in plan["keep"]})
+        code = loader.prepare(module, plan["file"], plan["source"], {tuple(k) for k in plan["keep"]})
+        # the file's top level is user code too: a slow import or a sleep is a timeout at its line
+        with (
+            time_limit(float(plan["timeout"]), recorder),
+            torch.device(device) if device.type == "meta" else nullcontext(),
+        ):
+            exec(code, module.__dict__)
     except BaseException as err:  # the file's own imports or definitions failed: every target fails alike
-        error = explain.failure("build", err, plan, recorder, "import")
+        error = explain.failure(_classify(err, "import"), err, plan, recorder, "import")
         for spec in plan["targets"]:
             emit({"event": "target", "name": spec["name"], "status": "error", "error": error, "mode": device.type,
                   "records": [], "layers": [], "mismatches": []})  # fmt: skip
@@ -604,7 +627,7 @@ def run(plan: dict[str, Any], fd: int, progress: Any, token: str) -> None:
     for spec in plan["targets"]:
         try:
             trace_target(spec, ctx, recorder, emit, plan)
-        except Exception as err:  # a bug of ours while reporting: lose this model, not the ones after it
+        except BaseException as err:  # a bug of ours while reporting: lose this model, not the ones after it
             traceback.print_exc()
             message = f"shapelens could not report this trace ({type(err).__name__}: {err})"
             emit({"event": "target", "name": spec["name"], "status": "error", "mode": ctx.device.type,

@@ -3,11 +3,17 @@
 Meta kernels explain badly ("a and b must have same reduction dim"). We find the user line where the
 failure happened (the innermost frame in a project file), read the tensors that line names from the
 frame's locals, and say what went wrong with their shapes, in the vocabulary of the op the user wrote.
+
+Failures that are not shape errors get their own words: a module with no `forward` yet, a recursion
+without end (at the line that recursed), `sys.exit()` in user code, and a file that did not finish loading
+(at the line of that file that was running).
 """
 
 from __future__ import annotations
 
 import ast
+import collections
+import os
 import re
 import traceback
 from types import TracebackType
@@ -16,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shapelens.trace.recording import Recorder, shape_of
+from shapelens.trace.recording import MissingForward, Recorder, shape_of
 
 # torch's own messages, reworded; each pattern's groups feed its template
 _REWORDS: list[tuple[re.Pattern[str], str]] = [
@@ -67,6 +73,45 @@ def _user_frame(tb: TracebackType | None, recorder: Recorder) -> Any:
     return found
 
 
+def _frames(tb: TracebackType | None) -> list[TracebackType]:
+    out = []
+    while tb is not None:
+        out.append(tb)
+        tb = tb.tb_next
+    return out
+
+
+def missing_forward(err: BaseException) -> str | None:
+    """The class whose `forward` is not written yet, if that is why `err` was raised: our pre-hook says so,
+    or torch's own placeholder raised (a direct `block.forward(x)` call skips the hooks)."""
+    if isinstance(err, MissingForward):
+        return err.class_name
+    frames = _frames(err.__traceback__)
+    if isinstance(err, NotImplementedError) and frames and frames[-1].tb_frame.f_code is _UNIMPLEMENTED_CODE:
+        owner = frames[-1].tb_frame.f_locals.get("self")
+        return type(owner).__name__ if owner is not None else "this module"
+    return None
+
+
+_UNIMPLEMENTED_CODE = nn.Module.forward.__code__
+
+
+def _recursion(tb: TracebackType | None, recorder: Recorder) -> TracebackType | None:
+    """The project line that recursed: the one that appears most often on the stack."""
+    frames = [t for t in _frames(tb) if recorder.is_project_file(t.tb_frame.f_code.co_filename)]
+    if not frames:
+        return None
+    counts = collections.Counter((t.tb_frame.f_code.co_filename, t.tb_lineno) for t in frames)
+    top = counts.most_common(1)[0][0]
+    return next(t for t in frames if (t.tb_frame.f_code.co_filename, t.tb_lineno) == top)
+
+
+def _exit_words(err: BaseException) -> str:
+    if isinstance(err, SystemExit):
+        return "called sys.exit()" if err.code is None else f"called sys.exit({err.code!r})"
+    return f"raised {type(err).__name__}"
+
+
 def _statement_source(path: str, line: int, plan: dict[str, Any]) -> str:
     if path == plan["file"]:
         lines = plan["source"].splitlines()
@@ -111,15 +156,37 @@ def operands(frame: Any, text: str) -> list[dict[str, Any]]:
 
 
 def failure(kind: str, err: BaseException, plan: dict[str, Any], recorder: Recorder, stage: str) -> dict[str, Any]:
-    """The error record of a failed target: kind, message, the user line, and the operands there."""
+    """The error record of a failed target: kind, message, the user line, and the operands there.
+    `note`, where present, follows the line in the finding's message."""
     tb = _user_frame(err.__traceback__, recorder)
+    note = None
+    if kind == "recursion":
+        tb = _recursion(err.__traceback__, recorder) or tb
+    inner = tb
+    if stage == "import" and kind == "timeout":  # "loading model.py ..." is about a line of model.py
+        mine = [t for t in _frames(err.__traceback__) if t.tb_frame.f_code.co_filename == plan["file"]]
+        tb = mine[-1] if mine else tb
     path, line = (tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb is not None else (plan["file"], 0)
-    if tb is None and recorder.last[0] >= 0:  # e.g. the timer fired inside torch: the last recorded line
+    if tb is None and recorder.last[0] >= 0 and kind != "noforward":  # e.g. the timer fired inside torch
         path, line = recorder.files[recorder.last[0]][0], recorder.last[1]
     text = _statement_source(path, line, plan) if line else ""
     ops = operands(tb.tb_frame, text) if tb is not None else []
-    if kind == "timeout":
+    loading = os.path.basename(plan["file"])
+    if kind == "timeout" and stage == "import":
+        message = f"loading {loading} did not finish in {float(plan['timeout']):g} s"
+        if inner is not None and inner is not tb:
+            where = inner.tb_frame.f_code.co_filename
+            note = f"({os.path.basename(where)} line {inner.tb_lineno} was running)"
+    elif kind == "timeout":
         message = f"trace stopped after {float(plan['timeout']):g} s"
+    elif kind == "noforward":
+        message = f"{missing_forward(err)} has no forward yet"
+    elif kind == "recursion":
+        name = tb.tb_frame.f_code.co_name if tb is not None else "forward"
+        message = f"{loading if name == '<module>' else name} recursed without end"
+        note = "(RecursionError)"
+    elif kind == "exit":
+        message = f"loading {loading} {_exit_words(err)}" if stage == "import" else f"the model {_exit_words(err)}"
     elif kind == "memory":
         message = f"trace stopped: it needed more than {plan['memory_mb']} MB"
     elif kind == "datadep":
@@ -143,6 +210,7 @@ def failure(kind: str, err: BaseException, plan: dict[str, Any], recorder: Recor
         "path": path,
         "line": line,
         "operands": ops,
+        "note": note,
         "exception": type(err).__name__,
         "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__, limit=-3)),
     }

@@ -3,7 +3,8 @@ place in the source where each `nn.Module` was constructed, what each layer rece
 layer/input mismatches (caught by a global forward pre-hook before the kernel's poor error message).
 
 After a mismatch the pre-hook substitutes a right-shaped input, so the lines after it still get shapes
-(a lenient trace); the mismatch itself becomes an SL10x finding.
+(a lenient trace); the mismatch itself becomes an SL10x finding. A module whose class has no `forward` yet
+raises `MissingForward` (an information finding, not torch's confusing TypeError).
 
 The trace timer never interrupts the code of this module (`in_recorder`): it sets `Recorder.expired`, which
 stops the trace as soon as the statement is recorded, so a timeout cannot leave a half-made entry. Entries
@@ -182,6 +183,8 @@ class Recorder:
     # -- global module hooks ---------------------------------------------------------------------------
 
     def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if type(module).forward is _UNIMPLEMENTED:
+            raise MissingForward(type(module).__name__)  # torch would say "_forward_unimplemented() got ..."
         if not self.active or not args or not isinstance(args[0], torch.Tensor):
             return None
         for kinds, check in CHECKS:
@@ -220,6 +223,17 @@ class Recorder:
         self.mismatches.append(
             Mismatch(code, module, attr, declared, actual, factors, self.where(), tuple(shape_of(x)))
         )
+
+
+_UNIMPLEMENTED = nn.Module.forward  # what a subclass that has not written its `forward` yet inherits
+
+
+class MissingForward(Exception):
+    """A module was called whose class has no `forward` yet (a file in the middle of being written)."""
+
+    def __init__(self, class_name: str) -> None:
+        super().__init__(f"{class_name} has no forward yet")
+        self.class_name = class_name
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:

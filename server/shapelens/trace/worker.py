@@ -8,7 +8,7 @@ allocation only ever kills a child. Protocol: JSON lines; requests `{"id", "plan
 
 A child's events come on a pipe of its own, one JSON object a line, each starting with the run's random
 token: a line without it (user code that found a descriptor and wrote to it) is skipped and logged once,
-never parsed as ours.
+never parsed as ours. A child killed while its file was still loading is reported as the load's timeout.
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ class Run:
         self.current_since = time.monotonic()
         self.killed_for: str | None = None
         self.imports: list[str] = []
+        self.loaded = False  # the child has run the file's top level (or reported why it could not)
         self.token = secrets.token_hex(16)
         self.marker = f'{{"token": "{self.token}"'.encode()  # how each of the child's events begins
         self.foreign = 0  # bytes of lines that were not the child's events
@@ -176,12 +177,12 @@ class Run:
         if kind == "file":
             self.files.append(event["path"])
         elif kind == "imports":
-            self.imports = event["modules"]
+            self.imports, self.loaded = event["modules"], True
         elif kind == "start":
             self.current, self.current_since = event["name"], time.monotonic()
         elif kind == "target":
             self.targets.append(event)
-            self.current, self.current_since = None, time.monotonic()
+            self.current, self.current_since, self.loaded = None, time.monotonic(), True
 
     def _kill(self, why: str) -> None:
         self.killed_for = why
@@ -202,11 +203,17 @@ class Run:
             "timeout": ("timeout", f"trace stopped after {timeout:g} s"),
             "memory": ("memory", f"trace stopped: it needed more than {self.plan['memory_mb']} MB"),
         }
+        if not self.loaded:  # stopped while the file's top level ran: every model is stopped by it alike
+            loading = os.path.basename(self.plan["file"])
+            messages = {
+                "timeout": ("timeout", f"loading {loading} did not finish in {timeout:g} s"),
+                "memory": ("memory", f"loading {loading} needed more than {self.plan['memory_mb']} MB"),
+            }
         for spec in self.plan["targets"]:
             if spec["name"] in done:
                 continue
             kind, message = messages.get(self.killed_for or "", ("crash", reason))
-            in_progress = spec["name"] == self.current
+            in_progress = spec["name"] == self.current or (not self.loaded and self.killed_for is not None)
             self.targets.append({
                 "event": "target", "name": spec["name"], "status": "error", "mode": None,
                 "error": {"kind": kind if in_progress else "crash", "message": message if in_progress else reason,
