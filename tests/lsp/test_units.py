@@ -160,8 +160,10 @@ def test_settings_shapes_and_bad_values() -> None:
         },
         Settings(device="cpu", trusted=False),
     )
-    assert settings == Settings()  # every bad value falls back to its default, not to the previous value
-    assert len(warnings) == 5 and all("using the default" in w for w in warnings)
+    # every bad value falls back to its default, not to the previous value; a bad trust value to untrusted
+    assert settings == Settings(trusted=False)
+    assert len(warnings) == 5 and sum("using the default" in w for w in warnings) == 4
+    assert any("shapelens.trusted" in w and "using the safe value False" in w for w in warnings)
     settings, warnings = parse_settings({"interpreter": sys.executable, "other": {"x": 1}})
     assert settings.interpreter == sys.executable and not warnings
     assert parse_settings(["nope"])[1]

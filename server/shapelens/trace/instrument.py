@@ -82,12 +82,16 @@ def loaded_names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
 
-# Methods that run without being named in user code: torch calls them, or Python does.
-IMPLICIT_METHODS = frozenset({"forward", "reset_parameters", "extra_repr", "_init_weights"})
-
-
-def _is_future(node: ast.stmt) -> bool:
-    return isinstance(node, ast.ImportFrom) and node.module == "__future__"
+# Methods that run without their name appearing in the user's code: torch calls them (`eval()` calls
+# `train(False)`, `load_state_dict` calls `_load_from_state_dict`, a subclass of `nn.Linear` has its
+# `reset_parameters` called by the base `__init__`), or Python does (every dunder counts as reached too).
+IMPLICIT_METHODS = frozenset(
+    {"forward", "reset_parameters", "_reset_parameters", "extra_repr", "_init_weights", "init_weights",
+     "train", "eval", "to", "cuda", "cpu", "float", "half", "double", "type", "apply", "_apply",
+     "state_dict", "load_state_dict", "_save_to_state_dict", "_load_from_state_dict", "named_modules",
+     "modules", "children", "named_children", "parameters", "named_parameters", "buffers", "named_buffers",
+     "zero_grad", "register_buffer", "register_parameter", "add_module", "_get_name"}
+)  # fmt: skip
 
 
 def _attribute_names(node: ast.AST) -> set[str]:
@@ -144,7 +148,10 @@ def keep_top_level(tree: ast.Module, roots: Iterable[str] | None = None) -> list
     needed = set(roots)
     attributes = set(IMPLICIT_METHODS)
     reaches = {id(s): _Reach(s) for s in candidates}
-    kept = {id(s) for s in candidates if _is_future(s) or _star_import(s)}
+    # Imports always run, as before: an import only an unreached method uses would otherwise be a NameError
+    # the day that method runs after all (getattr, a hook), and what an imported project file runs is
+    # filtered the same way when it loads.
+    kept = {id(s) for s in candidates if isinstance(s, ast.Import | ast.ImportFrom)}
     pending: list[tuple[str | None, ast.AST]] = []  # bodies of kept defs not yet reached
     changed = True
     while changed:
@@ -170,10 +177,6 @@ def keep_top_level(tree: ast.Module, roots: Iterable[str] | None = None) -> list
 
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-
-
-def _star_import(node: ast.stmt) -> bool:
-    return isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names)
 
 
 # -- recording ----------------------------------------------------------------------------------------
