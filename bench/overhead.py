@@ -58,8 +58,8 @@ def measure(path: Path, class_name: str, runs: int) -> dict[str, float]:
         bare = _median_ms(bare_forward, runs)
 
     from shapelens.analysis import plan as plan_mod
-    from shapelens.analysis.check import Options
-    from shapelens.analysis.source import Source, parse
+    from shapelens.core.options import Options
+    from shapelens.core.source import Source, parse
     from shapelens.trace import child
 
     text = path.read_text()

@@ -7,7 +7,7 @@ For each model in `bench/models/` (a small CNN, a hand-written ResNet-50, GPT-2 
 
 - cold: wall time of a fresh `shapelens check --format json MODEL` process (Python start, `import torch` in
   the worker, warm-up, trace, JSON), as a user pays it the first time;
-- warm: `shapelens.analysis.check.analyze` called repeatedly with one `TraceWorker` kept alive, as the
+- warm: `shapelens.analysis.engine.analyze` called repeatedly with one `TraceWorker` kept alive, as the
   editor does on each keystroke; the median of N calls after two unmeasured ones;
 - peak MB: the peak resident set size of the largest process the warm runs used (the worker or a forked
   trace child: the child counts the pages of torch it shares with the worker too). It comes from
@@ -145,8 +145,9 @@ def _has_hints(stdout: str) -> bool:
 
 
 def measure_warm(path: Path, runs: int) -> dict[str, Any]:
-    from shapelens.analysis.check import Options, analyze
-    from shapelens.trace.client import TraceWorker
+    from shapelens.analysis.engine import analyze
+    from shapelens.analysis.worker_client import TraceWorker
+    from shapelens.core.options import Options
 
     text = path.read_text()
     worker = TraceWorker()

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from engine_support import Analyse
-from shapelens.analysis.check import Options, analyze
-from shapelens.trace.client import TraceWorker
+from shapelens.analysis.engine import analyze
+from shapelens.analysis.worker_client import TraceWorker
+from shapelens.core.options import Options
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from shapelens.findings import FileReport
+from shapelens.core.findings import FileReport
 
 Analyse = Callable[..., dict[str, FileReport]]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shapelens.analysis.edits import apply_edits, apply_fixes
-from shapelens.findings import Edit, Fix, Span
+from shapelens.core.findings import Edit, Fix, Span
 
 
 def edit(line: int, col: int, end_line: int, end_col: int, text: str) -> Edit:

@@ -12,7 +12,7 @@ import torch
 from engine_support import Analyse, write
 from oracle import cpu_line_shapes, run_on_cpu
 from shapelens.analysis import edits
-from shapelens.findings import FileReport, Severity
+from shapelens.core.findings import FileReport, Severity
 from shapelens.trace import rnn
 from torch import nn
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from engine_support import Analyse
-from shapelens.analysis.check import Options, analyze
-from shapelens.findings import Severity
-from shapelens.trace.client import TraceWorker, WorkerUnavailable
+from shapelens.analysis.engine import analyze
+from shapelens.analysis.worker_client import TraceWorker, WorkerUnavailable
+from shapelens.core.findings import Severity
+from shapelens.core.options import Options
 
 HEALTHY = """
     import torch
@@ -134,7 +135,7 @@ def test_runaway_allocation_hits_the_memory_cap(analyse: Analyse, tmp_path: Path
 def test_cancel_kills_the_running_trace(worker: TraceWorker, tmp_path: Path) -> None:
     import threading
 
-    from shapelens.trace.client import TraceCancelled
+    from shapelens.analysis.worker_client import TraceCancelled
 
     path = tmp_path / "slow.py"
     path.write_text(

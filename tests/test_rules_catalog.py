@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from shapelens.analysis import rules
-from shapelens.analysis.source import Source, parse
 from shapelens.analysis.static_rules import CODES, static_findings
+from shapelens.core.source import Source, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 # the rules static_rules.py reports (SL203's Dropout2d half needs a trace; its alpha-dropout half is static)

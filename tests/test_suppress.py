@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from shapelens.analysis.check import static_report
 from shapelens.analysis.edits import apply_edits
+from shapelens.analysis.engine import static_report
 from shapelens.analysis.suppress import filter_findings, suppressed_codes, suppression_edit
-from shapelens.findings import Finding, Severity, Span
+from shapelens.core.findings import Finding, Severity, Span
 
 
 def finding(code: str, line: int) -> Finding:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from engine_support import Analyse, write
-from shapelens.findings import Severity
-from shapelens.trace.client import TraceWorker
+from shapelens.analysis.worker_client import TraceWorker
+from shapelens.core.findings import Severity
 
 HEALTHY = """
     import torch

@@ -18,10 +18,11 @@ import sys
 from collections.abc import Iterable, Sequence
 
 from shapelens.analysis import edits
-from shapelens.analysis.check import DEVICES, Options, analyze
-from shapelens.analysis.source import Source, parse
-from shapelens.findings import FileReport, Finding, Fix, Severity, Span, hint_label, to_json
-from shapelens.trace.client import TraceWorker
+from shapelens.analysis.engine import analyze
+from shapelens.analysis.worker_client import TraceWorker
+from shapelens.core.findings import FileReport, Finding, Fix, Severity, Span, hint_label, to_json
+from shapelens.core.options import DEVICES, Options
+from shapelens.core.source import Source, parse
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 

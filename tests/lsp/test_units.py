@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from lsprotocol import types
-from shapelens.findings import (
+from shapelens.core.findings import (
     Edit,
     FileReport,
     Finding,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from shapelens.analysis.names import qualified_name
-from shapelens.analysis.source import Source
+from shapelens.core.source import Source
 
 MODULE_BASES = ("torch.nn.",)  # any torch.nn class as a base (Module, Sequential, ModuleList, ...)
 
@@ -144,7 +144,7 @@ def _project(root: str):  # type: ignore[no-untyped-def]
 
 
 def _class_in_file_is_module(path: str, class_name: str, root: str) -> bool:
-    from shapelens.analysis.source import parse
+    from shapelens.core.source import parse
 
     try:
         with open(path, encoding="utf-8") as handle:

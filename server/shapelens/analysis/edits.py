@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from shapelens.findings import Edit, Fix, Span
+from shapelens.core.findings import Edit, Fix, Span
 
 __all__ = ["Edit", "apply_edits", "apply_fixes", "line_starts", "offset"]
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapelens.analysis.discover import Model
-from shapelens.analysis.source import Source
-from shapelens.trace.instrument import bound_names, loaded_names
+from shapelens.core.source import Source
+from shapelens.core.syntax import bound_names, loaded_names
 
 DIRECTIVE = re.compile(r"#\s*shapelens:\s*(?!ignore\b)(.+)$")
 DTYPES = {

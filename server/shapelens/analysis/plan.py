@@ -14,15 +14,13 @@ from __future__ import annotations
 import ast
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shapelens.analysis.discover import Model, find_models
 from shapelens.analysis.inputs import Inputs, Item, inputs_for
-from shapelens.analysis.source import Source
-from shapelens.trace.instrument import bound_names, keep_top_level, loaded_names
-
-if TYPE_CHECKING:
-    from shapelens.analysis.check import Options
+from shapelens.core.options import Options
+from shapelens.core.source import Source
+from shapelens.core.syntax import bound_names, keep_top_level, loaded_names, node_key
 
 
 @dataclass
@@ -84,10 +82,6 @@ def module_name(path: str, root: str) -> str:
 def _item_nodes(source: Source, items: list[Item]) -> list[ast.AST]:
     wanted = {tuple(i["node"]) for i in items if "node" in i}
     return [n for n in ast.walk(source.tree) if node_key(n) in wanted]
-
-
-def node_key(node: ast.AST) -> tuple[int | None, ...]:
-    return tuple(getattr(node, a, None) for a in ("lineno", "col_offset", "end_lineno", "end_col_offset"))
 
 
 def build_plan(source: Source, root: str, options: Options) -> Plan:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shapelens.findings import Severity
+from shapelens.core.findings import Severity
 
 RULES_URL = "https://github.com/shapelens/shapelens/blob/main/docs/rules.md"
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from shapelens.analysis.edits import line_starts, offset
 from shapelens.analysis.names import Names, names_for, statements, target_names
 from shapelens.analysis.rules import rule
-from shapelens.analysis.source import Source
-from shapelens.findings import Edit, Finding, Fix, Related, Severity, Span
+from shapelens.core.findings import Edit, Finding, Fix, Related, Severity, Span
+from shapelens.core.source import Source
 
 # -- what the rules know about PyTorch -------------------------------------------------------------------
 

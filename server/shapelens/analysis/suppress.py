@@ -1,7 +1,7 @@
 """Suppression comments: `# shapelens: ignore[SL201]`, `# shapelens: ignore[SL201, SL101]`, or a bare
 `# shapelens: ignore` (every code) on the first line of a finding's range drops that finding.
 
-`check.py` filters every finding through `filter_findings`, so the CLI and the editor honour the same
+`engine.py` filters every finding through `filter_findings`, so the CLI and the editor honour the same
 comments. `suppression_edit` writes such a comment (the editor's "ignore on this line" quick action).
 """
 
@@ -13,7 +13,7 @@ import tokenize
 from collections.abc import Iterable
 
 from shapelens.analysis.edits import line_starts
-from shapelens.findings import Edit, Finding, Span
+from shapelens.core.findings import Edit, Finding, Span
 
 # One directive inside a comment; the code list is optional, codes are compared upper-cased.
 _DIRECTIVE = re.compile(r"#[^\S\r\n]*shapelens:[^\S\r\n]*ignore\b(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)

@@ -14,8 +14,7 @@ from typing import Any
 from shapelens.analysis.names import dotted
 from shapelens.analysis.plan import Plan
 from shapelens.analysis.rules import rule
-from shapelens.analysis.source import Source, parse, span_of
-from shapelens.findings import (
+from shapelens.core.findings import (
     Edit,
     FileReport,
     Finding,
@@ -27,6 +26,7 @@ from shapelens.findings import (
     Span,
     hint_label,
 )
+from shapelens.core.source import Source, parse, span_of
 
 ERROR_CODES = {"shape": "SL001", "timeout": "SL002", "recursion": "SL002", "noinput": "SL003", "build": "SL004",
                "crash": "SL004", "datadep": "SL004", "exit": "SL004", "memory": "SL005",

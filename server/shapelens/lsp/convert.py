@@ -1,4 +1,4 @@
-"""From the house vocabulary (`findings.py`: 1-based lines, 1-based character columns) to LSP objects
+"""From the house vocabulary (`core/findings.py`: 1-based lines, 1-based character columns) to LSP objects
 (0-based lines, 0-based columns in the negotiated position encoding, UTF-16 unless the client asked for
 another): positions, ranges, diagnostics, inlay hints and hover markdown.
 
@@ -15,7 +15,7 @@ from typing import Any
 from lsprotocol import types
 
 from shapelens.analysis.rules import RULES
-from shapelens.findings import Finding, Fix, Hint, LayerInfo, Severity, Shape, Span, hint_label
+from shapelens.core.findings import Finding, Fix, Hint, LayerInfo, Severity, Shape, Span, hint_label
 
 SOURCE = "shapelens"
 UTF16 = "utf-16"

@@ -11,7 +11,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-from shapelens.analysis.source import Source, parse
+from shapelens.core.source import Source, parse
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 

@@ -32,12 +32,12 @@ from pygls.uris import from_fs_path, to_fs_path
 from shapelens import __version__
 from shapelens.analysis import edits as edits_mod
 from shapelens.analysis import suppress
-from shapelens.analysis.check import analyze, static_report
-from shapelens.findings import Edit, FileReport, Finding, Hint, LayerInfo
+from shapelens.analysis.engine import analyze, static_report
+from shapelens.analysis.worker_client import TraceCancelled, TraceWorker, WorkerUnavailable
+from shapelens.core.findings import Edit, FileReport, Finding, Hint, LayerInfo
 from shapelens.lsp import convert, locate
 from shapelens.lsp.settings import SECTION, Settings, describe, parse_settings
 from shapelens.lsp.shift import Change, shift_finding, shift_report
-from shapelens.trace.client import TraceCancelled, TraceWorker, WorkerUnavailable
 
 log = logging.getLogger("shapelens.lsp")
 

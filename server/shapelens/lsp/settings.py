@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from shapelens.analysis.check import DEVICES, Options
+from shapelens.core.options import DEVICES, Options
 
 SECTION = "shapelens"
 

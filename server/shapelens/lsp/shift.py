@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from lsprotocol import types
 
-from shapelens.findings import Edit, FileReport, Finding, Fix, Hint, LayerCall, LayerInfo, Related, Span
+from shapelens.core.findings import Edit, FileReport, Finding, Fix, Hint, LayerCall, LayerInfo, Related, Span
 from shapelens.lsp.convert import split_lines
 
 

@@ -33,10 +33,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from shapelens.analysis.plan import node_key
-from shapelens.analysis.source import Source, parse
+from shapelens.core.source import Source, parse
+from shapelens.core.syntax import keep_top_level, node_key
 from shapelens.trace import explain, rnn
-from shapelens.trace.instrument import RECORD, RETURN, instrument, keep_top_level
+from shapelens.trace.instrument import RECORD, RETURN, instrument
 from shapelens.trace.recording import Recorder, in_recorder, note_flatten_factors
 
 

@@ -7,24 +7,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 
 from shapelens.analysis import plan as plan_mod
 from shapelens.analysis import static_rules, suppress, trace_rules
-from shapelens.analysis.source import Source, parse
-from shapelens.findings import FileReport, Finding
-from shapelens.trace.client import TraceWorker, WorkerUnavailable
-
-DEVICES = ("meta", "cpu", "cuda")
-
-
-@dataclass(frozen=True)
-class Options:
-    device: str = "meta"  # meta | cpu | cuda
-    timeout: float = 10.0  # seconds per traced model
-    memory_mb: int = 4096  # cap on the trace child's memory
-    trusted: bool = True  # False: static findings only, no user code runs
-    flops: bool = False  # count FLOPs per layer (the editor's hover shows them; `check` does not need them)
+from shapelens.analysis.worker_client import TraceWorker, WorkerUnavailable
+from shapelens.core.findings import FileReport, Finding
+from shapelens.core.options import Options
+from shapelens.core.source import Source, parse
 
 
 def static_report(path: str, text: str) -> FileReport:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from shapelens.findings import Finding, Severity, Span
+from shapelens.core.findings import Finding, Severity, Span
 
 
 @dataclass
