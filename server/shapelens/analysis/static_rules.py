@@ -16,140 +16,43 @@ import ast
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from shapelens.analysis.edits import line_starts, offset
 from shapelens.analysis.names import Names, names_for, statements, target_names
 from shapelens.analysis.rules import rule
 from shapelens.core.findings import Edit, Finding, Fix, Related, Severity, Span
 from shapelens.core.source import Source
-
-# -- what the rules know about PyTorch -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Activation:
-    """An element-wise activation, and whether dropout right before it gives the same output as after it.
-
-    Inverted dropout multiplies by m / (1 - p) with a 0/1 mask m, so act(dropout(x)) == dropout(act(x))
-    for every mask iff act(0) == 0 (dropped units agree) and act(c * x) == c * act(x) for c > 0 (kept units
-    agree): ReLU, LeakyReLU, PReLU and RReLU, whose slopes only scale. A clamp (ReLU6, Hardtanh) or any
-    curvature breaks the second condition; Sigmoid, Softplus, ... break the first as well.
-    tests/test_static_rules.py checks each `identical` flag numerically with torch.
-    """
-
-    label: str  # the module class in torch.nn
-    identical: bool
-    at_zero: str  # act(0), as the message shows it
-    functions: tuple[str, ...]  # canonical names of the functional forms
-    methods: tuple[str, ...] = ()  # Tensor methods (`x.relu()`)
-    why: str = ""  # why it is not identical when act(0) == 0 (default: "<label> is not linear")
-    note: str = ""  # appended to the identical-case message
-
-
-def _act(
-    label: str,
-    identical: bool,
-    at_zero: str,
-    functional: tuple[str, ...],
-    torch_fns: tuple[str, ...] = (),
-    methods: tuple[str, ...] = (),
-    why: str = "",
-    note: str = "",
-) -> Activation:
-    functions = (*(f"torch.nn.functional.{f}" for f in functional), *(f"torch.{f}" for f in torch_fns))
-    return Activation(label, identical, at_zero, functions, methods, why, note)
-
-
-ACTIVATIONS: tuple[Activation, ...] = (
-    _act("ReLU", True, "0", ("relu", "relu_"), ("relu", "relu_"), ("relu", "relu_")),
-    _act("LeakyReLU", True, "0", ("leaky_relu", "leaky_relu_")),
-    _act("PReLU", True, "0", ("prelu",), ("prelu",)),
-    _act(
-        "RReLU",
-        True,
-        "0",
-        ("rrelu", "rrelu_"),
-        ("rrelu", "rrelu_"),
-        note="; in training its random slopes scale the same way, so the outputs have the same distribution",
-    ),
-    _act("ReLU6", False, "0", ("relu6",), why="ReLU6 clips at 6"),
-    _act("Hardtanh", False, "0", ("hardtanh", "hardtanh_"), why="Hardtanh clips at its bounds"),
-    _act("GELU", False, "0", ("gelu",)),
-    _act("Tanh", False, "0", ("tanh",), ("tanh", "tanh_"), ("tanh", "tanh_")),
-    _act("SiLU", False, "0", ("silu",)),
-    _act("Mish", False, "0", ("mish",)),
-    _act("ELU", False, "0", ("elu", "elu_")),
-    _act("SELU", False, "0", ("selu", "selu_"), ("selu", "selu_")),
-    _act("CELU", False, "0", ("celu", "celu_"), ("celu", "celu_")),
-    _act("Hardswish", False, "0", ("hardswish",)),
-    _act("Softsign", False, "0", ("softsign",)),
-    _act("Tanhshrink", False, "0", ("tanhshrink",)),
-    _act("Hardshrink", False, "0", ("hardshrink",), why="Hardshrink zeroes inputs below a threshold"),
-    _act("Softshrink", False, "0", ("softshrink",), why="Softshrink shifts by a threshold"),
-    _act("Sigmoid", False, "0.5", ("sigmoid",), ("sigmoid", "sigmoid_"), ("sigmoid", "sigmoid_")),
-    _act("Hardsigmoid", False, "0.5", ("hardsigmoid",)),
-    _act("Softplus", False, "log 2 ≈ 0.69", ("softplus",)),
-    _act("LogSigmoid", False, "-log 2 ≈ -0.69", ("logsigmoid",)),
+from shapelens.core.torch_facts import (
+    ACTIVATION_CLASSES as _ACTIVATION_CLASSES,
+)
+from shapelens.core.torch_facts import (
+    ACTIVATION_FUNCTIONS as _ACTIVATION_FUNCTIONS,
+)
+from shapelens.core.torch_facts import (
+    ACTIVATION_METHODS as _ACTIVATION_METHODS,
+)
+from shapelens.core.torch_facts import (
+    DROPOUTS,
+    LAYERS,
+    Activation,
+    Dropout,
+    Layer,
+)
+from shapelens.core.torch_facts import (
+    MODULE_BASE as _MODULE_BASE,
+)
+from shapelens.core.torch_facts import (
+    OTHER_MODULE_BASES as _OTHER_MODULE_BASES,
+)
+from shapelens.core.torch_facts import (
+    SELU as _SELU,
+)
+from shapelens.core.torch_facts import (
+    SELU_LAST as _SELU_LAST,
 )
 
-_ACTIVATION_CLASSES = {f"torch.nn.{a.label}": a for a in ACTIVATIONS}
-_ACTIVATION_FUNCTIONS = {name: a for a in ACTIVATIONS for name in a.functions}
-_ACTIVATION_METHODS = {method: a for a in ACTIVATIONS for method in a.methods}
-_SELU = {
-    "torch.nn.SELU",
-    "torch.nn.functional.selu",
-    "torch.nn.functional.selu_",
-    "torch.selu",
-    "torch.selu_",
-}
-_SELU_LAST = {name.rpartition(".")[2] for name in _SELU}
-
-
-@dataclass(frozen=True)
-class Dropout:
-    """A dropout module class or function. `training` is the keyword (and its position) of the functional
-    forms' train flag, `default` what they do without it (None: the argument is required)."""
-
-    label: str
-    alpha: bool  # alpha dropout: dropped units become a negative constant, not 0 (no identity with ReLU)
-    functional: bool
-    training: str = ""
-    position: int = 2
-    default: bool | None = None
-
-
-def _dropouts() -> dict[str, Dropout]:
-    table: dict[str, Dropout] = {}
-    for label in ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"):
-        table[f"torch.nn.{label}"] = Dropout(label, "Alpha" in label, functional=False)
-    for fn in ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout"):
-        alpha = "alpha" in fn
-        # F.alpha_dropout and F.feature_alpha_dropout default to training=False, the others to True
-        table[f"torch.nn.functional.{fn}"] = Dropout(f"F.{fn}", alpha, True, "training", 2, not alpha)
-    for fn in ("dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout"):
-        for name in (fn, f"{fn}_"):
-            table[f"torch.{name}"] = Dropout(f"torch.{name}", "alpha" in fn, True, "train", 2, None)
-    return table
-
-
-DROPOUTS: dict[str, Dropout] = _dropouts()
-
-
-@dataclass(frozen=True)
-class Layer:
-    """A layer whose size attributes are read once, at construction, to build its `weight`.
-
-    `shape` spells the weight's shape with the constructor's parameter names: `4 * hidden_size` is a
-    product, `in_channels/groups` is divided by `groups` when that argument is given, and `kernel` adds
-    the kernel's dimensions (`n` of them, for an `n`-d convolution).
-    """
-
-    params: tuple[str, ...]  # constructor parameters, in positional order
-    weight: str
-    shape: tuple[str, ...]
-    kernel: int = 0
-    lazy: dict[str, str] = field(default_factory=dict)  # attribute -> the Lazy* class that infers it
+# -- what the rules know about PyTorch -------------------------------------------------------------------
 
 
 # what a layer keeps doing after its size attribute is reassigned ({} is the value it was built with)
@@ -170,54 +73,6 @@ SIZE_ATTRIBUTES = frozenset(_EFFECT)
 # `hidden_size`, `input_size`, `num_features` are config fields (a HF config's `hidden_size`) as often.
 _LAYER_ONLY = frozenset({"in_features", "out_features", "in_channels", "out_channels", "num_embeddings"})
 _CONFIG_LIKE = re.compile(r"(?i)^(.*conf.*|.*cfg.*|args|opts?|options|h?params|hp|settings|kwargs|spec)$")
-
-
-def _layers() -> dict[str, Layer]:
-    table: dict[str, Layer] = {
-        "torch.nn.Linear": Layer(
-            ("in_features", "out_features"), "weight", ("out_features", "in_features"),
-            lazy={"in_features": "nn.LazyLinear"},
-        ),
-        "torch.nn.LayerNorm": Layer(("normalized_shape",), "weight", ("normalized_shape",)),
-    }  # fmt: skip
-    for n in (1, 2, 3):
-        conv = ("in_channels", "out_channels", "kernel_size")
-        table[f"torch.nn.Conv{n}d"] = Layer(
-            conv, "weight", ("out_channels", "in_channels/groups"), n, {"in_channels": f"nn.LazyConv{n}d"}
-        )
-        table[f"torch.nn.ConvTranspose{n}d"] = Layer(
-            conv, "weight", ("in_channels", "out_channels/groups"), n,
-            {"in_channels": f"nn.LazyConvTranspose{n}d"},
-        )  # fmt: skip
-        for norm in ("BatchNorm", "InstanceNorm"):
-            table[f"torch.nn.{norm}{n}d"] = Layer(
-                ("num_features",), "running statistics and affine weight", ("num_features",),
-                lazy={"num_features": f"nn.Lazy{norm}{n}d"},
-            )  # fmt: skip
-    for name in ("Embedding", "EmbeddingBag"):
-        table[f"torch.nn.{name}"] = Layer(
-            ("num_embeddings", "embedding_dim"), "weight", ("num_embeddings", "embedding_dim")
-        )
-    for name, gates in (("RNN", ""), ("LSTM", "4 * "), ("GRU", "3 * ")):
-        for suffix, weight in (("", "weight_ih_l0"), ("Cell", "weight_ih")):
-            table[f"torch.nn.{name}{suffix}"] = Layer(
-                ("input_size", "hidden_size"), weight, (f"{gates}hidden_size", "input_size")
-            )
-    return table
-
-
-LAYERS: dict[str, Layer] = _layers()
-
-# base classes that make a class an nn.Module: any torch.nn class but the non-module ones
-_MODULE_BASE = re.compile(r"^torch\.nn\.(?!Parameter$|UninitializedParameter$|Buffer$)[A-Z]\w*$")
-_OTHER_MODULE_BASES = frozenset(
-    {
-        "pytorch_lightning.LightningModule",
-        "lightning.LightningModule",
-        "lightning.pytorch.LightningModule",
-        "transformers.PreTrainedModel",
-    }
-)
 
 
 # the last parts of every name the tables use: only these are worth a jedi look-up
