@@ -234,7 +234,7 @@ def _annotated_source(report: FileReport) -> list[str]:
     if not isinstance(parsed, Source):
         return []
     tree = parsed.tree
-    lines = text.splitlines()
+    lines = parsed.lines
     by_line: dict[int, list[str]] = {}
     for hint in sorted(report.hints, key=lambda h: h.end_column):
         labels = " | ".join(hint_label(s, hint.dtype) for s in hint.shapes)

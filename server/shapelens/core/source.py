@@ -1,9 +1,13 @@
-"""Parsing a file and turning AST nodes into `Span`s (1-based lines and columns, ends exclusive)."""
+"""The one line model, file reader and parser of the house: lines as Python counts them, parsing with the
+findings that say why not (SL000, SL006), and AST nodes as `Span`s (1-based lines and character columns,
+ends exclusive)."""
 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from shapelens.core.findings import Finding, Severity, Span
 
@@ -14,22 +18,34 @@ class Source:
     text: str
     tree: ast.Module
 
-    @property
+    @cached_property
     def lines(self) -> list[str]:
-        return self.text.splitlines()
+        return split_lines(self.text)
 
     def segment(self, node: ast.AST) -> str:
-        """The node's source text. Columns are characters here (see `_to_character_columns`), so this
-        slices lines itself rather than `ast.get_source_segment`, which expects UTF-8 byte offsets."""
-        lines = self.lines
-        first, last = node.lineno, node.end_lineno or node.lineno  # type: ignore[attr-defined]
-        start, end = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
-        if first == last:
-            return lines[first - 1][start:end]
-        return "\n".join([lines[first - 1][start:], *lines[first : last - 1], lines[last - 1][:end]])
+        return segment(self.lines, node)
 
     def span(self, node: ast.AST) -> Span:
         return span_of(self.path, node)
+
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """The file's lines as Python counts them: only \\n, \\r\\n and \\r end a line. `str.splitlines` also
+    splits at a form feed (and \\v, \\x1c, U+2028, ...), which would shift every line after it against `ast`."""
+    return _NEWLINE.split(text)
+
+
+def segment(lines: list[str], node: ast.AST) -> str:
+    """The node's source text. Columns are characters here (see `_to_character_columns`), so this slices
+    lines itself: `ast.get_source_segment` expects UTF-8 byte offsets, and fails on a non-ASCII line."""
+    first, last = node.lineno, node.end_lineno or node.lineno  # type: ignore[attr-defined]
+    start, end = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]
+    if first == last:
+        return lines[first - 1][start:end]
+    return "\n".join([lines[first - 1][start:], *lines[first : last - 1], lines[last - 1][:end]])
 
 
 def span_of(path: str, node: ast.AST) -> Span:
@@ -55,7 +71,7 @@ def too_large(path: str, text: str) -> Finding | None:
     if len(text) > MAX_CHARS:
         why = f"it has {len(text):,} characters (the limit is {MAX_CHARS:,})"
     else:
-        longest = max(text.split("\n"), key=len)
+        longest = max(split_lines(text), key=len)
         if len(longest) <= MAX_LINE_CHARS:
             return None
         why = f"a line has {len(longest):,} characters (the limit is {MAX_LINE_CHARS:,})"
@@ -102,7 +118,7 @@ def _to_character_columns(text: str, tree: ast.AST) -> None:
     in the house is in characters (the LSP layer then converts characters to UTF-16 units)."""
     if text.isascii():
         return
-    lines = text.splitlines()
+    lines = split_lines(text)
     # byte offset → character offset, built once per non-ASCII line (ASCII lines need no change)
     tables: dict[int, list[int]] = {}
     for number, line in enumerate(lines, start=1):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from shapelens.core.source import segment, split_lines
+
 RECORD = "__shapelens_record__"
 RETURN = "__shapelens_return__"
 
@@ -48,12 +50,12 @@ def _target_names(target: ast.expr) -> list[str] | None:
 
 class _Recorder(ast.NodeTransformer):
     def __init__(self, source: str, table: list[Statement]) -> None:
-        self.source = source
+        self.lines = split_lines(source)
         self.table = table
 
     def _producer(self, value: ast.expr | None) -> str | None:
         if isinstance(value, ast.Call):
-            return ast.get_source_segment(self.source, value.func)
+            return segment(self.lines, value.func)
         if isinstance(value, ast.BinOp) and isinstance(value.op, ast.MatMult):
             return "@"
         return None
