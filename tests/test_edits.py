@@ -89,3 +89,26 @@ def test_fixes_apply_whole_or_not_at_all() -> None:
     new, applied = apply_fixes(text, [competing, swap])
     assert new == "nn.Sequential(nn.Dropout(0.1), nn.Tanh())\n"
     assert applied == 1
+
+
+def test_apply_safe_fixes_takes_each_findings_first_safe_fix_whole_in_every_file_it_edits() -> None:
+    from shapelens.analysis.edits import apply_safe_fixes
+    from shapelens.core.findings import Finding, Severity
+
+    def in_file(path: str, line: int, col: int, end_col: int, text: str) -> Edit:
+        return Edit(Span(path, line, col, line, end_col), text)
+
+    texts = {"a.py": "fc = nn.Linear(16, 4)\n", "b.py": "W = 16\n", "locked.py": "x = 1\n"}
+    unsafe = Fix("LazyLinear", (in_file("a.py", 1, 6, 22, "nn.LazyLinear(4)"),), safe=False)
+    two_files = Fix("in_features 8", (in_file("a.py", 1, 16, 18, "8"), in_file("b.py", 1, 5, 7, "8")), safe=True)
+    overlapping = Fix("in_features 9", (in_file("a.py", 1, 16, 18, "9"),), safe=True)  # loses to the first
+    elsewhere = Fix("x", (in_file("locked.py", 1, 5, 6, "2"),), safe=True)
+    span = Span("a.py", 1, 1, 1, 2)
+    findings = [
+        Finding("SL101", Severity.ERROR, span, "m", fixes=(unsafe, two_files)),
+        Finding("SL101", Severity.ERROR, span, "m", fixes=(overlapping,)),
+        Finding("SL101", Severity.ERROR, span, "m", fixes=(elsewhere,)),
+        Finding("SL201", Severity.WARNING, span, "no safe fix", fixes=(unsafe,)),
+    ]
+    changed = apply_safe_fixes(findings, lambda path: None if path == "locked.py" else texts[path])
+    assert changed == {"a.py": ("fc = nn.Linear(8, 4)\n", 1), "b.py": ("W = 8\n", 1)}

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import argparse
 import ast
-import errno
 import json
 import math
 import os
-import stat
 import sys
 from collections.abc import Iterable, Sequence
 
 from shapelens.analysis import edits
 from shapelens.analysis.engine import analyze
 from shapelens.analysis.worker_client import TraceWorker
-from shapelens.core.findings import FileReport, Finding, Fix, Severity, Span, hint_label, to_json
+from shapelens.core.findings import FileReport, Finding, Severity, Span, hint_label, to_json
 from shapelens.core.options import DEVICES, Options
-from shapelens.core.source import Source, parse
+from shapelens.core.source import Source, parse, read_source, read_source_or_empty
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -83,15 +81,13 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         for path in files:
             try:
-                if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO named x.py would block the read forever
-                    raise OSError(errno.EINVAL, "not a regular file")
-                with open(path, encoding="utf-8") as handle:
-                    text = handle.read()
+                text = read_source(path)
             except (OSError, UnicodeDecodeError) as err:  # one bad file must not cost the others' findings
-                _merge(reports, os.path.abspath(path), _unreadable(path, err))
+                report = _unreadable(path, err)
+                reports.setdefault(report.path, FileReport(report.path)).merge(report)
                 continue
             for other, report in analyze(path, text, options, worker, root=os.getcwd()).items():
-                _merge(reports, other, report)
+                reports.setdefault(other, FileReport(other)).merge(report)
     finally:
         if worker is not None:
             worker.close()
@@ -119,19 +115,6 @@ def _warn_without_cuda(worker: TraceWorker) -> None:
         return
     if not worker.cuda_available:
         print("shapelens: --device cuda: no CUDA device here; tracing on the meta device", file=sys.stderr)
-
-
-def _merge(reports: dict[str, FileReport], path: str, report: FileReport) -> None:
-    """A file can be both checked itself and entered by another file's trace: keep each hint once."""
-    mine = reports.get(path)
-    if mine is None:
-        reports[path] = report
-        return
-    seen = {(h.line, h.target, tuple(h.shapes)) for h in mine.hints}
-    mine.hints += [h for h in report.hints if (h.line, h.target, tuple(h.shapes)) not in seen]
-    known = {(f.code, f.span, f.message) for f in mine.findings}
-    mine.findings += [f for f in report.findings if (f.code, f.span, f.message) not in known]
-    mine.layers += report.layers
 
 
 def display_path(path: str) -> str:
@@ -225,12 +208,7 @@ def _annotated_source(report: FileReport) -> list[str]:
     """Each function the trace went through, with the shapes at the end of the statements that bound them."""
     if not report.hints:
         return []
-    try:
-        with open(report.path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError):
-        return []
-    parsed = parse(report.path, text)
+    parsed = parse(report.path, read_source_or_empty(report.path))
     if not isinstance(parsed, Source):
         return []
     tree = parsed.tree
@@ -269,22 +247,21 @@ def _size(node: ast.AST) -> int:
 
 
 def _apply_safe_fixes(reports: list[FileReport]) -> None:
-    by_path: dict[str, list[Fix]] = {}
-    for report in reports:
-        for finding in report.findings:
-            safe = [fix for fix in finding.fixes if fix.safe]
-            if safe:  # the first safe fix is the preferred one
-                by_path.setdefault(report.path, []).append(safe[0])
-    for path, fixes in sorted(by_path.items()):
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-        new_text, applied = edits.apply_fixes(text, fixes)
+    findings = [finding for report in reports for finding in report.findings]
+    for path, (new_text, applied) in sorted(edits.apply_safe_fixes(findings, _text_or_none).items()):
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(new_text)
         print(
             f"shapelens: fixed {applied} place{'s' if applied != 1 else ''} in {display_path(path)}",
             file=sys.stderr,
         )
+
+
+def _text_or_none(path: str) -> str | None:
+    try:
+        return read_source(path)
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from shapelens.analysis.names import qualified_name
-from shapelens.core.source import Source
+from shapelens.core.source import Source, parse, read_source_or_empty
 
 MODULE_BASES = ("torch.nn.",)  # any torch.nn class as a base (Module, Sequential, ModuleList, ...)
 
@@ -144,13 +144,7 @@ def _project(root: str):  # type: ignore[no-untyped-def]
 
 
 def _class_in_file_is_module(path: str, class_name: str, root: str) -> bool:
-    from shapelens.core.source import parse
-
-    try:
-        with open(path, encoding="utf-8") as handle:
-            parsed = parse(path, handle.read())
-    except OSError:
-        return False
+    parsed = parse(path, read_source_or_empty(path))
     if not isinstance(parsed, Source):
         return False
     return any(m.name == class_name and m.kind == "class" for m in find_models(parsed, root))

@@ -10,11 +10,11 @@ competing for the same text cannot both be right, and the next run reports what 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from shapelens.core.findings import Edit, Fix, Span
+from shapelens.core.findings import Edit, Finding, Fix, Span
 
-__all__ = ["Edit", "apply_edits", "apply_fixes", "line_starts", "offset"]
+__all__ = ["Edit", "apply_edits", "apply_fixes", "apply_safe_fixes", "line_starts", "offset"]
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
@@ -93,3 +93,27 @@ def apply_fixes(text: str, fixes: Iterable[Fix]) -> tuple[str, int]:
     Returns the new text and how many fixes were applied.
     """
     return _apply(text, (fix.edits for fix in fixes))
+
+
+def apply_safe_fixes(findings: Iterable[Finding], text_of: Callable[[str], str | None]) -> dict[str, tuple[str, int]]:
+    """The one "apply the safe fixes" of the house (`check --fix` and the editor's fix-all): each finding's
+    preferred safe fix (its first), applied whole or not at all, per file it edits. `text_of` gives a file's
+    current text (None: leave that file alone). Returns path -> (new text, fixes applied) for every file
+    at least one fix changed."""
+    by_path: dict[str, list[Fix]] = {}
+    for finding in findings:
+        fix = next((f for f in finding.fixes if f.safe), None)
+        if fix is None:
+            continue
+        for path in dict.fromkeys(edit.span.path for edit in fix.edits):  # a fix may edit several files
+            edits = tuple(edit for edit in fix.edits if edit.span.path == path)
+            by_path.setdefault(path, []).append(Fix(fix.title, edits, fix.safe))
+    changed: dict[str, tuple[str, int]] = {}
+    for path, fixes in by_path.items():
+        text = text_of(path)
+        if text is None:
+            continue
+        new_text, applied = apply_fixes(text, fixes)
+        if applied and new_text != text:
+            changed[path] = (new_text, applied)
+    return changed

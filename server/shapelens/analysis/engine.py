@@ -9,11 +9,14 @@ import os
 import time
 
 from shapelens.analysis import plan as plan_mod
-from shapelens.analysis import static_rules, suppress, trace_rules
+from shapelens.analysis import suppress
+from shapelens.analysis.rules import static_findings
+from shapelens.analysis.rules.trace_failures import worker_unavailable
+from shapelens.analysis.trace_report import reports_from_trace
 from shapelens.analysis.worker_client import TraceWorker, WorkerUnavailable
 from shapelens.core.findings import FileReport, Finding
 from shapelens.core.options import Options
-from shapelens.core.source import Source, parse
+from shapelens.core.source import Source, parse, read_source_or_empty
 
 
 def static_report(path: str, text: str) -> FileReport:
@@ -26,7 +29,7 @@ def static_report(path: str, text: str) -> FileReport:
 
 
 def _static(source: Source) -> list[Finding]:
-    return suppress.filter_findings(source.text, static_rules.static_findings(source))
+    return suppress.filter_findings(source.text, static_findings(source))
 
 
 def analyze(
@@ -55,23 +58,12 @@ def analyze(
     try:
         result = worker.trace(plan.to_json())
     except WorkerUnavailable as err:
-        report.findings.append(trace_rules.worker_unavailable(path, str(err)))
+        report.findings.append(worker_unavailable(path, str(err)))
         return reports
-    for other, other_report in trace_rules.reports_from_trace(parsed, plan, result, {path: text}).items():
-        mine = reports.setdefault(other, FileReport(other))
-        mine.hints += other_report.hints
-        mine.layers += other_report.layers
-        mine.traced += other_report.traced
-        mine.mode = other_report.mode or mine.mode
-        mine.findings += suppress.filter_findings(text if other == path else _read(other), other_report.findings)
+    for other, other_report in reports_from_trace(parsed, plan, result, {path: text}).items():
+        # another project file the trace entered: its own `# shapelens: ignore` comments count too
+        other_text = text if other == path else read_source_or_empty(other)
+        other_report.findings = suppress.filter_findings(other_text, other_report.findings)
+        reports.setdefault(other, FileReport(other)).merge(other_report)
     report.elapsed_ms = (time.perf_counter() - started) * 1000
     return reports
-
-
-def _read(path: str) -> str:
-    """Another project file the trace entered (its `# shapelens: ignore` comments count too)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError):
-        return ""

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from shapelens.core.source import Source, parse, read_source_or_empty
+
 # torch defines its public classes deep inside `torch.nn.modules.<file>` and re-exports them from
 # `torch.nn`; jedi and a project's own re-exports report the deep name, the tables use the public one.
 _CANONICAL_PREFIXES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -258,12 +260,8 @@ def _load(path: str) -> _ProjectModule | None:
         return cached
     if stat.st_size > _MAX_FILE_BYTES:
         return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            tree = ast.parse(handle.read(), filename=path)
-        bindings: _Bindings | None = _bindings(tree, _package_of(path))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        bindings = None
+    parsed = parse(path, read_source_or_empty(path))
+    bindings = _bindings(parsed.tree, _package_of(path)) if isinstance(parsed, Source) else None
     loaded = _ProjectModule(stat.st_mtime, bindings)
     _PROJECT_CACHE[path] = loaded
     return loaded
@@ -437,8 +435,3 @@ def qualified_name(tree: ast.Module, expr: ast.expr) -> str | None:
     `torch.nn.Linear` both give `torch.nn.Linear`).
     """
     return names_for(tree).resolve(expr)
-
-
-def import_map(tree: ast.Module) -> dict[str, str]:
-    """Local name -> the dotted name it was imported as, for the file's imports that nothing shadows."""
-    return dict(names_for(tree)._bindings.imports)

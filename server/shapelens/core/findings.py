@@ -64,17 +64,6 @@ class Finding:
 Shape = tuple[int | None, ...]  # None marks a dimension the trace could not know (never guessed)
 
 
-@dataclass(frozen=True)
-class TensorValue:
-    """One tensor a statement bound, as the trace saw it."""
-
-    target: str  # the bound name, "return" for a returned tensor
-    shape: Shape
-    dtype: str  # "float32", "int64", ...
-    device: str  # the device the trace ran on ("meta", "cpu", "cuda:0")
-    unknown: str | None = None  # why (some of) the shape is unknown, if it is
-
-
 @dataclass
 class Hint:
     """The shapes one statement produced. `line`/`column` are where the label goes: the statement's end."""
@@ -130,9 +119,17 @@ class FileReport:
     mode: str | None = None  # "meta", "fake", "cpu", "cuda" — how the shapes were obtained
     elapsed_ms: float | None = None
 
-
-def severity_rank(severity: Severity) -> int:
-    return [Severity.ERROR, Severity.WARNING, Severity.INFORMATION, Severity.HINT].index(severity)
+    def merge(self, other: FileReport) -> None:
+        """Add what another report of the same file knows, each hint, finding and layer once: a file can be
+        both checked itself and entered by another file's trace (a block imported by a model)."""
+        hints = {(h.line, h.target, tuple(h.shapes)) for h in self.hints}
+        self.hints += [h for h in other.hints if (h.line, h.target, tuple(h.shapes)) not in hints]
+        findings = {(f.code, f.span, f.message) for f in self.findings}
+        self.findings += [f for f in other.findings if (f.code, f.span, f.message) not in findings]
+        layers = {(x.model, x.name, x.span) for x in self.layers}
+        self.layers += [x for x in other.layers if (x.model, x.name, x.span) not in layers]
+        self.traced += [t for t in other.traced if t not in self.traced]
+        self.mode = other.mode or self.mode
 
 
 def hint_label(shape: Shape, dtype: str, show_dtype: bool = True) -> str:

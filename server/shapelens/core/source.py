@@ -5,7 +5,10 @@ ends exclusive)."""
 from __future__ import annotations
 
 import ast
+import errno
+import os
 import re
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -27,6 +30,25 @@ class Source:
 
     def span(self, node: ast.AST) -> Span:
         return span_of(self.path, node)
+
+
+def read_source(path: str) -> str:
+    """A file's text, the one way every part of the house reads a project file: UTF-8 (a BOM is kept, `parse`
+    accepts it). Raises OSError for what cannot be read (a FIFO or a device is refused rather than read:
+    reading one can block forever) and UnicodeDecodeError for what is not UTF-8."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def read_source_or_empty(path: str) -> str:
+    """`read_source`, or "" where the file cannot be read (callers for which a missing text only means
+    fewer details: another project file's suppression comments, a line shown in a message)."""
+    try:
+        return read_source(path)
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")

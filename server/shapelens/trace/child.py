@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shapelens.core.source import Source, parse
+from shapelens.core.source import Source, parse, read_source
 from shapelens.core.syntax import keep_top_level, node_key
 from shapelens.trace import explain, rnn
 from shapelens.trace.instrument import RECORD, RETURN, instrument
@@ -192,8 +192,7 @@ class _ProjectModuleLoader(importlib.abc.Loader):
         return None
 
     def exec_module(self, module: types.ModuleType) -> None:
-        with open(self.path, encoding="utf-8") as handle:
-            self.loader.exec_file(module, self.path, handle.read(), keep=None)
+        self.loader.exec_file(module, self.path, read_source(self.path), keep=None)
 
 
 # -- patches that make user code traceable ---------------------------------------------------------------

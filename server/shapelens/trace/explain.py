@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shapelens.core.source import split_lines
+from shapelens.core.source import read_source_or_empty, split_lines
 from shapelens.trace.recording import MissingForward, Recorder, shape_of
 
 # torch's own messages, reworded; each pattern's groups feed its template
@@ -114,14 +114,7 @@ def _exit_words(err: BaseException) -> str:
 
 
 def _statement_source(path: str, line: int, plan: dict[str, Any]) -> str:
-    if path == plan["file"]:
-        lines = split_lines(plan["source"])
-    else:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                lines = split_lines(handle.read())
-        except OSError:
-            return ""
+    lines = split_lines(plan["source"] if path == plan["file"] else read_source_or_empty(path))
     return lines[line - 1].strip() if 0 < line <= len(lines) else ""
 
 
