@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from shapelens.analysis.edits import apply_fixes
 from shapelens.analysis.names import Names
-from shapelens.analysis.static_rules import static_findings
+from shapelens.analysis.rules import static_findings
 from shapelens.core.findings import Finding, Severity
 from shapelens.core.source import Source, parse
 from shapelens.core.torch_facts import ACTIVATIONS

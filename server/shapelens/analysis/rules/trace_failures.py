@@ -1,0 +1,313 @@
+"""The trace failures, SL000-SL008: the file does not parse or is not analysed (SL000, SL006, SL007), the
+traced model raised or could not run (SL001, SL002, SL004, SL005, SL008), or no input is known (SL003).
+
+The trace reports how a model ended as an error kind; `trace_error` maps it to its rule and places it.
+SL000 and SL006 are found by `core/source.parse` and SL007 by `shapelens check` (cli.py): the ground floor
+and the CLI cannot import the rules, so those three are declared here for their docs and examples only.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from typing import Any
+
+from shapelens.analysis.plan import Plan
+from shapelens.analysis.rules.base import Rule
+from shapelens.analysis.rules.sources import Sources
+from shapelens.core.findings import Finding, Severity, Span
+from shapelens.core.source import Source, span_of
+
+SL000 = Rule(
+    code="SL000",
+    name="syntax-error",
+    severity=Severity.ERROR,
+    summary=("The file does not parse, so nothing in it can be traced. Earlier results are kept until it parses."),
+    bad="x = self.fc(x\n",
+    good="x = self.fc(x)\n",
+    needs_trace=False,
+)
+SL001 = Rule(
+    code="SL001",
+    name="shape-error",
+    severity=Severity.ERROR,
+    summary=(
+        "The traced forward raised a shape error at this line. The message names the operands and their shapes as "
+        "they were at that line in the traced example."
+    ),
+    bad="""\
+import torch
+import torch.nn as nn
+
+
+# shapelens: x=(4, 8, 5)
+class Net(nn.Module):
+    def forward(self, x):
+        y = torch.zeros(4, 8, 6)
+        return torch.cat([x, y], dim=1)  # [4, 8, 5] and [4, 8, 6]
+""",
+    good="""\
+import torch
+import torch.nn as nn
+
+
+# shapelens: x=(4, 8, 5)
+class Net(nn.Module):
+    def forward(self, x):
+        y = torch.zeros(4, 3, 5)
+        return torch.cat([x, y], dim=1)
+""",
+    complete=True,
+)
+SL002 = Rule(
+    code="SL002",
+    name="trace-timeout",
+    severity=Severity.WARNING,
+    summary=(
+        "The trace did not finish within `shapelens.traceTimeout` seconds (default 10) and was stopped; the finding "
+        "says at which line. Shapes up to that line are still shown. The same rule reports a recursion without end "
+        "(a `forward` that calls itself, at the line that recursed) and a file whose top level did not finish "
+        "loading in that time (`loading model.py did not finish in 10 s`, at the line of the file that was running: "
+        "a slow import, a `time.sleep` the model's constructor needs)."
+    ),
+    bad="""\
+import torch.nn as nn
+
+
+# shapelens: x=(2, 8)
+class Loop(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.step = nn.Linear(8, 8)
+
+    def forward(self, x):
+        while True:
+            x = self.step(x)
+""",
+    good="""\
+import torch.nn as nn
+
+
+# shapelens: x=(2, 8)
+class Loop(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.step = nn.Linear(8, 8)
+        self.steps = 3
+
+    def forward(self, x):
+        for _ in range(self.steps):
+            x = self.step(x)
+        return x
+""",
+    complete=True,
+)
+SL003 = Rule(
+    code="SL003",
+    name="no-input",
+    severity=Severity.INFORMATION,
+    summary=(
+        "No input is known for this model, so it was not traced. Add a directive such as `# shapelens: x=(8, 3, 32, "
+        "32)` above the class or its `forward`, or an example call in the file."
+    ),
+    bad="""\
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def forward(self, x):
+        return x.flatten(1)
+""",
+    good="""\
+import torch.nn as nn
+
+
+# shapelens: x=(8, 3, 32, 32)
+class Net(nn.Module):
+    def forward(self, x):
+        return x.flatten(1)
+""",
+    needs_trace=False,
+    complete=True,
+)
+SL004 = Rule(
+    code="SL004",
+    name="trace-failed",
+    severity=Severity.WARNING,
+    summary=(
+        "The model could not be traced: building it failed, the trace process crashed, the code called `sys.exit()`, "
+        "or it does something the trace cannot follow. The reason is in the message; the editor keeps working."
+    ),
+    bad="""\
+import torch
+import torch.nn as nn
+
+
+# shapelens: x=(4, 8)
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+        self.fc.load_state_dict(torch.load("missing.pt"))
+
+    def forward(self, x):
+        return self.fc(x)
+""",
+    good="""\
+import torch
+import torch.nn as nn
+
+
+# shapelens: x=(4, 8)
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+""",
+    complete=True,
+)
+SL005 = Rule(
+    code="SL005",
+    name="trace-memory",
+    severity=Severity.WARNING,
+    summary=(
+        "The trace used more memory than its cap and was stopped (a real-device trace of a large model, usually). "
+        "The finding says at which line."
+    ),
+    bad="""\
+import torch
+import torch.nn as nn
+
+
+# shapelens: x=(100000, 100000)
+class Net(nn.Module):
+    def forward(self, x):
+        return x * 2  # 40 GB under --device cpu
+""",
+    good="""\
+import torch
+import torch.nn as nn
+
+
+# shapelens: x=(8, 1024)
+class Net(nn.Module):
+    def forward(self, x):
+        return x * 2
+""",
+    complete=True,
+)
+SL006 = Rule(
+    code="SL006",
+    name="file-too-large",
+    severity=Severity.INFORMATION,
+    summary=(
+        "The file is over the size Shapelens analyses (1,000,000 characters, or a line of over 20,000): nothing in "
+        "it is checked or traced, so the editor stays responsive. Such files are data (a pasted tensor, a generated "
+        "table) more often than models; move the data to its own file."
+    ),
+    bad="WEIGHTS = [0.1, 0.2, ...]  # one line of 10 MB\n",
+    good="WEIGHTS = torch.load('weights.pt')\n",
+    needs_trace=False,
+)
+SL007 = Rule(
+    code="SL007",
+    name="unreadable-file",
+    severity=Severity.ERROR,
+    summary=(
+        "`shapelens check` could not read this file (permission denied, a symbolic link loop, not UTF-8 text). The "
+        "other files are still checked; like a syntax error, it fails the check."
+    ),
+    bad="$ chmod 000 model.py && shapelens check .\n",
+    good="$ chmod 644 model.py && shapelens check .\n",
+    needs_trace=False,
+)
+SL008 = Rule(
+    code="SL008",
+    name="no-forward",
+    severity=Severity.INFORMATION,
+    summary=(
+        "The module's class has no `forward` yet (a file in the middle of being written), so there is nothing to "
+        "trace past the place it is called. Its layers are still shown; write `forward` and the shapes follow."
+    ),
+    bad="""\
+import torch.nn as nn
+
+
+# shapelens: x=(4, 4)
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+""",
+    good="""\
+import torch.nn as nn
+
+
+# shapelens: x=(4, 4)
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+""",
+    complete=True,
+)
+
+# what the registry (`rules/__init__.py`) collects from this family
+RULES = (SL000, SL001, SL002, SL003, SL004, SL005, SL006, SL007, SL008)
+
+# the rule for each way a trace can end (`error.kind` in a trace result); an unknown kind is SL004
+ERROR_RULES = {
+    "shape": SL001, "timeout": SL002, "recursion": SL002, "noinput": SL003, "build": SL004, "crash": SL004,
+    "datadep": SL004, "exit": SL004, "memory": SL005, "noforward": SL008,
+}  # fmt: skip
+
+
+def worker_unavailable(path: str, message: str) -> Finding:
+    """SL004 when no trace worker could be started (no torch in the interpreter, a crash at start-up)."""
+    return SL004.finding(Span(path, 1, 1, 1, 1), f"shapes unavailable: {message}")
+
+
+def no_input(source: Source, node: ast.AST, reason: str) -> Finding:
+    """SL003 at the name of a model that was not traced, saying why."""
+    return SL003.finding(name_span(source, node), reason)
+
+
+def trace_error(error: dict[str, Any], target: dict[str, Any], plan: Plan, sources: Sources) -> Finding:
+    """SL001/SL002/SL004/SL005/SL008 from the error a traced model ended with, at the line it names."""
+    rule = ERROR_RULES.get(error["kind"], SL004)
+    path, line = error.get("path") or plan.source.path, error.get("line") or 0
+    if not line or (not os.path.exists(path) and path != plan.source.path):
+        model = next((m for m, _ in plan.models if m.name == target["name"]), None)
+        span = name_span(plan.source, model.node) if model else Span(plan.source.path, 1, 1, 1, 1)
+        path = plan.source.path
+    else:
+        span = sources.line_span(path, line)
+    message = error["message"]
+    if rule in (SL002, SL005) and line:
+        message += f" at line {line}"
+    elif error["kind"] == "crash" and line:
+        message += f" after line {line}"
+    if error.get("note"):
+        message += f" {error['note']}"
+    if rule in (SL001, SL004) and not message.startswith(target["name"]):
+        message = f"{message} (tracing {target['name']})"
+    if span.path != plan.source.path:  # the failure is in another project file: say where from here
+        message += f" [{os.path.basename(span.path)}:{span.line}]"
+    return rule.finding(span, message)
+
+
+def name_span(source: Source, node: ast.AST) -> Span:
+    """The class name (`class Net` → `Net`), or the assignment target of a Sequential."""
+    if isinstance(node, ast.ClassDef):
+        text = source.lines[node.lineno - 1]
+        start = text.find(node.name, node.col_offset)
+        return Span(source.path, node.lineno, start + 1, node.lineno, start + 1 + len(node.name))
+    if isinstance(node, ast.Assign):
+        return span_of(source.path, node.targets[0])
+    return span_of(source.path, node)

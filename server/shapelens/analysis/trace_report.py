@@ -1,0 +1,102 @@
+"""From a trace result to reports: hints per statement, the layers each model built, and the findings that
+need a trace, which the rule families make (`rules/trace_failures.py`: SL001-SL005, SL008;
+`rules/layer_sizes.py`: SL101-SL105; `rules/dropout.py`: SL203's Dropout2d/3d half).
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from shapelens.analysis.plan import Plan
+from shapelens.analysis.rules import dropout, layer_sizes, trace_failures
+from shapelens.analysis.rules.sources import Sources
+from shapelens.core.findings import FileReport, Hint, LayerCall, LayerInfo, Span
+from shapelens.core.source import Source
+
+SOURCE_PRIORITY = {"directive": 0, "example": 1, "infer": 2}
+
+
+def _sorted_targets(plan: Plan, result: dict[str, Any]) -> list[dict[str, Any]]:
+    order = {m.name: SOURCE_PRIORITY.get(i.source, 3) for m, i in plan.traced}
+    return sorted(result.get("targets", []), key=lambda t: order.get(t["name"], 3))
+
+
+def reports_from_trace(
+    parsed: Source, plan: Plan, result: dict[str, Any], texts: dict[str, str]
+) -> dict[str, FileReport]:
+    sources = Sources(texts)
+    reports: dict[str, FileReport] = {}
+
+    def report(path: str) -> FileReport:
+        return reports.setdefault(path, FileReport(path))
+
+    # Shapes from inputs the user gave (directive, example call) all count: a block with its own directive
+    # that a bigger model also uses shows every shape it met. Shapes from an inferred input are a guess at
+    # the size, so they only fill statements no user-given input reached.
+    inferred = {m.name for m, i in plan.traced if i.source == "infer"}
+    claimed: dict[tuple[str, int], str] = {}  # statement → the first target that recorded it
+    by_key: dict[tuple[str, int, int, str], Hint] = {}  # two statements on one line are two hints
+    for target in _sorted_targets(plan, result):
+        name = target["name"]
+        if target.get("status") == "skipped":
+            continue
+        report(parsed.path).traced.append(name)
+        for rec in target.get("records", []):
+            owner = claimed.setdefault((rec["path"], rec["line"]), name)
+            if owner != name and name in inferred:
+                continue
+            key = (rec["path"], rec["line"], rec["end_column"], rec["target"])
+            shapes = [tuple(s) for s in rec["shapes"]]
+            hint = by_key.get(key)
+            if hint is None:
+                hint = by_key[key] = Hint(
+                    rec["path"], rec["line"], rec["end_line"], rec["end_column"], rec["target"], shapes,
+                    rec["dtype"], rec["device"], rec.get("producer"), rec.get("unknown"),
+                )  # fmt: skip
+                report(rec["path"]).hints.append(hint)
+            else:
+                hint.shapes += [s for s in shapes if s not in hint.shapes]
+        for layer in target.get("layers", []):
+            info = _layer(layer, name)
+            report(info.span.path).layers.append(info)
+            misuse = dropout.spatial_dropout(info, sources)
+            if misuse is not None:
+                report(info.span.path).findings.append(misuse)
+        for mismatch in target.get("mismatches", []):
+            found = layer_sizes.layer_mismatch(mismatch, sources)
+            if found is not None:
+                report(found.span.path).findings.append(found)
+        error = target.get("error")
+        if error:
+            found = trace_failures.trace_error(error, target, plan, sources)
+            if found not in report(parsed.path).findings:  # a file that failed to load fails every model alike
+                report(parsed.path).findings.append(found)
+        mode = target.get("mode")
+        for r in reports.values():
+            r.mode = r.mode or mode
+    built = {layer.type for r in reports.values() for layer in r.layers}  # classes some traced model used
+    for model, inputs in plan.skipped:
+        if model.name not in built and not _covered(model.node, parsed.path, claimed):
+            report(parsed.path).findings.append(trace_failures.no_input(parsed, model.node, inputs.reason))
+    return reports
+
+
+def _covered(node: ast.AST, path: str, claimed: dict[tuple[str, int], str]) -> bool:
+    first, last = node.lineno, node.end_lineno or node.lineno  # type: ignore[attr-defined]
+    return any(p == path and first <= line <= last for p, line in claimed)
+
+
+def _shapes(shapes: list[list[int | None]]) -> list[tuple[int | None, ...]]:
+    return [tuple(s) for s in shapes]
+
+
+def _layer(layer: dict[str, Any], model: str) -> LayerInfo:
+    site = layer["site"]
+    span = Span(site["path"], site["line"], site["col"] + 1, site["end_line"], site["end_col"] + 1)
+    calls = [
+        LayerCall(c["line"] or 0, c["path"] or site["path"], _shapes(c["inputs"]), _shapes(c["outputs"]))
+        for c in layer["calls"]
+    ]
+    return LayerInfo(layer["name"], layer["type"], span, layer["params"], layer["bytes"], layer["flops"], calls,
+                     layer["extra"], model)  # fmt: skip
