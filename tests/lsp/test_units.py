@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from lsprotocol import types
+from shapelens.analysis import outline as outline_mod
 from shapelens.core.findings import (
     Edit,
     FileReport,
@@ -17,7 +18,7 @@ from shapelens.core.findings import (
     Severity,
     Span,
 )
-from shapelens.lsp import convert, locate
+from shapelens.lsp import convert
 from shapelens.lsp.settings import Settings, parse_settings
 from shapelens.lsp.shift import Change, shift_report
 
@@ -119,20 +120,20 @@ def test_inlay_hints_group_statements_and_respect_the_range() -> None:
 
 
 def test_word_at_and_outline() -> None:
-    word = locate.word_at("        x = self.fc1(x)", 18)
-    assert word == locate.Word("fc1", 17, 20, True)
-    assert locate.word_at("   ", 1) is None
+    word = outline_mod.word_at("        x = self.fc1(x)", 18)
+    assert word == outline_mod.Word("fc1", 17, 20, True)
+    assert outline_mod.word_at("   ", 1) is None
     src = (
         "class A:\n    def __init__(self):\n        self.fc = nn.Linear(2, 3)\n"
         "    def forward(self, x):\n        return x\n"
     )
-    found = locate.outline("/m.py", src)
+    found = outline_mod.outline("/m.py", src)
     assert found is not None
     assert found.attributes[(3, 19, 3, 34)] == ("A", "fc")
     assert found.enclosing_class(5) == "A"
     assert found.enclosing_function(5) == (4, 5)
-    assert locate.outline("/m.py", "def (") is None
-    code = locate.outline("/m.py", "x = f(\n    x)\ny = 1\n")
+    assert outline_mod.outline("/m.py", "def (") is None
+    code = outline_mod.outline("/m.py", "x = f(\n    x)\ny = 1\n")
     assert code is not None
     assert code.in_value(1, 1) is None and code.in_value(1, 5) == 1 and code.in_value(2, 5) == 1
     assert code.in_value(3, 1) is None

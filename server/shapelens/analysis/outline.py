@@ -1,8 +1,9 @@
-"""What the cursor is on, for hover: the word, whether it is `self.<attr>`, the enclosing class and
-function, and which `self.<attr> = <call>` assignment built each layer.
+"""A file's outline, for what the cursor is on: the word, whether it is `self.<attr>`, the enclosing class and
+function, where each assignment's value starts, and which `self.<attr> = <call>` assignment built each layer.
 
-Only positions are computed here (from the stdlib `ast` via `analysis.source.parse`, which already speaks
-character columns); shapes and layers come from the analysis reports.
+Only positions are computed here (from the stdlib `ast` via `core.source.parse`, which already speaks
+character columns); shapes and layers come from the analysis reports. The language server calls it for hover
+(`bindings.py` then says which binding or layer a word means).
 """
 
 from __future__ import annotations

@@ -31,11 +31,13 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from shapelens import __version__
 from shapelens.analysis import edits as edits_mod
+from shapelens.analysis import outline as outline_mod
 from shapelens.analysis import suppress
+from shapelens.analysis.bindings import hint_for_word, layers_by_attribute
 from shapelens.analysis.engine import analyze, static_report
 from shapelens.analysis.worker_client import TraceCancelled, TraceWorker, WorkerUnavailable
 from shapelens.core.findings import Edit, FileReport, Finding, Hint, LayerInfo
-from shapelens.lsp import convert, locate
+from shapelens.lsp import convert
 from shapelens.lsp.settings import SECTION, Settings, describe, parse_settings
 from shapelens.lsp.shift import Change, shift_finding, shift_report
 
@@ -103,7 +105,7 @@ class DocState:
     task: asyncio.Task[None] | None = None
     in_trace: bool = False
     outline_version: int | None = None
-    outline: locate.Outline | None = None
+    outline: outline_mod.Outline | None = None
 
 
 class ShapelensServer(LanguageServer):
@@ -696,12 +698,12 @@ class ShapelensServer(LanguageServer):
             show_dtype=self.settings.show_dtype,
         )
 
-    def outline_of(self, uri: str, source: str) -> locate.Outline | None:
+    def outline_of(self, uri: str, source: str) -> outline_mod.Outline | None:
         state = self.docs.get(uri)
         version = self.doc_version(uri)
         if state is not None and state.outline_version == version and state.outline is not None:
             return state.outline
-        found = locate.outline(self.path_of(uri), source)
+        found = outline_mod.outline(self.path_of(uri), source)
         if state is not None and found is not None:
             state.outline, state.outline_version = found, version
         return found if found is not None else (state.outline if state else None)
@@ -716,12 +718,12 @@ class ShapelensServer(LanguageServer):
             return None
         char = text.char_column(position)
         line = position.line + 1
-        word = locate.word_at(text.lines[position.line], char)
+        word = outline_mod.word_at(text.lines[position.line], char)
         layers = self.layers_for(path)
         outline = self.outline_of(uri, source)
         markdown: str | None = None
         if word is not None and word.self_attr:
-            found = self._layers_by_attribute(layers, outline, word.text, line)
+            found = layers_by_attribute(layers, outline, word.text, line)
             if found:
                 markdown = convert.layer_markdown(found)
         if markdown is None:
@@ -732,7 +734,7 @@ class ShapelensServer(LanguageServer):
                 group = [x for x in inside if x.span == inner.span]
                 markdown = convert.layer_markdown(group)
         if markdown is None and word is not None:
-            hint = self._hint_for_word(path, outline, word, line)
+            hint = hint_for_word(self.hints_for(path), outline, word, line)
             if hint is not None:
                 markdown = convert.variable_markdown(hint)
         if markdown is None or word is None:
@@ -742,38 +744,6 @@ class ShapelensServer(LanguageServer):
             types.Position(position.line, convert.char_to_unit(text.lines[position.line], word.end, self.encoding)),
         )
         return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, markdown), range=rng)
-
-    @staticmethod
-    def _layers_by_attribute(
-        layers: list[LayerInfo], outline: locate.Outline | None, attr: str, line: int
-    ) -> list[LayerInfo]:
-        if outline is not None:
-            owner = outline.enclosing_class(line)
-            spans = {key for key, (cls, name) in outline.attributes.items() if name == attr and cls == owner}
-            found = [x for x in layers if (x.span.line, x.span.column, x.span.end_line, x.span.end_column) in spans]
-            if found:
-                return found
-        # No outline (mid-edit) or an attribute set another way: match the layer's own name.
-        return [x for x in layers if x.name.rsplit(".", 1)[-1] == attr]
-
-    def _hint_for_word(self, path: str, outline: locate.Outline | None, word: locate.Word, line: int) -> Hint | None:
-        names = {word.text, f"self.{word.text}"} if word.self_attr else {word.text}
-        hints = [h for h in self.hints_for(path) if h.target in names]
-        if word.text == "return" or (not hints and word.text == "return"):
-            hints = [h for h in self.hints_for(path) if h.target == "return" and h.line <= line <= h.end_line]
-        scope = outline.enclosing_function(line) if outline is not None else None
-        if scope is not None:
-            hints = [h for h in hints if scope[0] <= h.line <= scope[1]]
-        if not hints:
-            return None
-        here = [h for h in hints if h.line <= line <= h.end_line]
-        statement = outline.in_value(line, word.start + 1) if outline is not None else None
-        if here and not (statement is not None and here[0].line == statement):
-            return here[0]  # the name this statement binds
-        before = [h for h in hints if h.line < (here[0].line if here else line)]
-        # The binding that reaches this use: the last one above it. Nothing above (a parameter, or the `def`
-        # line itself): no hint says what the argument was, so say nothing rather than the next binding.
-        return max(before, key=lambda h: h.line) if before else None
 
     def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
         uri = params.text_document.uri
