@@ -2,6 +2,8 @@
  * The `shapelens.*` settings as the server sees them. One place builds them for `initializationOptions`,
  * `workspace/didChangeConfiguration` and the answers to `workspace/configuration`, so the workspace-trust rule
  * (an untrusted workspace never runs code, whatever its settings say) is applied everywhere the same way.
+ * The settings are declared once, in the server (`shapelens.lsp.settings`); tests/lsp/test_settings_schema.py
+ * checks package.json's configuration and the defaults below against that declaration.
  */
 import * as vscode from "vscode";
 

@@ -1,4 +1,9 @@
-"""The server's settings (`shapelens.*`): typed, with defaults, validated value by value.
+"""The server's settings (`shapelens.*`): declared once, typed, with defaults, validated value by value.
+
+`Settings` is the one declaration: each field carries its client key, default, validator and the JSON schema
+the VS Code manifest shows (type, enum, minimum, scope, description). `SCHEMA` lists them; `configuration()`
+is package.json's `contributes.configuration` (`python -m shapelens.lsp.settings` prints it), and
+tests/lsp/test_settings_schema.py fails when package.json or client/src/settings.ts's defaults drift from it.
 
 Settings arrive from `initializationOptions`, from `workspace/configuration` (section "shapelens") and from
 `workspace/didChangeConfiguration` pushes, in whichever shape the client likes: nested
@@ -10,71 +15,22 @@ unambiguous true (`0`, `"no"`, `"false "`, null) means untrusted.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from shapelens.core.options import DEVICES, Options
 
 SECTION = "shapelens"
+_UNSET: Any = object()
 
-
-@dataclass(frozen=True)
-class Settings:
-    device: str = "meta"  # meta | cpu | cuda
-    trace_timeout: float = 10.0  # seconds per traced model
-    debounce_ms: int = 300  # quiet time after the last keystroke before a trace starts
-    inlay_hints_enabled: bool = True
-    layer_shapes: bool = True  # `[2, 1568] → [2, 10]` on layer constructors
-    show_dtype: bool = True  # `int64[8, 20]` when a tensor is not float32
-    trusted: bool = True  # False: static findings only, no user code runs, no worker is started
-    interpreter: str = sys.executable  # the Python that runs the trace worker (it needs torch)
-
-    def options(self) -> Options:
-        # No FLOPs here: the flop counter sees every op (+25% on ResNet-50); the server counts them in a
-        # follow-up trace for the layer hover, after the hints and diagnostics are out.
-        return Options(device=self.device, timeout=self.trace_timeout, trusted=self.trusted)
-
-
-# The client-facing key (relative to "shapelens.") of each field.
-KEYS: dict[str, str] = {
-    "device": "device",
-    "traceTimeout": "trace_timeout",
-    "debounceMs": "debounce_ms",
-    "inlayHints.enabled": "inlay_hints_enabled",
-    "inlayHints.layerShapes": "layer_shapes",
-    "inlayHints.showDtype": "show_dtype",
-    "trusted": "trusted",
-    "interpreter": "interpreter",
-}
-_DEFAULTS = Settings()
-
-
-def _flatten(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The documented keys of `raw`, dotted, and the unknown ones as they are (they are ignored).
-
-    Nested groups are flattened only where they lead to a documented key (`{"inlayHints": {"enabled": x}}`),
-    and the `shapelens` wrapper (`{"shapelens": {...}}`, `"shapelens.trusted"`) is taken off once, at the
-    top: a workspace's `"shapelens.shapelens.trusted": true` is no setting of ours and cannot override one.
-    """
-    if set(raw) == {SECTION} and isinstance(raw[SECTION], Mapping):
-        raw = raw[SECTION]
-    out: dict[str, Any] = {}
-
-    def walk(group: Mapping[str, Any], prefix: str) -> None:
-        for key, value in group.items():
-            name = f"{prefix}{key}"
-            if isinstance(value, Mapping) and any(k.startswith(name + ".") for k in KEYS):
-                walk(value, name + ".")
-            else:
-                out[name] = value
-
-    walk({k.removeprefix(SECTION + "."): v for k, v in raw.items()}, "")
-    return out
+# -- validators: a value from the client -> the field's value, or ValueError -------------------------------
 
 
 def _trust(value: Any) -> bool:
@@ -126,7 +82,7 @@ def _device(value: Any) -> str:
 
 def _interpreter(value: Any) -> str:
     if value is None or value == "":
-        return _DEFAULTS.interpreter  # an empty setting means "the server's own Python", not an error
+        return sys.executable  # an empty setting means "the server's own Python", not an error
     if not isinstance(value, str):
         raise ValueError("expected the path of a Python executable")
     path = os.path.expanduser(value)
@@ -136,18 +92,171 @@ def _interpreter(value: Any) -> str:
     return os.path.abspath(found)
 
 
-_VALIDATORS: dict[str, Callable[[Any], Any]] = {
-    "device": _device,
-    "trace_timeout": _timeout,
-    "debounce_ms": _debounce,
-    "inlay_hints_enabled": _bool,
-    "layer_shapes": _bool,
-    "show_dtype": _bool,
-    "trusted": _trust,
-    "interpreter": _interpreter,
-}
-# A bad value falls back to the setting's default, except where the default would be the unsafe choice.
-_BAD_VALUE = {"trusted": False}
+# -- the declaration ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One `shapelens.*` setting: what the server reads and what the VS Code manifest declares."""
+
+    key: str  # relative to "shapelens."
+    field: str  # the `Settings` field
+    default: Any  # the server's default
+    validate: Callable[[Any], Any]
+    json_type: str  # "string" | "number" | "boolean"
+    description: str
+    markdown: bool = False  # the description is Markdown (`markdownDescription`)
+    enum: tuple[str, ...] | None = None
+    enum_descriptions: tuple[str, ...] | None = None
+    minimum: float | None = None
+    scope: str = "resource"
+    client_default: Any = _UNSET  # what the client says when unset, where it differs from `default`
+    bad_value: Any = _UNSET  # what a bad value means, where the default would be the unsafe choice
+
+    @property
+    def manifest_default(self) -> Any:
+        return self.default if self.client_default is _UNSET else self.client_default
+
+    @property
+    def fallback(self) -> Any:
+        return self.default if self.bad_value is _UNSET else self.bad_value
+
+    def manifest(self) -> dict[str, Any]:
+        """This setting's entry in package.json's `contributes.configuration.properties`."""
+        entry: dict[str, Any] = {"type": self.json_type}
+        if self.enum is not None:
+            entry["enum"] = list(self.enum)
+        if self.enum_descriptions is not None:
+            entry["enumDescriptions"] = list(self.enum_descriptions)
+        entry["default"] = self.manifest_default
+        if self.minimum is not None:
+            entry["minimum"] = self.minimum
+        entry["scope"] = self.scope
+        entry["markdownDescription" if self.markdown else "description"] = self.description
+        return entry
+
+
+_JSON_TYPES = {"str": "string", "float": "number", "int": "number", "bool": "boolean"}
+
+
+def _setting(key: str, default: Any, validate: Callable[[Any], Any], description: str, **schema: Any) -> Any:
+    """A `Settings` field declared with its client key, validator and schema (read back by `SCHEMA`)."""
+    return dataclass_field(default=default, metadata={SECTION: (key, validate, description, schema)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # The order is package.json's.
+    interpreter: str = _setting(
+        "interpreter",
+        sys.executable,  # the Python that runs the trace worker (it needs torch)
+        _interpreter,
+        "Python interpreter that runs the Shapelens server; it must have `torch` installed. Empty (the default): "
+        "the active environment of the Python extension, else `python3` on the `PATH`. Changing it restarts "
+        "the server.",
+        markdown=True,
+        scope="machine-overridable",
+        client_default="",  # the client resolves "" itself and sends the server the executable it started
+    )
+    device: str = _setting(
+        "device",
+        "meta",
+        _device,
+        "Where the traced model's tensors live.",
+        enum=DEVICES,
+        enum_descriptions=(
+            "Storage-less tensors: shapes without memory or compute (fast, works for huge models).",
+            "Real tensors on the CPU: slower, but runs data-dependent code exactly.",
+            "Real tensors on the GPU of the machine the server runs on.",
+        ),
+    )
+    trace_timeout: float = _setting(
+        "traceTimeout", 10.0, _timeout, "Seconds one trace may run before it is stopped.", minimum=0.1
+    )
+    debounce_ms: int = _setting(
+        "debounceMs",
+        300,
+        _debounce,
+        "Milliseconds to wait after the last edit before tracing the file again.",
+        minimum=0,
+    )
+    inlay_hints_enabled: bool = _setting(
+        "inlayHints.enabled",
+        True,
+        _bool,
+        "Show tensor shapes as inlay hints at the end of the lines that bind tensors.",
+    )
+    layer_shapes: bool = _setting(
+        "inlayHints.layerShapes",
+        True,
+        _bool,
+        "Show what each layer received and returned (`[2, 1568] → [2, 10]`) next to its definition in `__init__`.",
+        markdown=True,
+    )
+    show_dtype: bool = _setting(
+        "inlayHints.showDtype",
+        True,
+        _bool,
+        "Prefix a shape with its dtype when it is not `float32` (`int64[8, 20]`).",
+        markdown=True,
+    )
+    trusted: bool = _setting(
+        "trusted",
+        True,  # False: static findings only, no user code runs, no worker is started
+        _trust,
+        "Run the models of the workspace to trace their shapes. Off: static checks only, no code from the "
+        "workspace runs. Always off in an untrusted workspace.",
+        markdown=True,
+        bad_value=False,
+    )
+
+    def options(self) -> Options:
+        # No FLOPs here: the flop counter sees every op (+25% on ResNet-50); the server counts them in a
+        # follow-up trace for the layer hover, after the hints and diagnostics are out.
+        return Options(device=self.device, timeout=self.trace_timeout, trusted=self.trusted)
+
+
+def _schema() -> tuple[Setting, ...]:
+    out = []
+    for f in fields(Settings):
+        key, validate, description, schema = f.metadata[SECTION]
+        out.append(Setting(key, f.name, f.default, validate, _JSON_TYPES[str(f.type)], description, **schema))
+    return tuple(out)
+
+
+SCHEMA: tuple[Setting, ...] = _schema()
+BY_KEY: dict[str, Setting] = {s.key: s for s in SCHEMA}
+
+
+def configuration() -> dict[str, Any]:
+    """package.json's `contributes.configuration`, from the declaration."""
+    return {"title": "Shapelens", "properties": {f"{SECTION}.{s.key}": s.manifest() for s in SCHEMA}}
+
+
+# -- reading what the client sends -------------------------------------------------------------------------
+
+
+def _flatten(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The documented keys of `raw`, dotted, and the unknown ones as they are (they are ignored).
+
+    Nested groups are flattened only where they lead to a documented key (`{"inlayHints": {"enabled": x}}`),
+    and the `shapelens` wrapper (`{"shapelens": {...}}`, `"shapelens.trusted"`) is taken off once, at the
+    top: a workspace's `"shapelens.shapelens.trusted": true` is no setting of ours and cannot override one.
+    """
+    if set(raw) == {SECTION} and isinstance(raw[SECTION], Mapping):
+        raw = raw[SECTION]
+    out: dict[str, Any] = {}
+
+    def walk(group: Mapping[str, Any], prefix: str) -> None:
+        for key, value in group.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, Mapping) and any(k.startswith(name + ".") for k in BY_KEY):
+                walk(value, name + ".")
+            else:
+                out[name] = value
+
+    walk({k.removeprefix(SECTION + "."): v for k, v in raw.items()}, "")
+    return out
 
 
 def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
@@ -161,27 +270,28 @@ def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, li
         return settings, []
     if not isinstance(raw, Mapping):
         return settings, [f"ignoring shapelens settings: expected an object, got {type(raw).__name__}"]
-    flat = _flatten(raw)
     changes: dict[str, Any] = {}
     warnings: list[str] = []
-    for short, value in flat.items():
-        name = KEYS.get(short)
-        if name is None:
+    for short, value in _flatten(raw).items():
+        setting = BY_KEY.get(short)
+        if setting is None:
             continue  # settings of other sections or newer clients: not ours to judge
-        if value is None and name != "trusted":
-            changes[name] = getattr(_DEFAULTS, name)  # explicit null means "unset"
+        if value is None and setting.bad_value is _UNSET:
+            changes[setting.field] = setting.default  # explicit null means "unset"
             continue
         try:
-            changes[name] = _VALIDATORS[name](value)
+            changes[setting.field] = setting.validate(value)
         except ValueError as err:
-            fallback = _BAD_VALUE.get(name, getattr(_DEFAULTS, name))
-            kind = "the default" if name not in _BAD_VALUE else "the safe value"
-            warnings.append(f"shapelens.{short}: bad value {value!r} ({err}); using {kind} {fallback!r}")
-            changes[name] = fallback
+            kind = "the default" if setting.bad_value is _UNSET else "the safe value"
+            warnings.append(f"shapelens.{short}: bad value {value!r} ({err}); using {kind} {setting.fallback!r}")
+            changes[setting.field] = setting.fallback
     return replace(settings, **changes), warnings
 
 
 def describe(settings: Settings) -> dict[str, Any]:
     """The settings under their client-facing names (for the log)."""
-    by_field = {v: k for k, v in KEYS.items()}
-    return {f"{SECTION}.{by_field[f.name]}": getattr(settings, f.name) for f in fields(settings)}
+    return {f"{SECTION}.{s.key}": getattr(settings, s.field) for s in SCHEMA}
+
+
+if __name__ == "__main__":
+    print(json.dumps(configuration(), indent=2, ensure_ascii=False))
