@@ -26,6 +26,11 @@ UTF32 = "utf-32"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
+def enum_value(kind: object) -> str:
+    """An lsprotocol enum member or the plain string a client sent, as the string."""
+    return str(getattr(kind, "value", kind))
+
+
 def split_lines(text: str) -> list[str]:
     """The document's lines as LSP numbers them, without their line breaks."""
     return _LINE_BREAK.split(text)

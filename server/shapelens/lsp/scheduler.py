@@ -1,0 +1,177 @@
+"""When and how a document is traced: after a debounce, one trace at a time through the shared worker, a newer
+version superseding (or killing) an older one's trace, in a thread so the event loop keeps answering hover,
+code actions and `shutdown`; the results are kept and published when they are still fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from shapelens.analysis.engine import analyze
+from shapelens.analysis.worker_client import TraceCancelled
+from shapelens.core.findings import FileReport
+from shapelens.lsp.configuration import Config
+from shapelens.lsp.diagnostics import Diagnostics
+from shapelens.lsp.documents import DocState, Documents
+from shapelens.lsp.notify import Notifier
+from shapelens.lsp.results import Results, TraceResult
+from shapelens.lsp.static_checks import StaticChecks
+from shapelens.lsp.threads import in_thread
+from shapelens.lsp.worker_host import WorkerHost
+
+log = logging.getLogger("shapelens.lsp")
+
+
+class Scheduler:
+    def __init__(
+        self,
+        config: Config,
+        docs: Documents,
+        results: Results,
+        host: WorkerHost,
+        diagnostics: Diagnostics,
+        notify: Notifier,
+    ) -> None:
+        self.config = config
+        self.docs = docs
+        self.results = results
+        self.host = host
+        self.diagnostics = diagnostics
+        self.notify = notify
+        self.static = StaticChecks(docs, diagnostics, notify, self.spawn)
+        self.epoch = 0  # bumped when settings make running traces meaningless
+        self.shutting_down = False
+        self._background: set[asyncio.Future[None]] = set()  # fire-and-forget tasks, kept alive
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run in the background; the set keeps the task alive until it is done."""
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def schedule(self, uri: str, delay_s: float) -> asyncio.Task[None] | None:
+        state = self.docs.get(uri)
+        if state is None or not self.config.settings.trusted or self.shutting_down:
+            return None
+        if state.task is not None and not state.in_trace:
+            state.task.cancel()  # still waiting out the debounce: superseded
+        self.host.cancel_trace_of(uri)  # tracing an older version: kill it, the newer one follows
+        state.task = asyncio.ensure_future(self._debounced(uri, delay_s))
+        return state.task
+
+    def retrace_all(self) -> None:
+        for state in self.docs:
+            self.schedule(state.uri, 0.0)
+
+    def stop(self, state: DocState) -> None:
+        """The document closed: drop its pending trace, kill the running one."""
+        if state.task is not None and not state.in_trace:
+            state.task.cancel()
+        self.host.cancel_trace_of(state.uri)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+        for state in self.docs:
+            if state.task is not None and not state.task.done():
+                state.task.cancel()
+        self.host.close()
+
+    async def _debounced(self, uri: str, delay_s: float) -> None:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        await self.config.ready.wait()
+        async with self.host.lock:
+            state = self.docs.get(uri)
+            if state is None or state.task is not asyncio.current_task():
+                return  # a newer request for this document is queued behind us
+            # Committed: from here a newer version no longer cancels this task, it kills the trace instead
+            # (the task must stay to see the worker through; it then finds itself stale and stops).
+            state.in_trace = True
+            try:
+                if await self._trace(uri, state):
+                    await self._count_flops(uri, state)
+            finally:
+                state.in_trace = False
+
+    async def _trace(self, uri: str, state: DocState) -> bool:
+        """Trace the document and publish; True when the results are fresh (of the current version)."""
+        settings = self.config.settings
+        if not settings.trusted or self.shutting_down:
+            return False
+        version = self.docs.version(uri)
+        source = self.docs.source(uri)
+        if source is None or not self.static.parses(uri):
+            return False  # mid-edit syntax error: keep the last good results until it parses again
+        static = state.static
+        worker = await self.host.ensure()
+        if worker is None or self.docs.version(uri) != version or uri not in self.docs:
+            return False
+        epoch = self.epoch
+        options = self.config.settings.options()
+        root = self.docs.root_for(state.path)
+        versions = {s.path: self.docs.version(s.uri) for s in self.docs}
+        self.host.running = (uri, version)
+        self.notify.status("tracing", f"tracing {os.path.basename(state.path)}", uri=uri)
+        started = time.perf_counter()
+        outcome = "done"
+        reports: dict[str, FileReport] = {}
+        try:
+            reports = await in_thread(lambda: analyze(state.path, source, options, worker, root), "shapelens-trace")
+        except TraceCancelled:
+            outcome = "cancelled"
+        except Exception as err:
+            # An engine bug must not take the editor down: say so in the status and the log, keep going.
+            log.exception("trace of %s failed", state.path)
+            outcome = f"failed: {err}"
+        finally:
+            self.host.running = None
+        elapsed = (time.perf_counter() - started) * 1000
+        fresh = (
+            outcome == "done"
+            and epoch == self.epoch
+            and self.config.settings.trusted
+            and uri in self.docs
+            and self.docs.version(uri) == version
+        )
+        if fresh:
+            result = TraceResult(version, reports, frozenset(static.findings if static else ()), versions)
+            self.diagnostics.publish_paths(self.results.store(state.path, result))
+            self.notify.refresh_inlay_hints()
+        # The status comes last, so a client that sees "idle" already has the diagnostics of that trace.
+        if outcome.startswith("failed"):
+            self.notify.status("error", f"trace {outcome}", elapsed, uri)
+        else:
+            self.notify.status("idle", f"{os.path.basename(state.path)}: {outcome} in {elapsed:.0f} ms", elapsed, uri)
+        stale = "" if fresh else " (stale)"
+        log.info("trace %s v%s: %s in %.0f ms%s", state.path, version, outcome, elapsed, stale)
+        return fresh
+
+    async def _count_flops(self, uri: str, state: DocState) -> None:
+        """The same trace again with the flop counter, for the layer hover only: the hints and diagnostics
+        are already out. An edit meanwhile cancels it like any trace (the worker kills the child)."""
+        version = self.docs.version(uri)
+        source = self.docs.source(uri)
+        worker = self.host.worker
+        result = self.results.get(state.path)
+        if source is None or worker is None or result is None or result.version != version:
+            return
+        options = dataclasses.replace(self.config.settings.options(), flops=True)
+        root = self.docs.root_for(state.path)
+        self.host.running = (uri, version)
+        try:
+            reports = await in_thread(lambda: analyze(state.path, source, options, worker, root), "shapelens-flops")
+        except Exception:  # cancelled by an edit, or failed: the hover just shows no FLOPs
+            return
+        finally:
+            self.host.running = None
+        if self.results.get(state.path) is not result or self.docs.version(uri) != version:
+            return
+        counted = {(x.model, x.name, x.span): x.flops for r in reports.values() for x in r.layers}
+        for report in result.reports.values():
+            for layer in report.layers:
+                layer.flops = counted.get((layer.model, layer.name, layer.span), layer.flops)
