@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from shapelens.analysis import rules
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("rule", rules.RULES.values(), ids=lambda r: r.code)
