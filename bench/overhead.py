@@ -60,26 +60,26 @@ def measure(path: Path, class_name: str, runs: int) -> dict[str, float]:
     from shapelens.analysis import plan as plan_mod
     from shapelens.core.options import Options
     from shapelens.core.source import Source, parse
-    from shapelens.trace import child
+    from shapelens.trace import child, model_run
 
     text = path.read_text()
     parsed = parse(str(path), text)
     assert isinstance(parsed, Source), parsed
-    plan = plan_mod.build_plan(parsed, str(REPO), Options()).to_json()
-    spec = next(t for t in plan["targets"] if t["name"] == class_name)
+    plan = plan_mod.build_plan(parsed, str(REPO), Options()).message()
+    spec = next(t for t in plan.targets if t.name == class_name)
     device = torch.device("meta")
-    is_project = child.project_file_test(plan["root"], plan["file"])
+    is_project = child.project_file_test(plan.root, plan.file)
     recorder = child.Recorder(is_project)
-    ctx = child.Context(types.ModuleType(plan["module"]), {}, device)
+    ctx = child.Context(types.ModuleType(plan.module), {}, device)
     child.install_patches(recorder, ctx)
     loader = child.Loader(recorder, lambda file_id, file: None)
     sys.meta_path.insert(0, child.ProjectFinder(loader, is_project))
-    ctx.module.__file__ = plan["file"]
-    sys.modules[plan["module"]] = ctx.module
+    ctx.module.__file__ = plan.file
+    sys.modules[plan.module] = ctx.module
     with torch.device(device):
-        loader.exec_file(ctx.module, plan["file"], plan["source"], {tuple(k) for k in plan["keep"]})
+        loader.exec_file(ctx.module, plan.file, plan.source, {tuple(k) for k in plan.keep})
         ctx.nodes = child._find_nodes(parsed.tree)
-        target = child.Target(spec, ctx.module, plan["file"], ctx.nodes, device)
+        target = model_run.Target(spec, ctx.module, plan.file, ctx.nodes, device)
         traced_model, args, kwargs = target.build()
     assert traced_model is not None
 

@@ -56,7 +56,7 @@ def analyze(
         return reports
     plan = plan_mod.build_plan(parsed, root or os.path.dirname(path), options)
     try:
-        result = worker.trace(plan.to_json())
+        result = worker.trace(plan.message())
     except WorkerUnavailable as err:
         report.findings.append(worker_unavailable(path, str(err)))
         return reports

@@ -1,11 +1,5 @@
-"""The plan: what the trace child must run for one file, as plain JSON (it crosses a process boundary).
-
-```
-{"file", "root", "module", "source", "device", "timeout", "memory_mb",
- "keep": [[line, col], ...],                 top-level statements that may run (see instrument.keep_top_level)
- "targets": [{"name", "kind", "line", "input_source", "setup": [Item], "model": Item,
-              "args": [Item], "kwargs": {name: Item}, "infer_from": attr | "" | null}]}
-```
+"""The plan: which models of a file are traced, how each is built and called, and which top-level statements
+the trace child may run. Its `message()` is what crosses the process boundary (`core.wire.TracePlan`).
 Models with no known input are not sent; they stay in `Plan.skipped` and become SL003 findings.
 """
 
@@ -14,13 +8,13 @@ from __future__ import annotations
 import ast
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 from shapelens.analysis.discover import Model, find_models
 from shapelens.analysis.inputs import Inputs, Item, inputs_for
 from shapelens.core.options import Options
 from shapelens.core.source import Source
 from shapelens.core.syntax import bound_names, keep_top_level, loaded_names, node_key
+from shapelens.core.wire import TargetSpec, TracePlan
 
 
 @dataclass
@@ -39,32 +33,33 @@ class Plan:
     def skipped(self) -> list[tuple[Model, Inputs]]:
         return [(m, i) for m, i in self.models if i.source == "none"]
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.source.path,
-            "root": self.root,
-            "module": module_name(self.source.path, self.root),
-            "source": self.source.text,
-            "device": self.options.device,
-            "timeout": self.options.timeout,
-            "memory_mb": self.options.memory_mb,
-            "flops": self.options.flops,
-            "keep": [list(node_key(s)) for s in self.keep],
-            "targets": [
-                {
-                    "name": model.name,
-                    "kind": model.kind,
-                    "line": model.node.lineno,
-                    "input_source": inputs.source,
-                    "setup": inputs.setup,
-                    "model": inputs.model,
-                    "args": inputs.args,
-                    "kwargs": inputs.kwargs,
-                    "infer_from": inputs.infer_from,
-                }
+    def message(self) -> TracePlan:
+        """The plan as the trace worker receives it."""
+        return TracePlan(
+            file=self.source.path,
+            root=self.root,
+            module=module_name(self.source.path, self.root),
+            source=self.source.text,
+            device=self.options.device,
+            timeout=self.options.timeout,
+            memory_mb=self.options.memory_mb,
+            flops=self.options.flops,
+            keep=[list(node_key(s)) for s in self.keep],
+            targets=[
+                TargetSpec(
+                    name=model.name,
+                    kind=model.kind,
+                    line=model.node.lineno,
+                    input_source=inputs.source,
+                    setup=inputs.setup,
+                    model=inputs.model,
+                    args=inputs.args,
+                    kwargs=inputs.kwargs,
+                    infer_from=inputs.infer_from,
+                )
                 for model, inputs in self.traced
             ],
-        }
+        )
 
 
 def module_name(path: str, root: str) -> str:

@@ -6,25 +6,23 @@ need a trace, which the rule families make (`rules/trace_failures.py`: SL001-SL0
 from __future__ import annotations
 
 import ast
-from typing import Any
 
 from shapelens.analysis.plan import Plan
 from shapelens.analysis.rules import dropout, layer_sizes, trace_failures
 from shapelens.analysis.rules.sources import Sources
 from shapelens.core.findings import FileReport, Hint, LayerCall, LayerInfo, Span
 from shapelens.core.source import Source
+from shapelens.core.wire import LayerRecord, Status, TargetResult, TraceResult
 
 SOURCE_PRIORITY = {"directive": 0, "example": 1, "infer": 2}
 
 
-def _sorted_targets(plan: Plan, result: dict[str, Any]) -> list[dict[str, Any]]:
+def _sorted_targets(plan: Plan, result: TraceResult) -> list[TargetResult]:
     order = {m.name: SOURCE_PRIORITY.get(i.source, 3) for m, i in plan.traced}
-    return sorted(result.get("targets", []), key=lambda t: order.get(t["name"], 3))
+    return sorted(result.targets, key=lambda t: order.get(t.name, 3))
 
 
-def reports_from_trace(
-    parsed: Source, plan: Plan, result: dict[str, Any], texts: dict[str, str]
-) -> dict[str, FileReport]:
+def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: dict[str, str]) -> dict[str, FileReport]:
     sources = Sources(texts)
     reports: dict[str, FileReport] = {}
 
@@ -38,41 +36,41 @@ def reports_from_trace(
     claimed: dict[tuple[str, int], str] = {}  # statement → the first target that recorded it
     by_key: dict[tuple[str, int, int, str], Hint] = {}  # two statements on one line are two hints
     for target in _sorted_targets(plan, result):
-        name = target["name"]
-        if target.get("status") == "skipped":
+        name = target.name
+        if target.status == Status.SKIPPED:
             continue
         report(parsed.path).traced.append(name)
-        for rec in target.get("records", []):
-            owner = claimed.setdefault((rec["path"], rec["line"]), name)
+        for rec in target.records:
+            owner = claimed.setdefault((rec.path, rec.line), name)
             if owner != name and name in inferred:
                 continue
-            key = (rec["path"], rec["line"], rec["end_column"], rec["target"])
-            shapes = [tuple(s) for s in rec["shapes"]]
+            key = (rec.path, rec.line, rec.end_column, rec.target)
+            shapes = _shapes(rec.shapes)
             hint = by_key.get(key)
             if hint is None:
                 hint = by_key[key] = Hint(
-                    rec["path"], rec["line"], rec["end_line"], rec["end_column"], rec["target"], shapes,
-                    rec["dtype"], rec["device"], rec.get("producer"), rec.get("unknown"),
+                    rec.path, rec.line, rec.end_line, rec.end_column, rec.target, shapes, rec.dtype, rec.device,
+                    rec.producer, rec.unknown,
                 )  # fmt: skip
-                report(rec["path"]).hints.append(hint)
+                report(rec.path).hints.append(hint)
             else:
                 hint.shapes += [s for s in shapes if s not in hint.shapes]
-        for layer in target.get("layers", []):
+        for layer in target.layers:
             info = _layer(layer, name)
             report(info.span.path).layers.append(info)
             misuse = dropout.spatial_dropout(info, sources)
             if misuse is not None:
                 report(info.span.path).findings.append(misuse)
-        for mismatch in target.get("mismatches", []):
+        for mismatch in target.mismatches:
             found = layer_sizes.layer_mismatch(mismatch, sources)
             if found is not None:
                 report(found.span.path).findings.append(found)
-        error = target.get("error")
-        if error:
+        error = target.error
+        if error is not None:
             found = trace_failures.trace_error(error, target, plan, sources)
             if found not in report(parsed.path).findings:  # a file that failed to load fails every model alike
                 report(parsed.path).findings.append(found)
-        mode = target.get("mode")
+        mode = target.mode
         for r in reports.values():
             r.mode = r.mode or mode
     built = {layer.type for r in reports.values() for layer in r.layers}  # classes some traced model used
@@ -91,12 +89,9 @@ def _shapes(shapes: list[list[int | None]]) -> list[tuple[int | None, ...]]:
     return [tuple(s) for s in shapes]
 
 
-def _layer(layer: dict[str, Any], model: str) -> LayerInfo:
-    site = layer["site"]
-    span = Span(site["path"], site["line"], site["col"] + 1, site["end_line"], site["end_col"] + 1)
-    calls = [
-        LayerCall(c["line"] or 0, c["path"] or site["path"], _shapes(c["inputs"]), _shapes(c["outputs"]))
-        for c in layer["calls"]
-    ]
-    return LayerInfo(layer["name"], layer["type"], span, layer["params"], layer["bytes"], layer["flops"], calls,
-                     layer["extra"], model)  # fmt: skip
+def _layer(layer: LayerRecord, model: str) -> LayerInfo:
+    site = layer.site
+    span = Span(site.path, site.line, site.col + 1, site.end_line, site.end_col + 1)
+    calls = [LayerCall(c.line or 0, c.path or site.path, _shapes(c.inputs), _shapes(c.outputs)) for c in layer.calls]
+    return LayerInfo(layer.name, layer.type, span, layer.params or 0, layer.bytes or 0, layer.flops, calls,
+                     layer.extra, model)  # fmt: skip

@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Any
 
+from shapelens.core.wire import TracePlan, TraceResult, from_wire, to_wire
+
 # Seconds for the worker to say it is ready: a cold `import torch` takes 2-5 s here, a slow disk much more.
 # An interpreter that never answers gets a clear message instead of "starting" forever.
 START_TIMEOUT_S = float(os.environ.get("SHAPELENS_WORKER_START_TIMEOUT", "120"))
@@ -112,8 +114,8 @@ class TraceWorker:
 
     # -- traces -------------------------------------------------------------------------------------------
 
-    def trace(self, plan: dict[str, Any]) -> dict[str, Any]:
-        """Run one plan; returns the worker's result (see `shapelens.trace.protocol`)."""
+    def trace(self, plan: TracePlan) -> TraceResult:
+        """Run one plan; returns the worker's result."""
         with self._lock:
             self._cancelled = False
             for attempt in (1, 2):
@@ -127,11 +129,11 @@ class TraceWorker:
                         raise WorkerUnavailable("the trace worker stopped unexpectedly") from None
             raise AssertionError("unreachable")
 
-    def _trace_once(self, plan: dict[str, Any]) -> dict[str, Any]:
+    def _trace_once(self, plan: TracePlan) -> TraceResult:
         assert self._proc is not None and self._proc.stdin is not None
         self._next_id += 1
         request_id = self._next_id
-        self._proc.stdin.write(json.dumps({"id": request_id, "plan": plan}) + "\n")
+        self._proc.stdin.write(json.dumps({"id": request_id, "plan": to_wire(plan)}) + "\n")
         self._proc.stdin.flush()
         while True:
             message = self._read()
@@ -148,8 +150,7 @@ class TraceWorker:
                 self._child_pid = None
                 if self._cancelled:
                     raise TraceCancelled
-                result: dict[str, Any] = message["result"]
-                return result
+                return from_wire(TraceResult, message["result"])
 
     def cancel(self) -> None:
         self._cancelled = True

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from shapelens.core.source import read_source_or_empty, split_lines
+from shapelens.core.wire import ErrorKind, TraceError, TracePlan
 from shapelens.trace.recording import MissingForward, Recorder, shape_of
 
 # torch's own messages, reworded; each pattern's groups feed its template
@@ -113,8 +114,8 @@ def _exit_words(err: BaseException) -> str:
     return f"raised {type(err).__name__}"
 
 
-def _statement_source(path: str, line: int, plan: dict[str, Any]) -> str:
-    lines = split_lines(plan["source"] if path == plan["file"] else read_source_or_empty(path))
+def _statement_source(path: str, line: int, plan: TracePlan) -> str:
+    lines = split_lines(plan.source if path == plan.file else read_source_or_empty(path))
     return lines[line - 1].strip() if 0 < line <= len(lines) else ""
 
 
@@ -149,7 +150,7 @@ def operands(frame: Any, text: str) -> list[dict[str, Any]]:
     return found
 
 
-def failure(kind: str, err: BaseException, plan: dict[str, Any], recorder: Recorder, stage: str) -> dict[str, Any]:
+def failure(kind: str, err: BaseException, plan: TracePlan, recorder: Recorder, stage: str) -> TraceError:
     """The error record of a failed target: kind, message, the user line, and the operands there.
     `note`, where present, follows the line in the finding's message."""
     tb = _user_frame(err.__traceback__, recorder)
@@ -158,21 +159,21 @@ def failure(kind: str, err: BaseException, plan: dict[str, Any], recorder: Recor
         tb = _recursion(err.__traceback__, recorder) or tb
     inner = tb
     if stage == "import" and kind == "timeout":  # "loading model.py ..." is about a line of model.py
-        mine = [t for t in _frames(err.__traceback__) if t.tb_frame.f_code.co_filename == plan["file"]]
+        mine = [t for t in _frames(err.__traceback__) if t.tb_frame.f_code.co_filename == plan.file]
         tb = mine[-1] if mine else tb
-    path, line = (tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb is not None else (plan["file"], 0)
+    path, line = (tb.tb_frame.f_code.co_filename, tb.tb_lineno) if tb is not None else (plan.file, 0)
     if tb is None and recorder.last[0] >= 0 and kind != "noforward":  # e.g. the timer fired inside torch
         path, line = recorder.files[recorder.last[0]][0], recorder.last[1]
     text = _statement_source(path, line, plan) if line else ""
     ops = operands(tb.tb_frame, text) if tb is not None else []
-    loading = os.path.basename(plan["file"])
+    loading = os.path.basename(plan.file)
     if kind == "timeout" and stage == "import":
-        message = f"loading {loading} did not finish in {float(plan['timeout']):g} s"
+        message = f"loading {loading} did not finish in {float(plan.timeout):g} s"
         if inner is not None and inner is not tb:
             where = inner.tb_frame.f_code.co_filename
             note = f"({os.path.basename(where)} line {inner.tb_lineno} was running)"
     elif kind == "timeout":
-        message = f"trace stopped after {float(plan['timeout']):g} s"
+        message = f"trace stopped after {float(plan.timeout):g} s"
     elif kind == "noforward":
         message = f"{missing_forward(err)} has no forward yet"
     elif kind == "recursion":
@@ -182,7 +183,7 @@ def failure(kind: str, err: BaseException, plan: dict[str, Any], recorder: Recor
     elif kind == "exit":
         message = f"loading {loading} {_exit_words(err)}" if stage == "import" else f"the model {_exit_words(err)}"
     elif kind == "memory":
-        message = f"trace stopped: it needed more than {plan['memory_mb']} MB"
+        message = f"trace stopped: it needed more than {plan.memory_mb} MB"
     elif kind == "datadep":
         message = (
             "this line needs a tensor's values, which a shape-only trace does not have, so the shapes after "
@@ -197,14 +198,14 @@ def failure(kind: str, err: BaseException, plan: dict[str, Any], recorder: Recor
         layers = [f"{o['name']} is {o['layer']}" for o in ops if "layer" in o]
         if layers and stage == "forward":
             message += f"; {'; '.join(layers)}"
-    return {
-        "kind": kind,
-        "stage": stage,
-        "message": message,
-        "path": path,
-        "line": line,
-        "operands": ops,
-        "note": note,
-        "exception": type(err).__name__,
-        "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__, limit=-3)),
-    }
+    return TraceError(
+        kind=ErrorKind(kind),
+        message=message,
+        path=path,
+        line=line,
+        stage=stage,
+        operands=ops,
+        note=note,
+        exception=type(err).__name__,
+        traceback="".join(traceback.format_exception(type(err), err, err.__traceback__, limit=-3)),
+    )

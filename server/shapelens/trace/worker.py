@@ -26,6 +26,8 @@ import sys
 import time
 from typing import IO, Any
 
+from shapelens.core.wire import ErrorKind, Status, TargetResult, TraceError, TracePlan, from_wire, to_wire
+
 GRACE_S = 2.0  # beyond the child's own timer, before we kill it (a hang inside C code ignores the timer)
 
 
@@ -67,7 +69,7 @@ def _exercise_kernels() -> None:
         nn.MultiheadAttention(4, 2, batch_first=True)(seq, seq, seq)
         nn.Conv3d(1, 1, 1)(torch.randn(1, 1, 2, 2, 2))
         nn.GroupNorm(2, 4)(torch.randn(2, 4, 3))
-    from shapelens.trace.child import _fake_mode
+    from shapelens.trace.model_run import _fake_mode
 
     with _fake_mode():  # the fallback for data-dependent ops: its first use costs ≈2.5 s
         h = nn.Linear(2, 2)(torch.randn(3, 2))
@@ -101,7 +103,7 @@ def reap() -> None:
 class Run:
     """One forked child and what it reported."""
 
-    def __init__(self, plan: dict[str, Any]) -> None:
+    def __init__(self, plan: TracePlan) -> None:
         self.plan = plan
         self.targets: list[dict[str, Any]] = []
         self.files: list[str] = []
@@ -129,10 +131,10 @@ class Run:
         return pid
 
     def collect(self) -> dict[str, Any]:
-        timeout = float(self.plan["timeout"])
+        timeout = float(self.plan.timeout)
         buffer = b""
         eof = False
-        expected = len(self.plan["targets"])
+        expected = len(self.plan.targets)
         while not eof and len(self.targets) < expected:
             ready, _, _ = select.select([self.fd], [], [], 0.05)
             if ready:
@@ -146,7 +148,7 @@ class Run:
             if not eof and self.killed_for is None:
                 if elapsed > timeout + GRACE_S:
                     self._kill("timeout")
-                elif _rss_mb(self.pid) > float(self.plan["memory_mb"]):
+                elif _rss_mb(self.pid) > float(self.plan.memory_mb):
                     self._kill("memory")
         os.close(self.fd)
         if self.foreign:
@@ -193,33 +195,33 @@ class Run:
         """Targets the child never reported: it was killed (time, memory, cancel) or it crashed."""
         done = {t["name"] for t in self.targets}
         file_id, line = struct.unpack_from("ii", self.progress, 0)
-        path = self.files[file_id] if 0 <= file_id < len(self.files) else self.plan["file"]
+        path = self.files[file_id] if 0 <= file_id < len(self.files) else self.plan.file
         if os.WIFSIGNALED(status):
             reason = f"the trace process was killed by {signal.Signals(os.WTERMSIG(status)).name}"
         else:
             reason = f"the trace process exited with status {os.WEXITSTATUS(status)}"
-        timeout = float(self.plan["timeout"])
+        timeout = float(self.plan.timeout)
         messages = {
             "timeout": ("timeout", f"trace stopped after {timeout:g} s"),
-            "memory": ("memory", f"trace stopped: it needed more than {self.plan['memory_mb']} MB"),
+            "memory": ("memory", f"trace stopped: it needed more than {self.plan.memory_mb} MB"),
         }
         if not self.loaded:  # stopped while the file's top level ran: every model is stopped by it alike
-            loading = os.path.basename(self.plan["file"])
+            loading = os.path.basename(self.plan.file)
             messages = {
                 "timeout": ("timeout", f"loading {loading} did not finish in {timeout:g} s"),
-                "memory": ("memory", f"loading {loading} needed more than {self.plan['memory_mb']} MB"),
+                "memory": ("memory", f"loading {loading} needed more than {self.plan.memory_mb} MB"),
             }
-        for spec in self.plan["targets"]:
-            if spec["name"] in done:
+        for spec in self.plan.targets:
+            if spec.name in done:
                 continue
             kind, message = messages.get(self.killed_for or "", ("crash", reason))
-            in_progress = spec["name"] == self.current or (not self.loaded and self.killed_for is not None)
-            self.targets.append({
-                "event": "target", "name": spec["name"], "status": "error", "mode": None,
-                "error": {"kind": kind if in_progress else "crash", "message": message if in_progress else reason,
-                          "path": path if in_progress else self.plan["file"], "line": line if in_progress else 0},
-                "records": [], "layers": [], "mismatches": [],
-            })  # fmt: skip
+            in_progress = spec.name == self.current or (not self.loaded and self.killed_for is not None)
+            error = (
+                TraceError(ErrorKind(kind), message, path, line)
+                if in_progress
+                else TraceError(ErrorKind.CRASH, reason, self.plan.file, 0)
+            )
+            self.targets.append(to_wire(TargetResult(spec.name, Status.ERROR, None, error=error)))
 
 
 def main() -> None:
@@ -245,7 +247,7 @@ def main() -> None:
         if not line.strip():
             continue
         request = json.loads(line)
-        run = Run(request["plan"])
+        run = Run(from_wire(TracePlan, request["plan"]))
         pid = run.start()
         _send(protocol, {"id": request["id"], "event": "started", "pid": pid})
         _send(protocol, {"id": request["id"], "event": "result", "result": run.collect()})

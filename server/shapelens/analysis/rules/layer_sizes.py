@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
-from typing import Any
 
 from shapelens.analysis.rules.base import Rule
 from shapelens.analysis.rules.sources import Sources
 from shapelens.core.findings import Edit, Finding, Fix, Related, Severity, hint_label
 from shapelens.core.source import Source, span_of
 from shapelens.core.torch_facts import SIZE_POSITION
+from shapelens.core.wire import Mismatch
 
 SL101 = Rule(
     code="SL101",
@@ -213,45 +213,45 @@ class Embed(nn.Module):
 RULES = (SL101, SL102, SL103, SL104, SL105)
 MISMATCH_RULES = {r.code: r for r in (SL101, SL102, SL103, SL104, SL105)}
 
-DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
-    "SL101": lambda m: f"its input's last dimension is {m['actual']}",
-    "SL102": lambda m: f"its input has {m['actual']} channels",
-    "SL103": lambda m: f"its input has {m['actual']} there",
-    "SL104": lambda m: f"its input's feature size (last dimension) is {m['actual']}",
-    "SL105": lambda m: f"it received {m['actual']} values, not integer indices",
+DESCRIBE: dict[str, Callable[[Mismatch], str]] = {
+    "SL101": lambda m: f"its input's last dimension is {m.actual}",
+    "SL102": lambda m: f"its input has {m.actual} channels",
+    "SL103": lambda m: f"its input has {m.actual} there",
+    "SL104": lambda m: f"its input's feature size (last dimension) is {m.actual}",
+    "SL105": lambda m: f"it received {m.actual} values, not integer indices",
 }
 
 
-def layer_mismatch(m: dict[str, Any], sources: Sources) -> Finding | None:
+def layer_mismatch(m: Mismatch, sources: Sources) -> Finding | None:
     """SL101-SL105 from a mismatch the trace recorded: at the size argument, with the traced size as fix."""
-    site = m.get("site")
-    if not site:
+    site = m.site
+    if site is None:
         return None
-    call = sources.call_at(site, m["layer"])
-    source = sources.get(site["path"])
+    call = sources.call_at(site, m.layer)
+    source = sources.get(site.path)
     if call is None or source is None:
         return None
-    arg = _argument(call, m["attr"]) if m["code"] != "SL105" else None
-    span = span_of(site["path"], arg if arg is not None else call)
-    shape = hint_label(tuple(m["input_shape"]), "float32")
-    declared = m["declared"]
-    message = f"{m['layer']}({m['attr']}={declared}) receives {shape}: {DESCRIBE[m['code']](m)}" + (
-        f", so {m['attr']} should be {_product(m['factors'], m['actual'])}" if arg is not None else ""
+    arg = _argument(call, m.attr) if m.code != "SL105" else None
+    span = span_of(site.path, arg if arg is not None else call)
+    shape = hint_label(tuple(m.input_shape), "float32")
+    declared = m.declared
+    message = f"{m.layer}({m.attr}={declared}) receives {shape}: {DESCRIBE[m.code](m)}" + (
+        f", so {m.attr} should be {_product(m.factors, m.actual)}" if arg is not None else ""
     )
     related: tuple[Related, ...] = ()
-    if m.get("where"):
-        path, line = m["where"]
-        related = (Related(sources.line_span(path, line), f"{m['layer']} meets its input here: {shape}"),)
+    if m.where:
+        path, line = m.where
+        related = (Related(sources.line_span(path, line), f"{m.layer} meets its input here: {shape}"),)
     fixes: list[Fix] = []
     if arg is not None:
-        actual = m["actual"]
+        actual = m.actual
         if isinstance(actual, list):  # LayerNorm: keep an int where one was written
             actual = actual[0] if len(actual) == 1 and not isinstance(arg, ast.Tuple | ast.List) else tuple(actual)
-        new_text = _product(m["factors"], actual) if isinstance(actual, int) else str(actual)
-        fixes.append(Fix(f"Set {m['attr']} to {new_text}", (Edit(span, new_text),), MISMATCH_RULES[m["code"]].fix_safe))
-        if m["code"] == "SL101" and isinstance(call.func, ast.Attribute | ast.Name):
+        new_text = _product(m.factors, actual) if isinstance(actual, int) else str(actual)
+        fixes.append(Fix(f"Set {m.attr} to {new_text}", (Edit(span, new_text),), MISMATCH_RULES[m.code].fix_safe))
+        if m.code == "SL101" and isinstance(call.func, ast.Attribute | ast.Name):
             fixes.append(_lazy_linear(call, source))
-    return MISMATCH_RULES[m["code"]].finding(span, message, tuple(fixes), related)
+    return MISMATCH_RULES[m.code].finding(span, message, tuple(fixes), related)
 
 
 def _lazy_linear(call: ast.Call, source: Source) -> Fix:

@@ -4,11 +4,11 @@ read the source at the places the trace names (a layer's constructor call, a sta
 from __future__ import annotations
 
 import ast
-from typing import Any
 
 from shapelens.analysis.names import dotted
 from shapelens.core.findings import Span
 from shapelens.core.source import Source, parse
+from shapelens.core.wire import Site
 
 
 class Sources:
@@ -40,8 +40,8 @@ class Sources:
         start = len(text) - len(text.lstrip())
         return Span(path, line, start + 1, line, len(text.rstrip()) + 1)
 
-    def call_at(self, site: dict[str, Any], type_name: str) -> ast.Call | None:
-        source = self.get(site["path"])
+    def call_at(self, site: Site, type_name: str) -> ast.Call | None:
+        source = self.get(site.path)
         if source is None:
             return None
         exact = None
@@ -50,9 +50,9 @@ class Sources:
             if not isinstance(node, ast.Call):
                 continue
             if (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset) == (
-                site["line"], site["col"], site["end_line"], site["end_col"]):  # fmt: skip
+                site.line, site.col, site.end_line, site.end_col):  # fmt: skip
                 exact = node
             callee = dotted(node.func) or ""
-            if node.lineno == site["line"] and callee.split(".")[-1] == type_name and on_line is None:
+            if node.lineno == site.line and callee.split(".")[-1] == type_name and on_line is None:
                 on_line = node
         return exact or on_line

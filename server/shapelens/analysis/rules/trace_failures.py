@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import ast
 import os
-from typing import Any
 
 from shapelens.analysis.plan import Plan
 from shapelens.analysis.rules.base import Rule
 from shapelens.analysis.rules.sources import Sources
 from shapelens.core.findings import Finding, Severity, Span
 from shapelens.core.source import Source, span_of
+from shapelens.core.wire import ErrorKind, TargetResult, TraceError
 
 SL000 = Rule(
     code="SL000",
@@ -278,25 +278,25 @@ def no_input(source: Source, node: ast.AST, reason: str) -> Finding:
     return SL003.finding(name_span(source, node), reason)
 
 
-def trace_error(error: dict[str, Any], target: dict[str, Any], plan: Plan, sources: Sources) -> Finding:
+def trace_error(error: TraceError, target: TargetResult, plan: Plan, sources: Sources) -> Finding:
     """SL001/SL002/SL004/SL005/SL008 from the error a traced model ended with, at the line it names."""
-    rule = ERROR_RULES.get(error["kind"], SL004)
-    path, line = error.get("path") or plan.source.path, error.get("line") or 0
+    rule = ERROR_RULES.get(error.kind.value, SL004)
+    path, line = error.path or plan.source.path, error.line or 0
     if not line or (not os.path.exists(path) and path != plan.source.path):
-        model = next((m for m, _ in plan.models if m.name == target["name"]), None)
+        model = next((m for m, _ in plan.models if m.name == target.name), None)
         span = name_span(plan.source, model.node) if model else Span(plan.source.path, 1, 1, 1, 1)
         path = plan.source.path
     else:
         span = sources.line_span(path, line)
-    message = error["message"]
+    message = error.message
     if rule in (SL002, SL005) and line:
         message += f" at line {line}"
-    elif error["kind"] == "crash" and line:
+    elif error.kind == ErrorKind.CRASH and line:
         message += f" after line {line}"
-    if error.get("note"):
-        message += f" {error['note']}"
-    if rule in (SL001, SL004) and not message.startswith(target["name"]):
-        message = f"{message} (tracing {target['name']})"
+    if error.note:
+        message += f" {error.note}"
+    if rule in (SL001, SL004) and not message.startswith(target.name):
+        message = f"{message} (tracing {target.name})"
     if span.path != plan.source.path:  # the failure is in another project file: say where from here
         message += f" [{os.path.basename(span.path)}:{span.line}]"
     return rule.finding(span, message)

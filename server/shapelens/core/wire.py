@@ -1,0 +1,212 @@
+"""The messages that cross the process boundary between the editor's (or CLI's) process and the trace worker:
+the plan of one trace, and what the trace child reports for each model. One dataclass per message, an enum per
+closed set, serialised here and nowhere else (`to_wire` / `from_wire`).
+
+Units are those of the trace: lines 1-based; a `Site`'s columns 0-based characters, its `end_col` exclusive;
+shapes lists of sizes with None for a size that depends on values. A plan's items (`TargetSpec.setup`, `model`,
+`args`, `kwargs`) stay JSON objects, one of `{"node": [line, col, end_line, end_col]}` (a source expression or
+statement, addressed by `core.syntax.node_key`), `{"code": "..."}` (generated code) or `{"tensor": dims,
+"dtype": "float32"}`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+Item = dict[str, Any]
+Dims = list[int | None]
+
+
+class Status(str, enum.Enum):
+    OK = "ok"
+    ERROR = "error"
+    SKIPPED = "skipped"  # the target is no nn.Module after all
+
+
+class ErrorKind(str, enum.Enum):
+    SHAPE = "shape"  # the forward raised (SL001)
+    TIMEOUT = "timeout"  # the timer stopped it, or loading the file did not finish (SL002)
+    RECURSION = "recursion"  # a forward that calls itself without end (SL002)
+    NOINPUT = "noinput"  # no input is known for the model (SL003)
+    BUILD = "build"  # building the model or loading its file failed (SL004)
+    CRASH = "crash"  # the trace process died (SL004)
+    DATADEP = "datadep"  # a size depends on values a shape-only trace does not have (SL004)
+    EXIT = "exit"  # user code called sys.exit() (SL004)
+    MEMORY = "memory"  # over the memory cap (SL005)
+    NOFORWARD = "noforward"  # the class has no forward yet (SL008)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One model to trace: how to build it and what to call it with."""
+
+    name: str
+    kind: str  # "class" | "sequential"
+    line: int
+    input_source: str  # "directive" | "example" | "infer"
+    setup: list[Item]
+    model: Item | None
+    args: list[Item]
+    kwargs: dict[str, Item]
+    infer_from: str | None
+
+
+@dataclass(frozen=True)
+class TracePlan:
+    """What the trace child runs for one file."""
+
+    file: str
+    root: str
+    module: str  # the dotted name the file is executed under
+    source: str
+    device: str
+    timeout: float
+    memory_mb: int
+    flops: bool
+    keep: list[list[int | None]]  # node keys of the top-level statements that may run
+    targets: list[TargetSpec]
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a module was constructed: the constructor call's span."""
+
+    path: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+
+@dataclass(frozen=True)
+class Record:
+    """The tensors one statement bound to one name (every distinct shape, in the order first seen)."""
+
+    path: str
+    line: int
+    end_line: int
+    end_column: int
+    target: str
+    shapes: list[Dims]
+    dtype: str
+    device: str
+    producer: str | None = None
+    unknown: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerCallRecord:
+    path: str | None
+    line: int | None
+    inputs: list[Dims]
+    outputs: list[Dims]
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    name: str
+    type: str
+    site: Site
+    params: int | None
+    bytes: int | None
+    flops: int | None
+    calls: list[LayerCallRecord]
+    extra: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A layer that met an input its declared size does not fit (SL101-SL105)."""
+
+    code: str
+    layer: str
+    site: Site | None
+    attr: str
+    declared: Any
+    actual: Any
+    factors: list[int] | None
+    where: list[Any] | None  # [path, line] of the call
+    input_shape: Dims
+
+
+@dataclass(frozen=True)
+class TraceError:
+    kind: ErrorKind
+    message: str
+    path: str | None = None
+    line: int | None = None
+    stage: str | None = None  # "import" | "build" | "forward"
+    operands: list[dict[str, Any]] = field(default_factory=list)
+    exception: str | None = None
+    traceback: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """What the trace of one model produced."""
+
+    name: str
+    status: Status
+    mode: str | None  # "meta", "fake", "cpu", "cuda"; None when the process died before saying
+    records: list[Record] = field(default_factory=list)
+    layers: list[LayerRecord] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)
+    error: TraceError | None = None
+    elapsed_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """The worker's answer to one plan: a result per target, and the project files the trace entered."""
+
+    targets: list[TargetResult]
+    files: list[str]
+
+
+def to_wire(message: Any) -> Any:
+    """A message as plain JSON values."""
+    if isinstance(message, enum.Enum):
+        return message.value
+    if dataclasses.is_dataclass(message) and not isinstance(message, type):
+        return {f.name: to_wire(getattr(message, f.name)) for f in dataclasses.fields(message)}
+    if isinstance(message, list | tuple):
+        return [to_wire(v) for v in message]
+    if isinstance(message, dict):
+        return {k: to_wire(v) for k, v in message.items()}
+    return message
+
+
+T = TypeVar("T")
+
+
+def from_wire(cls: type[T], data: Any) -> T:
+    """The message of type `cls` that `to_wire` made `data` from. Unknown keys are ignored (a newer worker)."""
+    return _decode(cls, data)  # type: ignore[no-any-return]
+
+
+def _decode(hint: Any, data: Any) -> Any:
+    if data is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _decode(options[0], data) if len(options) == 1 else data
+    if origin is list:
+        (inner,) = typing.get_args(hint)
+        return [_decode(inner, v) for v in data]
+    if origin is dict:
+        _, inner = typing.get_args(hint)
+        return {k: _decode(inner, v) for k, v in data.items()}
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(data)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        known = {f.name for f in dataclasses.fields(hint)}
+        return hint(**{k: _decode(hints[k], v) for k, v in data.items() if k in known})
+    return data
