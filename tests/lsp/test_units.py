@@ -18,7 +18,7 @@ from shapelens.core.findings import (
     Severity,
     Span,
 )
-from shapelens.lsp import convert
+from shapelens.lsp import convert, render
 from shapelens.lsp.settings import Settings, parse_settings
 from shapelens.lsp.shift import Change, shift_report
 
@@ -67,14 +67,14 @@ def _hint(target: str, *shapes: tuple[int | None, ...], dtype: str = "float32", 
 
 
 def test_labels() -> None:
-    assert convert.line_label([_hint("x", (8, 16, 14, 14))]) == "[8, 16, 14, 14]"
-    assert convert.line_label([_hint("ids", (8, 20), dtype="int64")]) == "int64[8, 20]"
-    assert convert.line_label([_hint("ids", (8, 20), dtype="int64")], show_dtype=False) == "[8, 20]"
+    assert render.line_label([_hint("x", (8, 16, 14, 14))]) == "[8, 16, 14, 14]"
+    assert render.line_label([_hint("ids", (8, 20), dtype="int64")]) == "int64[8, 20]"
+    assert render.line_label([_hint("ids", (8, 20), dtype="int64")], show_dtype=False) == "[8, 20]"
     two = [_hint("output", (5, 30, 48)), _hint("h_n", (2, 5, 48))]
-    assert convert.line_label(two) == "output [5, 30, 48] · h_n [2, 5, 48]"
-    assert convert.line_label([_hint("x", (2, None))]) == "[2, ?]"
+    assert render.line_label(two) == "output [5, 30, 48] · h_n [2, 5, 48]"
+    assert render.line_label([_hint("x", (2, None))]) == "[2, ?]"
     many = _hint("x", (1,), (2,), (3,), (4,))
-    assert convert.shapes_label(many) == "[1] | [2] | … +2"
+    assert render.shapes_label(many) == "[1] | [2] | … +2"
 
 
 def test_layer_label_and_markdown() -> None:
@@ -88,13 +88,13 @@ def test_layer_label_and_markdown() -> None:
         calls=[LayerCall(9, "/m.py", [(4, 576)], [(4, 120)])],
         model="LeNet",
     )
-    assert convert.layer_label([layer]) == "[4, 576] → [4, 120]"
-    assert convert.display_name("features.3") == "features[3]"
-    assert convert.display_name("layer1.0.conv1") == "layer1[0].conv1"
-    md = convert.layer_markdown([layer])
+    assert render.layer_label([layer]) == "[4, 576] → [4, 120]"
+    assert render.display_name("features.3") == "features[3]"
+    assert render.display_name("layer1.0.conv1") == "layer1[0].conv1"
+    md = render.layer_markdown([layer])
     assert "69,240" in md and "270.5 KiB" in md and "553.9 KFLOPs" in md and "nn.Linear" in md
     drop = LayerInfo("drop", "Dropout", layer.span, 0, 0, 0, extra={"p": 0.5, "training": False})
-    md = convert.layer_markdown([drop])
+    md = render.layer_markdown([drop])
     assert "1/(1-0.5) = 2" in md and "identity" in md and "**eval** mode" in md and "never changes a shape" in md
 
 

@@ -1,6 +1,6 @@
 """From the house vocabulary (`core/findings.py`: 1-based lines, 1-based character columns) to LSP objects
 (0-based lines, 0-based columns in the negotiated position encoding, UTF-16 unless the client asked for
-another): positions, ranges, diagnostics, inlay hints and hover markdown.
+another): positions, ranges, diagnostics, fixes and inlay hints; their labels and Markdown are `render.py`.
 
 Pure functions: no server state, no I/O, so each conversion is unit-tested on its own.
 """
@@ -15,7 +15,8 @@ from typing import Any
 from lsprotocol import types
 
 from shapelens.analysis.rules import RULES
-from shapelens.core.findings import Finding, Fix, Hint, LayerInfo, Severity, Shape, Span, hint_label
+from shapelens.core.findings import Finding, Fix, Hint, LayerInfo, Severity, Span
+from shapelens.lsp.render import hints_tooltip, layer_label, layer_markdown, line_label
 
 SOURCE = "shapelens"
 UTF16 = "utf-16"
@@ -194,54 +195,6 @@ def diagnostic(finding: Finding, text_for: TextFor, uri_for: UriFor, fix_version
     )
 
 
-# -- labels ------------------------------------------------------------------------------------------------
-
-MAX_SHAPES_IN_LABEL = 3
-
-
-def shapes_label(hint: Hint, show_dtype: bool = True) -> str:
-    """`[8, 16, 14, 14]`; a line that ran with several shapes shows them all, up to three."""
-    labels = [hint_label(s, hint.dtype, show_dtype) for s in hint.shapes] or ["?"]
-    if len(labels) > MAX_SHAPES_IN_LABEL:
-        labels = [*labels[: MAX_SHAPES_IN_LABEL - 1], f"… +{len(labels) - MAX_SHAPES_IN_LABEL + 1}"]
-    return " | ".join(labels)
-
-
-def line_label(hints: Sequence[Hint], show_dtype: bool = True) -> str:
-    """One statement's label: the bare shape, or `name [..] · name2 [..]` when it binds several tensors."""
-    if len(hints) == 1:
-        return shapes_label(hints[0], show_dtype)
-    return " · ".join(f"{h.target} {shapes_label(h, show_dtype)}" for h in hints)
-
-
-def _shapes(shapes: Sequence[Shape]) -> str:
-    labels = [hint_label(s, "float32") for s in shapes]
-    return labels[0] if len(labels) == 1 else "(" + ", ".join(labels) + ")"
-
-
-def call_signature(inputs: Sequence[Shape], outputs: Sequence[Shape]) -> str:
-    """`[2, 1568] → [2, 10]` (several inputs or outputs in parentheses)."""
-    return f"{_shapes(inputs) if inputs else '()'} → {_shapes(outputs) if outputs else '()'}"
-
-
-def layer_signatures(layers: Sequence[LayerInfo]) -> list[str]:
-    """Every distinct input → output seen by these layer instances, in the order first seen."""
-    seen: list[str] = []
-    for layer in layers:
-        for call in layer.calls:
-            signature = call_signature(call.inputs, call.outputs)
-            if signature not in seen:
-                seen.append(signature)
-    return seen
-
-
-def layer_label(layers: Sequence[LayerInfo]) -> str | None:
-    signatures = layer_signatures(layers)
-    if not signatures:
-        return None
-    return signatures[0] + (f" (+{len(signatures) - 1})" if len(signatures) > 1 else "")
-
-
 # -- inlay hints -------------------------------------------------------------------------------------------
 
 
@@ -320,139 +273,3 @@ def inlay_hints(
             )
     out.sort(key=lambda h: (h.position.line, h.position.character))
     return out
-
-
-# -- hover and tooltips ------------------------------------------------------------------------------------
-
-
-def human_count(number: int) -> str:
-    return f"{number:,}"
-
-
-def human_bytes(number: int) -> str:
-    size = float(number)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{number} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def human_flops(number: int) -> str:
-    value = float(number)
-    for unit in ("", "K", "M", "G", "T"):
-        if value < 1000 or unit == "T":
-            return f"{number} FLOPs" if unit == "" else f"{value:.1f} {unit}FLOPs"
-        value /= 1000
-    raise AssertionError("unreachable")
-
-
-def _ordinal(n: int) -> str:
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-def _code(text: str) -> str:
-    return f"`{text}`"
-
-
-def hint_details(hint: Hint) -> list[str]:
-    """dtype, device, producer, every shape when the statement ran more than once, and why a dim is `?`."""
-    facts = [f"dtype {_code(hint.dtype)}", f"device {_code(hint.device)}"]
-    if hint.producer:
-        facts.append(f"from {_code(hint.producer)}")
-    lines = [" · ".join(facts)]
-    if len(hint.shapes) > 1:
-        calls = ", ".join(f"{_ordinal(i + 1)} {_code(hint_label(s, hint.dtype))}" for i, s in enumerate(hint.shapes))
-        lines.append(f"ran with {len(hint.shapes)} shapes: {calls}")
-    if hint.unknown:
-        lines.append(f"`?`: {hint.unknown}")
-    return lines
-
-
-def hints_tooltip(hints: Sequence[Hint]) -> str:
-    parts = []
-    for hint in hints:
-        head = f"**{hint.target}** {_code(hint_label(hint.shape, hint.dtype) if hint.shapes else '?')}"
-        parts.append("  \n".join([head, *hint_details(hint)]))
-    return "\n\n".join(parts)
-
-
-def variable_markdown(hint: Hint) -> str:
-    """Hover on a variable: a Pylance-style signature line, then the facts."""
-    shape = hint_label(hint.shape, "float32") if hint.shapes else "?"
-    kind = "return" if hint.target == "return" else "tensor"
-    name = "" if hint.target == "return" else f"{hint.target}: "
-    block = f"```python\n({kind}) {name}Tensor{shape}  # {hint.dtype}\n```"
-    return block + "\n" + "  \n".join(hint_details(hint))
-
-
-DROPOUTS = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
-
-
-def _dropout_markdown(layer: LayerInfo) -> list[str]:
-    p = layer.extra.get("p")
-    p_text = _code(f"p={p}") if p is not None else "probability `p`"
-    scale = "1/(1-p)"
-    if isinstance(p, int | float) and 0 <= p < 1:
-        scale = f"1/(1-{p}) = {1 / (1 - p):.4g}"
-    what = "element"
-    if layer.type in ("Dropout1d", "Dropout2d", "Dropout3d"):
-        what = "whole channel"
-    lines = [
-        f"**train mode** (`model.train()`): zeroes each {what} with {p_text} and scales the survivors "
-        f"by {scale}, so the expected value is unchanged",
-        "**eval mode** (`model.eval()`): identity, nothing is dropped or scaled",
-    ]
-    if layer.type in ("AlphaDropout", "FeatureAlphaDropout"):
-        lines[0] = (
-            f"**train mode**: sets dropped values to SELU's negative saturation with {p_text} and rescales "
-            "to keep mean and variance (for SELU networks)"
-        )
-    training = layer.extra.get("training")
-    if training is not None:
-        lines.append(f"this trace ran in **{'train' if training else 'eval'}** mode")
-    lines.append("dropout never changes a shape")
-    return lines
-
-
-def display_name(qualified: str) -> str:
-    """`features.3` -> `features[3]`: how the user would reach a Sequential entry in code."""
-    out = ""
-    for part in qualified.split("."):
-        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
-    return out or "model"
-
-
-def layer_markdown(layers: Sequence[LayerInfo], brief: bool = False) -> str:
-    """Hover on a layer (attribute or constructor): input → output, parameters, FLOPs; dropout semantics.
-
-    `layers` are the instances built from one constructor call (several when a block class is reused).
-    """
-    first = layers[0]
-    owner = f"  # in {first.model}" if first.model else ""
-    arguments = first.extra.get("repr")  # the module's own extra_repr, when the trace recorded it
-    ctor = f"nn.{first.type}({arguments})" if isinstance(arguments, str) and arguments else f"nn.{first.type}"
-    out = [f"```python\n(layer) {display_name(first.name)}: {ctor}{owner}\n```"]
-    facts: list[str] = []
-    signatures = layer_signatures(layers)
-    if len(layers) == 1:
-        facts += [_code(s) for s in signatures[:4]]
-    else:
-        for layer in layers[:6]:
-            sigs = layer_signatures([layer])
-            facts.append(
-                f"{_code(display_name(layer.name))}: " + (", ".join(_code(s) for s in sigs) if sigs else "not called")
-            )
-        if len(layers) > 6:
-            facts.append(f"… and {len(layers) - 6} more instances")
-    if not signatures:
-        facts.append("not called by the traced forward")
-    params = f"params **{human_count(first.params)}** ({human_bytes(first.param_bytes)})"
-    if first.flops is not None:
-        params += f" · **{human_flops(first.flops)}** per forward"
-    facts.append(params)
-    if first.type in DROPOUTS and not brief:
-        facts += _dropout_markdown(first)
-    out.append("  \n".join(facts))
-    return "\n".join(out)

@@ -7,7 +7,7 @@ from lsprotocol import types
 
 from shapelens.analysis.bindings import hint_for_word, layers_by_attribute
 from shapelens.analysis.outline import word_at
-from shapelens.lsp import convert
+from shapelens.lsp import convert, render
 from shapelens.lsp.documents import Documents, path_of
 from shapelens.lsp.results import Results
 from shapelens.lsp.settings import Settings
@@ -32,18 +32,18 @@ def hover(
     if word is not None and word.self_attr:
         found = layers_by_attribute(layers, outline, word.text, line)
         if found:
-            markdown = convert.layer_markdown(found)
+            markdown = render.layer_markdown(found)
     if markdown is None:
         inside = [x for x in layers if convert.contains(x.span, line, char + 1)]
         if inside:
             # The innermost call: a Sequential's span contains its entries' spans.
             inner = min(inside, key=lambda x: (x.span.end_line - x.span.line, x.span.end_column - x.span.column))
             group = [x for x in inside if x.span == inner.span]
-            markdown = convert.layer_markdown(group)
+            markdown = render.layer_markdown(group)
     if markdown is None and word is not None:
         hint = hint_for_word(results.hints_for(path), outline, word, line)
         if hint is not None:
-            markdown = convert.variable_markdown(hint)
+            markdown = render.variable_markdown(hint)
     if markdown is None:
         return None
     content = types.MarkupContent(types.MarkupKind.Markdown, markdown)
