@@ -10,7 +10,7 @@ from lsprotocol import types
 
 from shapelens.analysis import edits as edits_mod
 from shapelens.analysis import suppress
-from shapelens.core.findings import Edit, Finding
+from shapelens.core.findings import Finding
 from shapelens.lsp import convert
 from shapelens.lsp.documents import Documents, path_of
 from shapelens.lsp.results import Results
@@ -106,21 +106,22 @@ def _matching_diagnostic(
 
 
 def fix_all_action(docs: Documents, findings: list[tuple[Finding, bool]]) -> types.CodeAction | None:
-    """Every safe fix whose edits fit the current text, applied together (`source.fixAll.shapelens`)."""
-    by_path: dict[str, list[Edit]] = {}
-    for finding, fresh in findings:
-        safe = [fix for fix in finding.fixes if fix.safe]
-        if fresh and safe:
-            for edit in safe[0].edits:
-                by_path.setdefault(edit.span.path, []).append(edit)
+    """Every safe fix made for the current text, each whole or not at all, applied together
+    (`source.fixAll.shapelens`): the same `apply_safe_fixes` as `shapelens check --fix`."""
+    texts: dict[str, str | None] = {}
+
+    def text_of(path: str) -> str | None:
+        if path not in texts:
+            texts[path] = docs.source(docs.uri_of(path))
+        return texts[path]
+
+    fixed = edits_mod.apply_safe_fixes([finding for finding, fresh in findings if fresh], text_of)
     changes: dict[str, list[types.TextEdit]] = {}
-    for edit_path, file_edits in by_path.items():
-        source = docs.source(docs.uri_of(edit_path))
-        if source is None:
+    for path, (new_text, _) in fixed.items():
+        old = texts.get(path)
+        if old is None:  # not read: apply_safe_fixes changes only files whose text it had
             continue
-        new_text, applied = edits_mod.apply_edits(source, file_edits)
-        if applied and new_text != source:
-            changes[docs.uri_of(edit_path)] = [minimal_edit(source, new_text, docs.encoding)]
+        changes[docs.uri_of(path)] = [minimal_edit(old, new_text, docs.encoding)]
     if not changes:
         return None
     return types.CodeAction(
