@@ -178,7 +178,6 @@ SL005 = Rule(
         "The finding says at which line."
     ),
     bad="""\
-import torch
 import torch.nn as nn
 
 
@@ -188,7 +187,6 @@ class Net(nn.Module):
         return x * 2  # 40 GB under --device cpu
 """,
     good="""\
-import torch
 import torch.nn as nn
 
 
