@@ -20,7 +20,6 @@ from shapelens.core.wire import (
     LayerRecord,
     Mismatch,
     Record,
-    Site,
     Status,
     TargetResult,
     TargetSpec,
@@ -230,7 +229,7 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
     model = outcome["model"]
     mismatches = [
         Mismatch(
-            m.code, type(m.module).__name__, _site(recorder, m.module), m.attr, m.declared, m.actual,
+            m.code, type(m.module).__name__, recorder.sites.get(id(m.module)), m.attr, m.declared, m.actual,
             list(m.factors) if m.factors else None, list(m.where) if m.where else None, list(m.input_shape),
         )
         for m in recorder.mismatches
@@ -247,11 +246,6 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )
     )
-
-
-def _site(recorder: Recorder, module: nn.Module) -> Site | None:
-    site = recorder.sites.get(id(module))
-    return None if site is None else Site(site.path, site.line, site.col, site.end_line, site.end_col)
 
 
 def collect_records(recorder: Recorder) -> list[Record]:
@@ -275,7 +269,7 @@ def collect_layers(model: nn.Module, recorder: Recorder, flops: dict[str, Any] |
     root_name = type(model).__name__
     out = []
     for name, module in model.named_modules():
-        site = _site(recorder, module)
+        site = recorder.sites.get(id(module))
         if site is None or not recorder.is_project_file(site.path):
             continue
         uses = recorder.uses.get(id(module), [])

@@ -23,16 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from shapelens.core.wire import Site
 from shapelens.trace.instrument import Statement
-
-
-@dataclass
-class Site:
-    path: str
-    line: int
-    col: int  # 0-based character offset as co_positions gives it (bytes, for non-ASCII lines)
-    end_line: int
-    end_col: int
 
 
 @dataclass
@@ -173,6 +165,9 @@ class Recorder:
                 line, end_line, col, end_col = positions  # type: ignore[assignment]
         except (AttributeError, IndexError):  # Python 3.10 has no co_positions: the line is enough
             pass
+        # co_positions gives the columns of the AST the code was compiled from, and the child compiles the
+        # tree `core.source.parse` made, whose columns are characters: so these are characters too, on a
+        # non-ASCII line as well (tests/test_line_model.py holds two layers on one such line).
         self.sites[id(module)] = Site(frame.f_code.co_filename, line, col or 0, end_line or line, end_col or 0)
         self.keep_alive.append(module)  # ids stay unique while we hold them
 
