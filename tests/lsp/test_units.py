@@ -17,6 +17,7 @@ from shapelens.core.findings import (
     Related,
     Severity,
     Span,
+    merge_hints,
 )
 from shapelens.lsp import convert, render
 from shapelens.lsp.settings import Settings, parse_settings
@@ -101,7 +102,7 @@ def test_layer_label_and_markdown() -> None:
 def test_hints_of_two_traces_merge_per_statement_and_target() -> None:
     block_alone = _hint("out", (2, 16, 16, 16))
     from_model = _hint("out", (2, 16, 32, 32), (2, 16, 16, 16))
-    (merged,) = convert.unique_hints([block_alone, from_model])
+    (merged,) = merge_hints([block_alone, from_model])
     assert merged.shapes == [(2, 16, 16, 16), (2, 16, 32, 32)]
     assert block_alone.shapes == [(2, 16, 16, 16)]  # the inputs are not changed
 

@@ -12,6 +12,9 @@ resort and only if allowed, with jedi, which follows what our reader does not (d
 imports of star imports, ...). Jedi is imported lazily so the plain AST path never pays for it.
 
 Model discovery calls `qualified_name(tree, expr)` (keep that signature); the static rules use `names_for`.
+
+Why one module of ~440 lines: the three steps (this file's bindings, another project file's, jedi) are one
+fallback chain over one cache; split, each part would import the others back.
 """
 
 from __future__ import annotations

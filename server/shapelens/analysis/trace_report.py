@@ -10,7 +10,7 @@ import ast
 from shapelens.analysis.plan import Plan
 from shapelens.analysis.rules import dropout, layer_sizes, trace_failures
 from shapelens.analysis.rules.sources import Sources
-from shapelens.core.findings import FileReport, Hint, LayerCall, LayerInfo, Span
+from shapelens.core.findings import FileReport, Hint, LayerCall, LayerInfo, Span, merge_hints
 from shapelens.core.source import Source
 from shapelens.core.wire import LayerRecord, Status, TargetResult, TraceResult
 
@@ -34,7 +34,6 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
     # the size, so they only fill statements no user-given input reached.
     inferred = {m.name for m, i in plan.traced if i.source == "infer"}
     claimed: dict[tuple[str, int], str] = {}  # statement → the first target that recorded it
-    by_key: dict[tuple[str, int, int, str], Hint] = {}  # two statements on one line are two hints
     for target in _sorted_targets(plan, result):
         name = target.name
         if target.status == Status.SKIPPED:
@@ -44,17 +43,20 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
             owner = claimed.setdefault((rec.path, rec.line), name)
             if owner != name and name in inferred:
                 continue
-            key = (rec.path, rec.line, rec.end_column, rec.target)
-            shapes = _shapes(rec.shapes)
-            hint = by_key.get(key)
-            if hint is None:
-                hint = by_key[key] = Hint(
-                    rec.path, rec.line, rec.end_line, rec.end_column, rec.target, shapes, rec.dtype, rec.device,
-                    rec.producer, rec.unknown,
-                )  # fmt: skip
-                report(rec.path).hints.append(hint)
-            else:
-                hint.shapes += [s for s in shapes if s not in hint.shapes]
+            report(rec.path).hints.append(
+                Hint(
+                    rec.path,
+                    rec.line,
+                    rec.end_line,
+                    rec.end_column,
+                    rec.target,
+                    _shapes(rec.shapes),
+                    rec.dtype,
+                    rec.device,
+                    rec.producer,
+                    rec.unknown,
+                )
+            )
         for layer in target.layers:
             info = _layer(layer, name)
             report(info.span.path).layers.append(info)
@@ -73,6 +75,8 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
         mode = target.mode
         for r in reports.values():
             r.mode = r.mode or mode
+    for r in reports.values():  # a statement several models reached: one hint with every shape it met
+        r.hints = merge_hints(r.hints)
     built = {layer.type for r in reports.values() for layer in r.layers}  # classes some traced model used
     for model, inputs in plan.skipped:
         if model.name not in built and not _covered(model.node, parsed.path, claimed):

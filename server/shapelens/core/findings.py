@@ -8,7 +8,8 @@ prints them); the LSP layer converts to 0-based UTF-16 itself.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -122,14 +123,29 @@ class FileReport:
     def merge(self, other: FileReport) -> None:
         """Add what another report of the same file knows, each hint, finding and layer once: a file can be
         both checked itself and entered by another file's trace (a block imported by a model)."""
-        hints = {(h.line, h.target, tuple(h.shapes)) for h in self.hints}
-        self.hints += [h for h in other.hints if (h.line, h.target, tuple(h.shapes)) not in hints]
+        self.hints = merge_hints([*self.hints, *other.hints])
         findings = {(f.code, f.span, f.message) for f in self.findings}
         self.findings += [f for f in other.findings if (f.code, f.span, f.message) not in findings]
         layers = {(x.model, x.name, x.span) for x in self.layers}
         self.layers += [x for x in other.layers if (x.model, x.name, x.span) not in layers]
         self.traced += [t for t in other.traced if t not in self.traced]
         self.mode = other.mode or self.mode
+
+
+def merge_hints(hints: Iterable[Hint]) -> list[Hint]:
+    """One hint per statement and target, in the order first seen: the same statement reached twice (a block
+    used by two models, a block file's own directive and a model that imports it) keeps every shape it met,
+    in order. The one merge of hints of the house (the trace report, `FileReport.merge`, the editor)."""
+    merged: dict[tuple[object, ...], Hint] = {}
+    for hint in hints:
+        key = (hint.path, hint.line, hint.end_line, hint.end_column, hint.target, hint.dtype)
+        known = merged.get(key)
+        if known is None:
+            merged[key] = hint
+        elif any(shape not in known.shapes for shape in hint.shapes):
+            shapes = [*known.shapes, *(shape for shape in hint.shapes if shape not in known.shapes)]
+            merged[key] = replace(known, shapes=shapes, unknown=known.unknown or hint.unknown)
+    return list(merged.values())
 
 
 def hint_label(shape: Shape, dtype: str, show_dtype: bool = True) -> str:

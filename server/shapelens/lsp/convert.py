@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from lsprotocol import types
 
 from shapelens.analysis.rules import RULES
-from shapelens.core.findings import Finding, Fix, Hint, LayerInfo, Severity, Span
+from shapelens.core.findings import Finding, Fix, Hint, LayerInfo, Severity, Span, merge_hints
 from shapelens.lsp.render import hints_tooltip, layer_label, layer_markdown, line_label
 
 SOURCE = "shapelens"
@@ -198,21 +198,6 @@ def diagnostic(finding: Finding, text_for: TextFor, uri_for: UriFor, fix_version
 # -- inlay hints -------------------------------------------------------------------------------------------
 
 
-def unique_hints(hints: Iterable[Hint]) -> list[Hint]:
-    """One hint per statement and target: two traces can enter the same block file (the block's own
-    directive, a model that imports it), each with the shapes it saw; their shapes are merged in order."""
-    merged: dict[tuple[object, ...], Hint] = {}
-    for hint in hints:
-        key = (hint.line, hint.end_line, hint.end_column, hint.target, hint.dtype)
-        known = merged.get(key)
-        if known is None:
-            merged[key] = hint
-        elif any(shape not in known.shapes for shape in hint.shapes):
-            shapes = [*known.shapes, *(shape for shape in hint.shapes if shape not in known.shapes)]
-            merged[key] = replace(known, shapes=shapes, unknown=known.unknown or hint.unknown)
-    return list(merged.values())
-
-
 def group_layers(layers: Iterable[LayerInfo]) -> dict[tuple[int, int, int, int], list[LayerInfo]]:
     """Layer instances by constructor call: a block class built four times has four instances per call."""
     groups: dict[tuple[int, int, int, int], list[LayerInfo]] = {}
@@ -240,7 +225,7 @@ def inlay_hints(
 ) -> list[types.InlayHint]:
     """Shape hints at the end of each statement, and `in → out` at the end of each layer constructor."""
     by_anchor: dict[tuple[int, int], list[Hint]] = {}
-    for hint in unique_hints(hints):
+    for hint in merge_hints(hints):
         by_anchor.setdefault((hint.end_line, hint.end_column), []).append(hint)
     out: list[types.InlayHint] = []
     for (line, column), bound in sorted(by_anchor.items()):

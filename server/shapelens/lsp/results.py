@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shapelens.core.findings import FileReport, Finding, Hint, LayerInfo
-from shapelens.lsp import convert
+from shapelens.core.findings import FileReport, Finding, Hint, LayerInfo, merge_hints
 from shapelens.lsp.documents import Documents
 from shapelens.lsp.shift import Change, shift_finding, shift_report
 
@@ -64,7 +63,7 @@ class Results:
         return [(src, r, r.reports[path]) for src, r in self.traces.items() if path in r.reports]
 
     def hints_for(self, path: str) -> list[Hint]:
-        return convert.unique_hints(h for _, _, report in self.reports_for(path) for h in report.hints)
+        return merge_hints(h for _, _, report in self.reports_for(path) for h in report.hints)
 
     def layers_for(self, path: str) -> list[LayerInfo]:
         seen: set[tuple[object, ...]] = set()
