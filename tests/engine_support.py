@@ -17,3 +17,26 @@ def write(folder: Path, name: str, source: str) -> str:
     path = folder / name
     path.write_text(textwrap.dedent(source))
     return os.fspath(path)
+
+
+HEALTHY = """
+    import torch
+    from torch import nn
+
+
+    class Ok(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, x):
+            y = self.fc(x)
+            return y
+"""
+
+
+def assert_worker_still_serves(analyse: Analyse) -> None:
+    """After an attack, the same worker traces a healthy model right (the isolation tests' last step)."""
+    [report] = analyse(HEALTHY, name="healthy.py").values()
+    assert report.findings == []
+    assert [(h.target, h.shape) for h in report.hints] == [("y", (2, 3)), ("return", (2, 3))]

@@ -10,32 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from engine_support import Analyse
+from engine_support import Analyse, assert_worker_still_serves
 from shapelens.analysis.engine import analyze
 from shapelens.analysis.worker_client import TraceWorker, WorkerUnavailable
 from shapelens.core.findings import Severity
 from shapelens.core.options import Options
-
-HEALTHY = """
-    import torch
-    from torch import nn
-
-
-    class Ok(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(6, 3)
-
-        def forward(self, x):
-            y = self.fc(x)
-            return y
-"""
-
-
-def assert_worker_still_serves(analyse: Analyse) -> None:
-    reports = analyse(HEALTHY, name="healthy.py")
-    [report] = reports.values()
-    assert [(h.target, h.shape) for h in report.hints] == [("y", (2, 3)), ("return", (2, 3))]
 
 
 def test_endless_forward_stops_at_its_line(analyse: Analyse, tmp_path: Path) -> None:

@@ -12,31 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import Analyse, write
+from engine_support import Analyse, assert_worker_still_serves, write
 from shapelens.analysis.worker_client import TraceWorker
 from shapelens.core.findings import Severity
-
-HEALTHY = """
-    import torch
-    from torch import nn
-
-
-    class Ok(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc = nn.Linear(6, 3)
-
-        def forward(self, x):
-            y = self.fc(x)
-            return y
-"""
-
-
-def assert_worker_still_serves(analyse: Analyse) -> None:
-    reports = analyse(HEALTHY, name="healthy.py")
-    [report] = reports.values()
-    assert report.findings == []
-    assert [(h.target, h.shape) for h in report.hints] == [("y", (2, 3)), ("return", (2, 3))]
 
 
 def check_json(path: Path, *args: str) -> tuple[list[dict[str, Any]], subprocess.CompletedProcess[str]]:
