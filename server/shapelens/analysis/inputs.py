@@ -23,6 +23,7 @@ from typing import Any
 from shapelens.analysis.discover import Model
 from shapelens.core.source import Source
 from shapelens.core.syntax import bound_names, loaded_names
+from shapelens.core.wire import InputSource
 
 DIRECTIVE = re.compile(r"#\s*shapelens:\s*(?!ignore\b)(.+)$")
 DTYPES = {
@@ -37,13 +38,13 @@ Item = dict[str, Any]  # {"node": [line, col]} | {"code": "..."} | {"tensor": [d
 
 @dataclass
 class Inputs:
-    source: str  # "directive" | "example" | "infer" | "none"
+    source: InputSource
     setup: list[Item] = field(default_factory=list)
     model: Item | None = None
     args: list[Item] = field(default_factory=list)
     kwargs: dict[str, Item] = field(default_factory=dict)
     infer_from: str | None = None  # the attribute forward applies first to its input ("fc1")
-    reason: str = ""  # for "none": why, and how to add an input
+    reason: str = ""  # for InputSource.NONE: why, and how to add an input
     line: int = 0  # where the inputs came from (the directive's or the example call's line)
 
 
@@ -129,13 +130,13 @@ def from_directive(source: Source, model: Model) -> Inputs | None:
             try:
                 found_init, found_inputs = parse_directive(text)
             except DirectiveError as err:
-                return Inputs("none", reason=str(err), line=number)
+                return Inputs(InputSource.NONE, reason=str(err), line=number)
             init = init or found_init
             inputs.update(found_inputs)
             line = line or number
     if init is None and not inputs:
         return None
-    result = Inputs("directive", line=line)
+    result = Inputs(InputSource.DIRECTIVE, line=line)
     if model.kind == "sequential":
         result.setup = [_node(model.node)]
         result.model = {"code": model.name}
@@ -260,7 +261,7 @@ def from_example(source: Source, model: Model) -> Inputs | None:
             continue
         if model.kind == "sequential" and _node(model.node) not in setup:
             setup.insert(0, _node(model.node))
-        result = Inputs("example", setup=setup, model=_node(callee), line=node.lineno)
+        result = Inputs(InputSource.EXAMPLE, setup=setup, model=_node(callee), line=node.lineno)
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
             continue
         result.args = [_node(a) for a in node.args]
@@ -308,11 +309,11 @@ def _with_inference(result: Inputs, model: Model) -> Inputs:
     first = _first_layer(model)
     if first is None:
         return Inputs(
-            "none", line=result.line,
+            InputSource.NONE, line=result.line,
             reason=f"no input is known for {model.name}: add `# shapelens: x=(...)` above the class",
         )  # fmt: skip
     result.infer_from = first
-    result.source = "infer" if result.source == "none" else result.source
+    result.source = InputSource.INFER if result.source == InputSource.NONE else result.source
     return result
 
 
@@ -323,13 +324,13 @@ def inputs_for(source: Source, model: Model) -> Inputs:
     how = "add `# shapelens: x=(8, 3, 32, 32)` (your input's shape) above the class or its forward"
     if model.kind == "class" and _needs_init_args(model):
         return Inputs(
-            "none",
+            InputSource.NONE,
             reason=f"no input is known for {model.name} and its constructor needs arguments: "
             f"add `# shapelens: init(...), x=(...)` above the class, or an example call in the file",
         )
     if model.kind == "sequential":
-        return _with_inference(Inputs("infer", setup=[_node(model.node)], model={"code": model.name}), model)
-    inferred = _with_inference(Inputs("none", model={"code": f"{model.name}()"}), model)
-    if inferred.source == "none":
+        return _with_inference(Inputs(InputSource.INFER, setup=[_node(model.node)], model={"code": model.name}), model)
+    inferred = _with_inference(Inputs(InputSource.NONE, model={"code": f"{model.name}()"}), model)
+    if inferred.source == InputSource.NONE:
         inferred.reason = f"no input is known for {model.name}: {how}, or an example call in the file"
     return inferred

@@ -14,7 +14,7 @@ from shapelens.analysis.inputs import Inputs, Item, inputs_for
 from shapelens.core.options import Options
 from shapelens.core.source import Source
 from shapelens.core.syntax import bound_names, keep_top_level, loaded_names, node_key
-from shapelens.core.wire import TargetSpec, TracePlan
+from shapelens.core.wire import InputSource, TargetSpec, TracePlan
 
 
 @dataclass
@@ -27,11 +27,11 @@ class Plan:
 
     @property
     def traced(self) -> list[tuple[Model, Inputs]]:
-        return [(m, i) for m, i in self.models if i.source != "none"]
+        return [(m, i) for m, i in self.models if i.source != InputSource.NONE]
 
     @property
     def skipped(self) -> list[tuple[Model, Inputs]]:
-        return [(m, i) for m, i in self.models if i.source == "none"]
+        return [(m, i) for m, i in self.models if i.source == InputSource.NONE]
 
     def message(self) -> TracePlan:
         """The plan as the trace worker receives it."""
@@ -85,7 +85,7 @@ def build_plan(source: Source, root: str, options: Options) -> Plan:
     for model in find_models(source, root):
         inputs = inputs_for(source, model)
         plan.models.append((model, inputs))
-        if inputs.source == "none":
+        if inputs.source == InputSource.NONE:
             continue
         extra.add(model.name)
         items = [

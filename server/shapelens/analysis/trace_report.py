@@ -12,9 +12,9 @@ from shapelens.analysis.rules import dropout, layer_sizes, trace_failures
 from shapelens.analysis.rules.sources import Sources
 from shapelens.core.findings import FileReport, Hint, LayerCall, LayerInfo, Span, merge_hints
 from shapelens.core.source import Source
-from shapelens.core.wire import LayerRecord, Status, TargetResult, TraceResult
+from shapelens.core.wire import InputSource, LayerRecord, Status, TargetResult, TraceResult
 
-SOURCE_PRIORITY = {"directive": 0, "example": 1, "infer": 2}
+SOURCE_PRIORITY = {InputSource.DIRECTIVE: 0, InputSource.EXAMPLE: 1, InputSource.INFER: 2}
 
 
 def _sorted_targets(plan: Plan, result: TraceResult) -> list[TargetResult]:
@@ -32,7 +32,7 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
     # Shapes from inputs the user gave (directive, example call) all count: a block with its own directive
     # that a bigger model also uses shows every shape it met. Shapes from an inferred input are a guess at
     # the size, so they only fill statements no user-given input reached.
-    inferred = {m.name for m, i in plan.traced if i.source == "infer"}
+    inferred = {m.name for m, i in plan.traced if i.source == InputSource.INFER}
     claimed: dict[tuple[str, int], str] = {}  # statement → the first target that recorded it
     for target in _sorted_targets(plan, result):
         name = target.name

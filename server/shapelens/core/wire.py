@@ -22,13 +22,38 @@ Item = dict[str, Any]
 Dims = list[int | None]
 
 
-class Status(str, enum.Enum):
+class _Name(str, enum.Enum):
+    """A closed set of names that reads as its value in messages (`f"{kind}"` is "shape", not "ErrorKind.SHAPE")."""
+
+    def __str__(self) -> str:
+        return self.value  # type: ignore[no-any-return]
+
+
+class InputSource(_Name):
+    """Where a model's input came from: the user said it, or the model did (a guess never accuses the code)."""
+
+    DIRECTIVE = "directive"  # `# shapelens: x=(8, 3, 32, 32)`
+    EXAMPLE = "example"  # an example call in the file
+    INFER = "infer"  # inferred from the model's first layer
+    NONE = "none"  # no input known: not traced (SL003)
+
+
+class Event(_Name):
+    """The trace child's events to the worker, one JSON line each."""
+
+    FILE = "file"  # a project file was loaded: {"id", "path"} (progress reports name files by id)
+    IMPORTS = "imports"  # the library modules the child imported: {"modules"}
+    START = "start"  # a target's trace began: {"name", "time"}
+    TARGET = "target"  # a target's `TargetResult`
+
+
+class Status(_Name):
     OK = "ok"
     ERROR = "error"
     SKIPPED = "skipped"  # the target is no nn.Module after all
 
 
-class ErrorKind(str, enum.Enum):
+class ErrorKind(_Name):
     SHAPE = "shape"  # the forward raised (SL001)
     TIMEOUT = "timeout"  # the timer stopped it, or loading the file did not finish (SL002)
     RECURSION = "recursion"  # a forward that calls itself without end (SL002)
@@ -48,7 +73,7 @@ class TargetSpec:
     name: str
     kind: str  # "class" | "sequential"
     line: int
-    input_source: str  # "directive" | "example" | "infer"
+    input_source: InputSource
     setup: list[Item]
     model: Item | None
     args: list[Item]

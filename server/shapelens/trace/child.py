@@ -32,6 +32,7 @@ from shapelens.core.source import Source, parse, read_source
 from shapelens.core.syntax import keep_top_level, node_key
 from shapelens.core.wire import (
     ErrorKind,
+    Event,
     Status,
     TargetResult,
     TraceError,
@@ -210,7 +211,7 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str) -> None:
     recorder.on_progress = emit.at
     ctx = Context(types.ModuleType(plan.module), {}, device)
     install_patches(recorder, ctx)
-    loader = Loader(recorder, lambda file_id, path: emit({"event": "file", "id": file_id, "path": path}))
+    loader = Loader(recorder, lambda file_id, path: emit({"event": Event.FILE, "id": file_id, "path": path}))
     sys.meta_path.insert(0, ProjectFinder(loader, is_project))
     name = plan.module
     module = ctx.module
@@ -233,7 +234,7 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str) -> None:
         return
     parsed = parse(plan.file, plan.source)
     ctx.nodes = _find_nodes(parsed.tree) if isinstance(parsed, Source) else {}
-    emit({"event": "imports", "modules": library_imports(before, is_project)})
+    emit({"event": Event.IMPORTS, "modules": library_imports(before, is_project)})
     for spec in plan.targets:
         try:
             trace_target(spec, ctx, recorder, emit, plan)

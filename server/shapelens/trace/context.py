@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from shapelens.core.wire import (
+    Event,
     TargetResult,
     to_wire,
 )
@@ -38,7 +39,7 @@ class Emitter:
             data = data[os.write(self.fd, data) :]
 
     def result(self, result: TargetResult) -> None:
-        self({"event": "target", **to_wire(result)})
+        self({"event": Event.TARGET, **to_wire(result)})
 
     def at(self, file_id: int, line: int) -> None:
         if self.progress is not None:

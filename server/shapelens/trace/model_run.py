@@ -16,6 +16,7 @@ from torch import nn
 from shapelens.core.syntax import node_key
 from shapelens.core.wire import (
     ErrorKind,
+    Event,
     LayerCallRecord,
     LayerRecord,
     Mismatch,
@@ -199,7 +200,7 @@ def _classify(err: BaseException, stage: str) -> str:
 
 def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitter, plan: TracePlan) -> None:
     started = time.perf_counter()
-    emit({"event": "start", "name": spec.name, "time": time.time()})
+    emit({"event": Event.START, "name": spec.name, "time": time.time()})
     mode = ctx.device.type
     outcome = _attempt(spec, ctx, recorder, plan, fake=False)
     err = outcome["error"]

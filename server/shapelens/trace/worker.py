@@ -26,7 +26,7 @@ import sys
 import time
 from typing import IO, Any
 
-from shapelens.core.wire import ErrorKind, Status, TargetResult, TraceError, TracePlan, from_wire, to_wire
+from shapelens.core.wire import ErrorKind, Event, Status, TargetResult, TraceError, TracePlan, from_wire, to_wire
 
 GRACE_S = 2.0  # beyond the child's own timer, before we kill it (a hang inside C code ignores the timer)
 
@@ -176,13 +176,13 @@ class Run:
 
     def _event(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
-        if kind == "file":
+        if kind == Event.FILE:
             self.files.append(event["path"])
-        elif kind == "imports":
+        elif kind == Event.IMPORTS:
             self.imports, self.loaded = event["modules"], True
-        elif kind == "start":
+        elif kind == Event.START:
             self.current, self.current_since = event["name"], time.monotonic()
-        elif kind == "target":
+        elif kind == Event.TARGET:
             self.targets.append(event)
             self.current, self.current_since, self.loaded = None, time.monotonic(), True
 
