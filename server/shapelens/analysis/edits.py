@@ -9,19 +9,12 @@ competing for the same text cannot both be right, and the next run reports what 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 
 from shapelens.core.findings import Edit, Finding, Fix, Span
+from shapelens.core.source import LINE_BREAK, line_starts
 
 __all__ = ["Edit", "apply_edits", "apply_fixes", "apply_safe_fixes", "line_starts", "offset"]
-
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-def line_starts(text: str) -> list[int]:
-    """The offset at which each line starts (index 0 is line 1)."""
-    return [0] + [match.end() for match in _LINE_END.finditer(text)]
 
 
 def offset(text: str, starts: list[int], line: int, column: int) -> int:
@@ -33,7 +26,7 @@ def offset(text: str, starts: list[int], line: int, column: int) -> int:
         return len(text)
     start = starts[line - 1]
     end = starts[line] if line < len(starts) else len(text)
-    content_end = start + len(_LINE_END.sub("", text[start:end], count=1))
+    content_end = start + len(LINE_BREAK.sub("", text[start:end], count=1))
     return min(start + max(column - 1, 0), content_end)
 
 

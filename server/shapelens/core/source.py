@@ -51,13 +51,18 @@ def read_source_or_empty(path: str) -> str:
         return ""
 
 
-_NEWLINE = re.compile(r"\r\n|\r|\n")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what ends a line for Python's tokenizer, and for LSP
 
 
 def split_lines(text: str) -> list[str]:
     """The file's lines as Python counts them: only \\n, \\r\\n and \\r end a line. `str.splitlines` also
     splits at a form feed (and \\v, \\x1c, U+2028, ...), which would shift every line after it against `ast`."""
-    return _NEWLINE.split(text)
+    return LINE_BREAK.split(text)
+
+
+def line_starts(text: str) -> list[int]:
+    """The offset at which each line starts (index 0 is line 1)."""
+    return [0] + [match.end() for match in LINE_BREAK.finditer(text)]
 
 
 def segment(lines: list[str], node: ast.AST) -> str:

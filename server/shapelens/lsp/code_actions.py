@@ -11,6 +11,7 @@ from lsprotocol import types
 from shapelens.analysis import edits as edits_mod
 from shapelens.analysis import suppress
 from shapelens.core.findings import Finding
+from shapelens.core.source import split_lines
 from shapelens.lsp import convert
 from shapelens.lsp.documents import Documents, path_of
 from shapelens.lsp.results import Results
@@ -146,7 +147,7 @@ def minimal_edit(old: str, new: str, encoding: str) -> types.TextEdit:
     def position(offset: int) -> types.Position:
         before = old[:offset]
         line = convert.count_line_breaks(before)
-        column = len(convert.split_lines(before)[-1])
+        column = len(split_lines(before)[-1])
         return types.Position(line, convert.char_to_unit(text.lines[line], column, encoding))
 
     return types.TextEdit(types.Range(position(start), position(end_old)), new[start:end_new])

@@ -7,7 +7,6 @@ Pure functions: no server state, no I/O, so each conversion is unit-tested on it
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from lsprotocol import types
 
 from shapelens.analysis.rules import RULES
 from shapelens.core.findings import Finding, Fix, Hint, LayerInfo, Severity, Span, merge_hints
+from shapelens.core.source import LINE_BREAK, split_lines
 from shapelens.lsp.render import hints_tooltip, layer_label, layer_markdown, line_label
 
 SOURCE = "shapelens"
@@ -24,7 +24,6 @@ UTF8 = "utf-8"
 UTF32 = "utf-32"
 
 # LSP counts only these as line breaks (str.splitlines would also split on \x0c, \u2028, ...).
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def enum_value(kind: object) -> str:
@@ -32,13 +31,8 @@ def enum_value(kind: object) -> str:
     return str(getattr(kind, "value", kind))
 
 
-def split_lines(text: str) -> list[str]:
-    """The document's lines as LSP numbers them, without their line breaks."""
-    return _LINE_BREAK.split(text)
-
-
 def count_line_breaks(text: str) -> int:
-    return len(_LINE_BREAK.findall(text))
+    return len(LINE_BREAK.findall(text))
 
 
 # -- columns -----------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import replace
 from lsprotocol import types
 
 from shapelens.core.findings import Edit, FileReport, Finding, Fix, Hint, LayerCall, LayerInfo, Related, Span
-from shapelens.lsp.convert import split_lines
+from shapelens.core.source import split_lines
 
 
 class Change:
