@@ -1,8 +1,8 @@
 """Command line: `shapelens serve` (the language server over stdio) and `shapelens check` (the same findings
-as text or JSON, for CI, pre-commit and any editor).
+as text, JSON, GitHub Actions annotations or SARIF, for CI, pre-commit and any editor).
 
-Exit status of `check`: 0 without error findings, 1 with any (an unreadable file is one: SL007), 2 for a usage
-error or a path that does not exist.
+Exit status of `check`: 0 without error findings (or with `--exit-zero`), 1 with any (an unreadable file is
+one: SL007), 2 for a usage error or a path that does not exist.
 """
 
 from __future__ import annotations
@@ -13,16 +13,25 @@ import json
 import math
 import os
 import sys
+import threading
+import urllib.parse
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
+from shapelens import __version__
 from shapelens.analysis import edits
 from shapelens.analysis.engine import analyze
+from shapelens.analysis.rules import RULES
 from shapelens.analysis.worker_client import TraceWorker
-from shapelens.core.findings import FileReport, Finding, Severity, Span, hint_label, to_json
+from shapelens.core.findings import FileReport, Finding, Fix, Severity, Span, hint_label, to_json
 from shapelens.core.options import DEVICES, Options
-from shapelens.core.source import Source, parse, read_source, read_source_or_empty
+from shapelens.core.source import Source, parse, read_source, read_source_or_empty, split_lines
+from shapelens.core.wire import TracePlan, TraceResult
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+FORMATS = ("text", "json", "github", "sarif")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,11 +40,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("serve", help="run the language server over stdio")
     check = sub.add_parser("check", help="trace the models in files or folders and report shape findings")
     check.add_argument("paths", nargs="+", metavar="PATH", help="a .py file or a folder (all *.py below it)")
-    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument("--format", choices=FORMATS, default="text", help="default text")
     check.add_argument("--device", choices=DEVICES, default="meta", help="where tensors live (default meta)")
     check.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds per model (default 10)")
     check.add_argument("--fix", action="store_true", help="apply the fixes marked safe")
     check.add_argument("--no-trace", action="store_true", help="static findings only; run no user code")
+    check.add_argument("--exit-zero", action="store_true", help="exit 0 even with error findings")
+    check.add_argument(
+        "--jobs", type=_positive_int, default=None, help="trace workers for several files (default: one per core)"
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         from shapelens.lsp.server import main as serve
@@ -49,6 +62,16 @@ def _positive_float(value: str) -> float:
     number = float(value)
     if not math.isfinite(number) or number <= 0:  # nan and inf parse as floats, and no trace ends with them
         raise argparse.ArgumentTypeError("must be a positive, finite number of seconds")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be a whole number of at least 1")
     return number
 
 
@@ -74,32 +97,104 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"shapelens: no such file or folder: {err}", file=sys.stderr)
         return EXIT_USAGE
     options = Options(device=args.device, timeout=args.timeout, trusted=not args.no_trace)
-    worker = None if args.no_trace else TraceWorker()
-    if args.device == "cuda" and worker is not None:
-        _warn_without_cuda(worker)
+    jobs = max(1, min(args.jobs or os.cpu_count() or 1, len(files)))
+    per_file = (
+        _check_serially(files, options, None)
+        if args.no_trace
+        else _check_serially(files, options, TraceWorker(), cuda=args.device == "cuda")
+        if jobs == 1
+        else _check_in_pool(files, options, jobs, cuda=args.device == "cuda")
+    )
     reports: dict[str, FileReport] = {}
-    try:
-        for path in files:
-            try:
-                text = read_source(path)
-            except (OSError, UnicodeDecodeError) as err:  # one bad file must not cost the others' findings
-                report = _unreadable(path, err)
-                reports.setdefault(report.path, FileReport(report.path)).merge(report)
-                continue
-            for other, report in analyze(path, text, options, worker, root=os.getcwd()).items():
-                reports.setdefault(other, FileReport(other)).merge(report)
-    finally:
-        if worker is not None:
-            worker.close()
+    for file_reports in per_file:  # merged in the order of `files`, whatever order the traces ended in
+        for other, report in file_reports.items():
+            reports.setdefault(other, FileReport(other)).merge(report)
     ordered = [reports[p] for p in sorted(reports)]
     if args.fix:
         _apply_safe_fixes(ordered)
     if args.format == "json":
         print(json.dumps(json_document(ordered), indent=1))
+    elif args.format == "sarif":
+        print(json.dumps(sarif_document(ordered), indent=1))
+    elif args.format == "github":
+        print(render_github(ordered), end="")
     else:
         print(render_text(ordered), end="")
     has_error = any(f.severity == Severity.ERROR for r in ordered for f in r.findings)
-    return EXIT_FINDINGS if has_error else EXIT_OK
+    return EXIT_FINDINGS if has_error and not args.exit_zero else EXIT_OK
+
+
+def _check_one(path: str, options: Options, worker: TraceWorker | None) -> dict[str, FileReport]:
+    try:
+        text = read_source(path)
+    except (OSError, UnicodeDecodeError) as err:  # one bad file must not cost the others' findings
+        report = _unreadable(path, err)
+        return {report.path: report}
+    return analyze(path, text, options, worker, root=os.getcwd())
+
+
+def _check_serially(
+    files: list[str], options: Options, worker: TraceWorker | None, cuda: bool = False
+) -> list[dict[str, FileReport]]:
+    try:
+        if cuda and worker is not None:
+            _warn_without_cuda(worker)
+        return [_check_one(path, options, worker) for path in files]
+    finally:
+        if worker is not None:
+            worker.close()
+
+
+class _PooledWorker(TraceWorker):
+    """One worker of `--jobs`: its thread holds the pool's lock for everything but the trace itself, so the
+    editor-side analysis (parsing, jedi, the rules, which are not thread-safe) runs one file at a time while
+    the traces, where the time goes, run side by side in their own processes."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        super().__init__()
+        self._analysis_lock = lock
+
+    def trace(self, plan: TracePlan) -> TraceResult:
+        self._analysis_lock.release()
+        try:
+            return super().trace(plan)
+        finally:
+            self._analysis_lock.acquire()
+
+
+def _check_in_pool(files: list[str], options: Options, jobs: int, cuda: bool) -> list[dict[str, FileReport]]:
+    """`files` spread over `jobs` warm workers (each one trace at a time); the results in the order of `files`."""
+    lock = threading.Lock()
+    idle = [_PooledWorker(lock) for _ in range(jobs)]
+    workers = list(idle)
+    take = threading.Lock()
+
+    def check(path: str) -> dict[str, FileReport]:
+        with take:
+            worker = idle.pop()
+        try:
+            with lock:
+                return _check_one(path, options, worker)
+        finally:
+            with take:
+                idle.append(worker)
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shapelens-check") as pool:
+            list(pool.map(_start_quietly, workers))  # every worker imports torch at once, not on its first file
+            if cuda:
+                _warn_without_cuda(workers[0])
+            return list(pool.map(check, files))
+    finally:
+        for worker in workers:
+            worker.close()
+
+
+def _start_quietly(worker: TraceWorker) -> None:
+    try:
+        worker.ensure_started()
+    except Exception:  # the per-file finding (SL004) says what is wrong with the worker
+        return
 
 
 def _unreadable(path: str, err: OSError | UnicodeDecodeError) -> FileReport:
@@ -179,6 +274,176 @@ def _json_finding(finding: Finding) -> dict[str, object]:
 
 def _sorted_findings(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (f.span.line, f.span.column, f.code))
+
+
+# -- GitHub Actions annotations --------------------------------------------------------------------------
+
+_GITHUB_LEVEL = {
+    Severity.ERROR: "error",
+    Severity.WARNING: "warning",
+    Severity.INFORMATION: "notice",
+    Severity.HINT: "notice",
+}
+
+
+def render_github(reports: list[FileReport]) -> str:
+    """One workflow command per finding (`::error file=...,line=...::message`): GitHub Actions shows each as
+    an annotation on the pull request's diff."""
+    out = []
+    for report in reports:
+        for finding in _sorted_findings(report.findings):
+            span = finding.span
+            rule = RULES.get(finding.code)
+            properties = {
+                "file": display_path(span.path),
+                "line": span.line,
+                "col": span.column,
+                "endLine": span.end_line,
+                "endColumn": span.end_column,
+                "title": f"{finding.code} {rule.name}" if rule else finding.code,
+            }
+            listed = ",".join(f"{key}={_github_property(str(value))}" for key, value in properties.items())
+            out.append(f"::{_GITHUB_LEVEL[finding.severity]} {listed}::{_github_data(finding.message)}")
+    return "".join(line + "\n" for line in out)
+
+
+def _github_data(text: str) -> str:
+    """A workflow command's message, escaped as the Actions runner reads it back."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _github_property(text: str) -> str:
+    """A workflow command's property value: a message's escapes, and `:` and `,` that would end the value."""
+    return _github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+# -- SARIF -----------------------------------------------------------------------------------------------
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://github.com/shapelens/shapelens"
+_SARIF_LEVEL = {
+    Severity.ERROR: "error",
+    Severity.WARNING: "warning",
+    Severity.INFORMATION: "note",
+    Severity.HINT: "note",
+}
+
+
+def sarif_document(reports: list[FileReport]) -> dict[str, object]:
+    """SARIF 2.1.0 (what GitHub code scanning uploads): one run, every rule of the registry, a result per
+    finding. Lines are 1-based; columns are 1-based UTF-16 code units (SARIF's default `columnKind`), and
+    URIs are relative to the current folder (`%SRCROOT%`) where the file lies below it."""
+    codes = list(RULES)
+    columns = _Utf16Columns()
+    results = [
+        _sarif_result(finding, codes, columns) for report in reports for finding in _sorted_findings(report.findings)
+    ]
+    rules = [
+        {
+            "id": rule.code,
+            "name": rule.name,
+            "shortDescription": {"text": _first_sentence(rule.summary)},
+            "fullDescription": {"text": rule.summary},
+            "helpUri": rule.url,
+            "defaultConfiguration": {"level": _SARIF_LEVEL[rule.severity]},
+            "properties": {"needsTrace": rule.needs_trace},
+        }
+        for rule in RULES.values()
+    ]
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "shapelens",
+                        "version": __version__,
+                        "informationUri": INFORMATION_URI,
+                        "rules": rules,
+                    }
+                },
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": Path(os.getcwd()).as_uri() + "/"}},
+                "columnKind": "utf16CodeUnits",
+                "results": results,
+            }
+        ],
+    }
+
+
+def _sarif_result(finding: Finding, codes: list[str], columns: _Utf16Columns) -> dict[str, object]:
+    result: dict[str, Any] = {"ruleId": finding.code}
+    if finding.code in codes:
+        result["ruleIndex"] = codes.index(finding.code)
+    result["level"] = _SARIF_LEVEL[finding.severity]
+    result["message"] = {"text": finding.message}
+    result["locations"] = [_sarif_location(finding.span, columns)]
+    if finding.related:
+        result["relatedLocations"] = [
+            {"id": i, **_sarif_location(r.span, columns), "message": {"text": r.message}}
+            for i, r in enumerate(finding.related)
+        ]
+    if finding.fixes:
+        result["fixes"] = [_sarif_fix(fix_, columns) for fix_ in finding.fixes]
+    return result
+
+
+def _sarif_fix(fix_: Fix, columns: _Utf16Columns) -> dict[str, object]:
+    by_path: dict[str, list[dict[str, object]]] = {}
+    for edit in fix_.edits:
+        by_path.setdefault(edit.span.path, []).append(
+            {"deletedRegion": _sarif_region(edit.span, columns), "insertedContent": {"text": edit.new_text}}
+        )
+    return {
+        "description": {"text": f"{fix_.title} ({'safe' if fix_.safe else 'unsafe'})"},
+        "artifactChanges": [
+            {"artifactLocation": _sarif_artifact(path), "replacements": replacements}
+            for path, replacements in by_path.items()
+        ],
+    }
+
+
+def _sarif_location(span: Span, columns: _Utf16Columns) -> dict[str, object]:
+    return {
+        "physicalLocation": {"artifactLocation": _sarif_artifact(span.path), "region": _sarif_region(span, columns)}
+    }
+
+
+def _sarif_artifact(path: str) -> dict[str, str]:
+    shown = display_path(path)
+    if os.path.isabs(shown):  # outside the current folder: an absolute file: URI of its own
+        return {"uri": Path(shown).as_uri()}
+    return {"uri": urllib.parse.quote(Path(shown).as_posix()), "uriBaseId": "%SRCROOT%"}
+
+
+def _sarif_region(span: Span, columns: _Utf16Columns) -> dict[str, int]:
+    return {
+        "startLine": span.line,
+        "startColumn": columns(span.path, span.line, span.column),
+        "endLine": span.end_line,
+        "endColumn": columns(span.path, span.end_line, span.end_column),
+    }
+
+
+class _Utf16Columns:
+    """Our 1-based character columns as SARIF's 1-based UTF-16 columns (a character outside the BMP, an emoji
+    in a comment or string, counts two), reading each file once."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, list[str]] = {}
+
+    def __call__(self, path: str, line: int, column: int) -> int:
+        if path not in self._lines:
+            self._lines[path] = split_lines(read_source_or_empty(path))
+        lines = self._lines[path]
+        before = lines[line - 1][: column - 1] if 0 < line <= len(lines) else ""
+        return column + sum(1 for char in before if ord(char) > 0xFFFF)
+
+
+def _first_sentence(text: str) -> str:
+    flat = " ".join(text.split())
+    end = flat.find(". ")
+    return flat if end < 0 else flat[: end + 1]
 
 
 # -- text ------------------------------------------------------------------------------------------------

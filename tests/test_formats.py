@@ -1,0 +1,233 @@
+"""`shapelens check --format github|sarif`, on the renderers directly (fast) and through the real CLI.
+
+SARIF is validated against the official SARIF 2.1.0 JSON schema (`sarif-2.1.0-rtm.5.json`, vendored beside
+this file from the npm package @microsoft/jest-sarif 1.0.0-beta.0, MIT; its `id` names the schemastore copy).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from shapelens.analysis.rules import RULES
+from shapelens.cli import render_github, sarif_document
+from shapelens.core.findings import Edit, FileReport, Finding, Fix, Related, Severity, Span
+
+REPO = Path(__file__).resolve().parents[1]
+SARIF_SCHEMA = json.loads((Path(__file__).parent / "sarif-2.1.0-rtm.5.json").read_text(encoding="utf-8"))
+
+
+def assert_valid_sarif(document: object) -> None:
+    validator = jsonschema.Draft4Validator(SARIF_SCHEMA)
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
+    assert errors == []
+
+
+def finding(path: Path, severity: Severity = Severity.ERROR, message: str = "boom", **kw: object) -> Finding:
+    span = Span(str(path), 2, 5, 2, 9)
+    return Finding("SL101", severity, span, message, **kw)  # type: ignore[arg-type]
+
+
+# -- github ----------------------------------------------------------------------------------------------
+
+
+def test_github_annotation_names_the_place_rule_and_title(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "model.py"
+    out = render_github([FileReport(str(path), findings=[finding(path)])])
+    assert out == ("::error file=model.py,line=2,col=5,endLine=2,endColumn=9,title=SL101 linear-in-features::boom\n")
+
+
+def test_github_escapes_data_and_properties(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "a,b:c%.py"
+    out = render_github([FileReport(str(path), findings=[finding(path, message="100% wrong\r\nsee: a, b")])])
+    assert out.startswith("::error file=a%2Cb%3Ac%25.py,line=2,")
+    assert out.endswith("::100%25 wrong%0D%0Asee: a, b\n")  # `:` and `,` are only escaped in properties
+    assert out.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("severity", "command"),
+    [
+        (Severity.ERROR, "error"),
+        (Severity.WARNING, "warning"),
+        (Severity.INFORMATION, "notice"),
+        (Severity.HINT, "notice"),
+    ],
+)
+def test_github_levels(tmp_path: Path, severity: Severity, command: str) -> None:
+    path = tmp_path / "model.py"
+    assert render_github([FileReport(str(path), findings=[finding(path, severity)])]).startswith(f"::{command} ")
+
+
+def test_github_without_findings_prints_nothing(tmp_path: Path) -> None:
+    assert render_github([FileReport(str(tmp_path / "model.py"))]) == ""
+
+
+# -- sarif -----------------------------------------------------------------------------------------------
+
+
+def test_sarif_driver_lists_every_rule_of_the_registry(tmp_path: Path) -> None:
+    document = sarif_document([])
+    assert_valid_sarif(document)
+    [run] = document["runs"]  # type: ignore[index]
+    driver = run["tool"]["driver"]
+    assert driver["name"] == "shapelens" and driver["version"] and driver["informationUri"].startswith("https://")
+    assert [r["id"] for r in driver["rules"]] == list(RULES)
+    for entry, rule in zip(driver["rules"], RULES.values(), strict=True):
+        assert entry["name"] == rule.name and entry["helpUri"] == rule.url
+        assert entry["shortDescription"]["text"]
+        level = {"error": "error", "warning": "warning"}.get(rule.severity.value, "note")
+        assert entry["defaultConfiguration"]["level"] == level
+    assert run["columnKind"] == "utf16CodeUnits" and run["results"] == []
+
+
+def test_sarif_result_with_location_related_and_fixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "sub dir" / "model.py"
+    path.parent.mkdir()
+    path.write_text("import torch\nfc = nn.Linear(400, 10)\n", encoding="utf-8")
+    fix = Fix("Set in_features to 576", (Edit(Span(str(path), 2, 16, 2, 19), "576"),), safe=True)
+    related = Related(Span(str(path), 1, 1, 1, 13), "meets its input here")
+    report = FileReport(str(path), findings=[finding(path, fixes=(fix,), related=(related,))])
+    document = sarif_document([report])
+    assert_valid_sarif(document)
+    [result] = document["runs"][0]["results"]  # type: ignore[index]
+    assert result["ruleId"] == "SL101" and result["level"] == "error" and result["message"] == {"text": "boom"}
+    assert document["runs"][0]["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == "SL101"  # type: ignore[index]
+    [location] = result["locations"]
+    artifact = {"uri": "sub%20dir/model.py", "uriBaseId": "%SRCROOT%"}
+    assert location["physicalLocation"] == {
+        "artifactLocation": artifact,
+        "region": {"startLine": 2, "startColumn": 5, "endLine": 2, "endColumn": 9},
+    }
+    assert result["relatedLocations"][0]["message"] == {"text": "meets its input here"}
+    [sarif_fix] = result["fixes"]
+    [change] = sarif_fix["artifactChanges"]
+    assert change["artifactLocation"] == artifact
+    assert change["replacements"] == [
+        {
+            "deletedRegion": {"startLine": 2, "startColumn": 16, "endLine": 2, "endColumn": 19},
+            "insertedContent": {"text": "576"},
+        }
+    ]
+    root = document["runs"][0]["originalUriBaseIds"]["%SRCROOT%"]["uri"]  # type: ignore[index]
+    assert root == tmp_path.as_uri() + "/"
+
+
+def test_sarif_columns_are_utf16_code_units(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "model.py"
+    path.write_text('s = "😀é"; fc = nn.Linear(400, 10)\n', encoding="utf-8")
+    # characters: `nn.Linear` starts at column 16; the emoji is two UTF-16 code units, `é` one
+    span = Span(str(path), 1, 16, 1, 25)
+    document = sarif_document([FileReport(str(path), findings=[Finding("SL101", Severity.ERROR, span, "x")])])
+    region = document["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]  # type: ignore[index]
+    assert (region["startColumn"], region["endColumn"]) == (17, 26)
+
+
+def test_sarif_file_outside_the_current_folder_is_an_absolute_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    path = tmp_path / "elsewhere.py"
+    document = sarif_document([FileReport(str(path), findings=[finding(path)])])
+    assert_valid_sarif(document)
+    artifact = document["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]  # type: ignore[index]
+    assert artifact == {"uri": path.as_uri()}
+
+
+# -- through the CLI -------------------------------------------------------------------------------------
+
+
+def check(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shapelens.cli", "check", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("formats")
+    shutil.copytree(REPO / "examples", root / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_pool_results_are_identical_to_a_serial_run(examples: Path) -> None:
+    serial = check("examples", "--format", "json", "--jobs", "1", cwd=examples)
+    pooled = check("examples", "--format", "json", "--jobs", "2", cwd=examples)
+    assert serial.returncode == pooled.returncode == 1  # the examples show errors on purpose
+    files = json.loads(serial.stdout)["files"]
+    assert len(files) > 10 and any(f["hints"] for f in files) and any(f["diagnostics"] for f in files)
+    assert pooled.stdout == serial.stdout
+
+
+def test_cli_sarif_of_the_examples_validates(examples: Path) -> None:
+    result = check("examples", "--format", "sarif", "--jobs", "2", cwd=examples)
+    assert result.returncode == 1, result.stderr
+    document = json.loads(result.stdout)
+    assert_valid_sarif(document)
+    results = document["runs"][0]["results"]
+    assert any(r["ruleId"] == "SL101" and r.get("fixes") for r in results)
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}
+    assert all(uri.startswith("examples/") for uri in uris)
+
+
+def test_cli_github_format_and_exit_zero(tmp_path: Path) -> None:
+    (tmp_path / "broken.py").write_text("import torch\nx = (\n", encoding="utf-8")
+    (tmp_path / "drop.py").write_text(DROPOUT_FIRST, encoding="utf-8")
+    result = check(".", "--format", "github", "--no-trace", cwd=tmp_path)
+    lines = result.stdout.splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["::error", "::warning"]
+    assert lines[0].startswith("::error file=broken.py,line=") and ",title=SL000 " in lines[0]
+    assert lines[1].startswith("::warning file=drop.py,line=") and ",title=SL201 " in lines[1]
+    assert result.returncode == 1
+    zero = check(".", "--format", "github", "--no-trace", "--exit-zero", cwd=tmp_path)
+    assert zero.returncode == 0 and zero.stdout == result.stdout
+    assert check(".", "--no-trace", "--exit-zero", cwd=tmp_path).returncode == 0
+    assert check("missing.py", "--exit-zero", cwd=tmp_path).returncode == 2  # a usage error is still one
+
+
+DROPOUT_FIRST = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.drop = nn.Dropout(0.1)
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        return self.act(self.drop(self.fc(x)))
+"""
+
+
+def test_jobs_must_be_positive(tmp_path: Path) -> None:
+    bad = check("--jobs", "0", ".", cwd=tmp_path)
+    assert bad.returncode == 2 and "at least 1" in bad.stderr
+
+
+# -- pre-commit ------------------------------------------------------------------------------------------
+
+
+def test_pre_commit_hook_runs_the_console_script() -> None:
+    yaml = pytest.importorskip("yaml")
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    [hook] = [h for h in hooks if h["id"] == "shapelens"]
+    assert hook["entry"] == "shapelens check"
+    assert hook["language"] == "python" and hook["types"] == ["python"] and hook["require_serial"] is True
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    assert hook["entry"].split()[0] in scripts
+    assert scripts["shapelens"] == "shapelens.cli:main"
