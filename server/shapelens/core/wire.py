@@ -64,6 +64,7 @@ class ErrorKind(_Name):
     EXIT = "exit"  # user code called sys.exit() (SL004)
     MEMORY = "memory"  # over the memory cap (SL005)
     NOFORWARD = "noforward"  # the class has no forward yet (SL008)
+    REFUSED = "refused"  # the sandbox refused what user code tried (a write, a socket, a process) (SL009)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import os
 import resource
 import stat
 import sys
+import tempfile
 import traceback
 import types
 from collections.abc import Callable
@@ -44,6 +45,7 @@ from shapelens.trace.instrument import RECORD, RETURN, instrument
 from shapelens.trace.model_run import _classify, _find_nodes, trace_target
 from shapelens.trace.patches import install_patches
 from shapelens.trace.recording import Recorder
+from shapelens.trace.sandbox import CACHE_VARIABLES, Sandbox, die_with_parent
 
 # -- process set-up ---------------------------------------------------------------------------------------
 
@@ -200,7 +202,23 @@ def library_imports(before: set[str], is_project: Callable[[str], bool]) -> list
     return sorted(found)
 
 
-def run(plan: TracePlan, fd: int, progress: Any, token: str) -> None:
+def own_session(worker: int) -> None:
+    """Lead a session (and process group) of its own, which the worker kills whole when the trace ends, and
+    die with the worker (PR_SET_PDEATHSIG); if the worker is already gone, end now."""
+    os.setsid()
+    die_with_parent()
+    if os.getppid() != worker:
+        os._exit(1)
+
+
+def private_folder(folder: str) -> None:
+    """Point the temporary folder and the caches libraries write at the trace's private folder."""
+    for name in CACHE_VARIABLES:
+        os.environ[name] = folder
+    tempfile.tempdir = folder
+
+
+def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None = None) -> None:
     emit = Emitter(fd, progress, token)
     before = set(sys.modules)
     isolate(plan)
@@ -211,6 +229,11 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str) -> None:
     recorder.on_progress = emit.at
     ctx = Context(types.ModuleType(plan.module), {}, device)
     install_patches(recorder, ctx)
+    if folder is not None:  # from here on, user code runs: nothing outside the folder changes
+        private_folder(folder)
+        sys.dont_write_bytecode = True  # a library imported for the first time caches no .pyc
+        ctx.sandbox = Sandbox(folder, is_project, ctypes_allowed=device.type == "cuda")
+        ctx.sandbox.install()
     loader = Loader(recorder, lambda file_id, path: emit({"event": Event.FILE, "id": file_id, "path": path}))
     sys.meta_path.insert(0, ProjectFinder(loader, is_project))
     name = plan.module
@@ -245,12 +268,13 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str) -> None:
             emit.result(TargetResult(spec.name, Status.ERROR, ctx.device.type, error=error))
 
 
-def main_in_child(plan: TracePlan, fd: int, progress: Any, token: str) -> None:
+def main_in_child(plan: TracePlan, fd: int, progress: Any, token: str, folder: str, worker: int) -> None:
     """Entry point after fork: never returns."""
     gc.disable()  # a short-lived process: collecting would only copy the warm parent's pages
     code = 0
     try:
-        run(plan, fd, progress, token)
+        own_session(worker)
+        run(plan, fd, progress, token, folder)
     except BaseException:
         traceback.print_exc()
         code = 1

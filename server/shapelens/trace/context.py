@@ -21,6 +21,7 @@ from shapelens.core.wire import (
     to_wire,
 )
 from shapelens.trace.recording import Recorder, in_recorder
+from shapelens.trace.sandbox import Sandbox
 
 
 class TraceTimeout(BaseException):
@@ -51,6 +52,7 @@ class Context:
         self.module = module
         self.nodes = nodes
         self.device = device
+        self.sandbox: Sandbox | None = None  # the child's rules (trace/sandbox.py), once installed
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from torch import nn
 from shapelens.core.source import read_source_or_empty, split_lines
 from shapelens.core.wire import ErrorKind, TraceError, TracePlan
 from shapelens.trace.recording import MissingForward, Recorder, shape_of
+from shapelens.trace.sandbox import refusal_of
 
 # torch's own messages, reworded; each pattern's groups feed its template
 _REWORDS: list[tuple[re.Pattern[str], str]] = [
@@ -114,6 +115,11 @@ def _exit_words(err: BaseException) -> str:
     return f"raised {type(err).__name__}"
 
 
+def _refusal_text(err: BaseException) -> str:
+    """The sandbox's own message, from the refusal itself or the one it was raised from."""
+    return str(refusal_of(err) or err)
+
+
 def _statement_source(path: str, line: int, plan: TracePlan) -> str:
     lines = split_lines(plan.source if path == plan.file else read_source_or_empty(path))
     return lines[line - 1].strip() if 0 < line <= len(lines) else ""
@@ -184,6 +190,13 @@ def failure(kind: str, err: BaseException, plan: TracePlan, recorder: Recorder, 
         message = f"loading {loading} {_exit_words(err)}" if stage == "import" else f"the model {_exit_words(err)}"
     elif kind == "memory":
         message = f"trace stopped: it needed more than {plan.memory_mb} MB"
+    elif kind == "refused":
+        refusal = _refusal_text(err)
+        message = (
+            f"loading {loading}: {refusal}; nothing in it was traced"
+            if stage == "import"
+            else f"{refusal}; the trace stopped at this line, the shapes before it are shown"
+        )
     elif kind == "datadep":
         message = (
             "this line needs a tensor's values, which a shape-only trace does not have, so the shapes after "

@@ -30,6 +30,7 @@ from shapelens.core.wire import (
 from shapelens.trace import explain
 from shapelens.trace.context import Context, Emitter, TraceTimeout, time_limit
 from shapelens.trace.recording import Recorder
+from shapelens.trace.sandbox import refusal_of
 
 
 def _find_nodes(tree: ast.Module) -> dict[tuple[Any, ...], list[ast.AST]]:
@@ -148,6 +149,8 @@ def _attempt(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan
     for store in (recorder.records, recorder.producers, recorder.uses):
         store.clear()
     recorder.mismatches.clear()
+    if ctx.sandbox is not None:
+        ctx.sandbox.refusals.clear()
     recorder.last = (-1, 0)  # a failure outside user code must not point at the previous model's last line
     if recorder.on_progress is not None:
         recorder.on_progress(-1, 0)
@@ -181,6 +184,8 @@ def _classify(err: BaseException, stage: str) -> str:
     text = f"{type(err).__name__}: {err}"
     if isinstance(err, TraceTimeout):
         return "timeout"
+    if refusal_of(err) is not None:
+        return "refused"
     if isinstance(err, MemoryError) or "can't allocate memory" in text:
         return "memory"
     if isinstance(err, NoInput):
@@ -196,6 +201,16 @@ def _classify(err: BaseException, stage: str) -> str:
     if any(marker in text for marker in DATA_DEPENDENT):
         return "datadep"
     return "shape" if stage == "forward" else "build"
+
+
+def _swallowed_refusal(ctx: Context, plan: TracePlan) -> TraceError | None:
+    """The first refusal of a trace that went on (the model caught it, or a thread met it): its finding."""
+    if ctx.sandbox is None or not ctx.sandbox.refusals:
+        return None
+    message, path, line = ctx.sandbox.refusals[0]
+    return TraceError(
+        ErrorKind.REFUSED, f"{message}; shapes after it are unaffected", path or plan.file, line, stage="forward"
+    )
 
 
 def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitter, plan: TracePlan) -> None:
@@ -221,7 +236,11 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
         emit.result(TargetResult(spec.name, Status.SKIPPED, mode))
         return
     error = None
-    if err is not None:
+    status = Status.ERROR
+    if err is None:
+        error = _swallowed_refusal(ctx, plan)
+        status = Status.OK
+    else:
         kind = _classify(err, outcome["stage"])
         if kind == "noinput":
             error = TraceError(ErrorKind.NOINPUT, str(err))
@@ -238,7 +257,7 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
     emit.result(
         TargetResult(
             spec.name,
-            Status.ERROR if error is not None else Status.OK,
+            status,
             mode,
             records=collect_records(recorder),
             layers=collect_layers(model, recorder, outcome["flops"]) if model is not None else [],

@@ -20,13 +20,16 @@ import mmap
 import os
 import secrets
 import select
+import shutil
 import signal
 import struct
 import sys
+import tempfile
 import time
 from typing import IO, Any
 
 from shapelens.core.wire import ErrorKind, Event, Status, TargetResult, TraceError, TracePlan, from_wire, to_wire
+from shapelens.trace.sandbox import kill_group
 
 GRACE_S = 2.0  # beyond the child's own timer, before we kill it (a hang inside C code ignores the timer)
 
@@ -122,13 +125,21 @@ class Run:
         read_fd, write_fd = os.pipe()
         self.progress = mmap.mmap(-1, 8)
         struct.pack_into("ii", self.progress, 0, -1, 0)
+        self.folder = tempfile.mkdtemp(prefix="shapelens-trace-")  # the only place the child may write
+        worker = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            child.main_in_child(self.plan, write_fd, self.progress, self.token)
+            child.main_in_child(self.plan, write_fd, self.progress, self.token, self.folder, worker)
         os.close(write_fd)
         self.pid, self.fd = pid, read_fd
         return pid
+
+    def end(self) -> None:
+        """Kill whatever the trace left running (the child leads its own process group: `sandbox` refuses
+        processes, this is the belt to those braces) and remove its private folder."""
+        kill_group(self.pid)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def collect(self) -> dict[str, Any]:
         timeout = float(self.plan.timeout)
@@ -144,6 +155,9 @@ class Run:
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     self._line(line)
+            if os.getppid() != PARENT:  # the editor or the CLI is gone: so are we, and the trace
+                self.end()
+                os._exit(1)
             elapsed = time.monotonic() - self.current_since
             if not eof and self.killed_for is None:
                 if elapsed > timeout + GRACE_S:
@@ -154,9 +168,11 @@ class Run:
         if self.foreign:
             print(f"shapelens: ignored {self.foreign} bytes the traced code wrote on the event pipe", file=sys.stderr)
         if len(self.targets) < expected:  # killed or crashed: its status says how
+            self.end()  # before the child is reaped, while the group's id is still the child's
             _, status = os.waitpid(self.pid, 0)
             self._fill_missing(status)
         else:  # all reported: don't wait for the child's exit (≈12 ms of unmapping), reap it later
+            self.end()
             ZOMBIES.append(self.pid)
         return {"targets": self.targets, "files": self.files}
 
@@ -222,6 +238,9 @@ class Run:
                 else TraceError(ErrorKind.CRASH, reason, self.plan.file, 0)
             )
             self.targets.append(to_wire(TargetResult(spec.name, Status.ERROR, None, error=error)))
+
+
+PARENT = os.getppid()  # the editor or the CLI that started us; another parent means it died
 
 
 def main() -> None:
