@@ -1,5 +1,6 @@
-"""The trace failures, SL000-SL008: the file does not parse or is not analysed (SL000, SL006, SL007), the
-traced model raised or could not run (SL001, SL002, SL004, SL005, SL008), or no input is known (SL003).
+"""The trace failures, SL000-SL009: the file does not parse or is not analysed (SL000, SL006, SL007), the
+traced model raised or could not run (SL001, SL002, SL004, SL005, SL008), no input is known (SL003), or the
+trace refused what the model tried (SL009: a write, a connection, a process).
 
 The trace reports how a model ended as an error kind; `trace_error` maps it to its rule and places it.
 SL000 and SL006 are found by `core/source.parse` and SL007 by `shapelens check` (cli.py): the ground floor
@@ -255,14 +256,64 @@ class Net(nn.Module):
 """,
     complete=True,
 )
+SL009 = Rule(
+    code="SL009",
+    name="trace-refused",
+    severity=Severity.INFORMATION,
+    summary=(
+        "The traced code tried something a trace never does, and the trace refused it: writing, deleting, renaming "
+        "or chmod-ing a file outside the trace's temporary folder (`torch.save` included), reading a credential file "
+        "under the home folder (`~/.ssh`, `~/.aws`, ...), opening a connection or looking up a host (`torch.hub.load`, "
+        "a download), starting a process (`subprocess`, `os.system`, `os.fork`), or loading a library with `ctypes`. "
+        "The message says what, at the line that tried. Where the model's own code caught the refusal the trace went "
+        "on and its shapes are unaffected; otherwise the trace of that model stopped at that line, with the shapes "
+        "before it shown. Nothing is wrong with the shapes: keep side effects out of `__init__` and `forward` (or "
+        "behind a flag) to trace further."
+    ),
+    bad="""\
+import torch
+import torch.nn as nn
+
+
+# shapelens: x=(4, 8)
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        y = self.fc(x)
+        torch.save(self.state_dict(), "checkpoint.pt")
+        return y
+""",
+    good="""\
+import torch
+import torch.nn as nn
+
+
+# shapelens: x=(4, 8)
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def save(net):
+    torch.save(net.state_dict(), "checkpoint.pt")
+""",
+    complete=True,
+)
 
 # what the registry (`rules/__init__.py`) collects from this family
-RULES = (SL000, SL001, SL002, SL003, SL004, SL005, SL006, SL007, SL008)
+RULES = (SL000, SL001, SL002, SL003, SL004, SL005, SL006, SL007, SL008, SL009)
 
 # the rule for each way a trace can end (`error.kind` in a trace result); an unknown kind is SL004
 ERROR_RULES = {
     "shape": SL001, "timeout": SL002, "recursion": SL002, "noinput": SL003, "build": SL004, "crash": SL004,
-    "datadep": SL004, "exit": SL004, "memory": SL005, "noforward": SL008,
+    "datadep": SL004, "exit": SL004, "memory": SL005, "noforward": SL008, "refused": SL009,
 }  # fmt: skip
 
 
@@ -277,7 +328,7 @@ def no_input(source: Source, node: ast.AST, reason: str) -> Finding:
 
 
 def trace_error(error: TraceError, target: TargetResult, plan: Plan, sources: Sources) -> Finding:
-    """SL001/SL002/SL004/SL005/SL008 from the error a traced model ended with, at the line it names."""
+    """SL001/SL002/SL004/SL005/SL008/SL009 from the error a traced model ended with, at the line it names."""
     rule = ERROR_RULES.get(error.kind.value, SL004)
     path, line = error.path or plan.source.path, error.line or 0
     if not line or (not os.path.exists(path) and path != plan.source.path):
