@@ -10,12 +10,13 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import jsonschema
 import pytest
 from shapelens.analysis.rules import RULES
-from shapelens.cli import render_github, sarif_document
+from shapelens.cli import _PooledWorker, render_github, sarif_document
 from shapelens.core.findings import Edit, FileReport, Finding, Fix, Related, Severity, Span
 
 REPO = Path(__file__).resolve().parents[1]
@@ -210,6 +211,14 @@ class Net(nn.Module):
     def forward(self, x):
         return self.act(self.drop(self.fc(x)))
 """
+
+
+def test_pooled_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")
+    worker = _PooledWorker(threading.Lock(), threads=3)
+    assert worker.env is not None
+    assert worker.env["OMP_NUM_THREADS"] == "3" and worker.env["MKL_NUM_THREADS"] == "7"  # a user's setting wins
 
 
 def test_jobs_must_be_positive(tmp_path: Path) -> None:

@@ -150,8 +150,13 @@ class _PooledWorker(TraceWorker):
     editor-side analysis (parsing, jedi, the rules, which are not thread-safe) runs one file at a time while
     the traces, where the time goes, run side by side in their own processes."""
 
-    def __init__(self, lock: threading.Lock) -> None:
-        super().__init__()
+    def __init__(self, lock: threading.Lock, threads: int) -> None:
+        # torch's own thread pool in each worker gets its share of the cores, not all of them: N workers
+        # that each use every core only fight (a user's setting wins)
+        env = dict(os.environ)
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(name, str(threads))
+        super().__init__(env=env)
         self._analysis_lock = lock
 
     def trace(self, plan: TracePlan) -> TraceResult:
@@ -165,7 +170,8 @@ class _PooledWorker(TraceWorker):
 def _check_in_pool(files: list[str], options: Options, jobs: int, cuda: bool) -> list[dict[str, FileReport]]:
     """`files` spread over `jobs` warm workers (each one trace at a time); the results in the order of `files`."""
     lock = threading.Lock()
-    idle = [_PooledWorker(lock) for _ in range(jobs)]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    idle = [_PooledWorker(lock, threads) for _ in range(jobs)]
     workers = list(idle)
     take = threading.Lock()
 
