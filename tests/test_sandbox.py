@@ -355,7 +355,7 @@ def test_a_process_that_gets_round_the_hook_dies_with_the_trace(analyse: Analyse
     and the worker kills that group when the trace ends."""
     marker = f"301.{os.getpid()}{time.monotonic_ns() % 100000}"
     [report] = analyse(FORK_EXEC.replace("{marker}", marker)).values()
-    if (27, (2, 3)) not in [(h.line, h.shape) for h in report.hints]:
+    if (2, 3) not in [h.shape for h in report.hints if h.target == "z"]:  # `z = y if started else x`
         pytest.skip(f"this Python's _posixsubprocess.fork_exec takes other arguments ({report.hints})")
     deadline = time.monotonic() + 2
     while processes_with(marker) and time.monotonic() < deadline:
