@@ -61,6 +61,9 @@ def test_check_leaves_a_file_only_the_training_code_writes_untouched(tmp_path: P
     assert (tmp_path / "results.csv").read_bytes() == RESULTS  # not truncated
     assert not (tmp_path / "SENTINEL").exists()  # os.system never ran
     [file] = json.loads(result.stdout)["files"]
+    # Had the filter let those lines run, the trace's sandbox would have refused them (SL009) and the load
+    # would have failed with no shapes: the hints and the empty findings prove they never ran at all.
+    assert file["diagnostics"] == []
     assert [(h["target"], h["shape"]) for h in file["hints"]] == [("return", [3, 2])]
 
 
@@ -88,6 +91,7 @@ def test_a_def_reading_a_module_level_call_does_not_make_it_run(analyse: Analyse
     """
     [report] = analyse(source).values()
     assert not (tmp_path / "SENTINEL").exists()
+    assert report.findings == []  # not even a refused os.system (SL009): it never ran
     assert [(h.target, h.shape) for h in report.hints] == [("return", (2, 2))]
 
 

@@ -23,3 +23,4 @@ async def test_opening_a_training_script_truncates_nothing(client: LanguageClien
     assert "[3, 2]" in hint_at(await s.inlay_hints(doc), line)
     assert (tmp_path / "results.csv").read_bytes() == RESULTS
     assert not (tmp_path / "SENTINEL").exists()
+    assert s.diagnostics(doc, doc.version) == []  # no refused write or os.system either: they never ran
