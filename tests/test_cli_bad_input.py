@@ -55,7 +55,7 @@ def test_a_ten_megabyte_line_is_one_information_finding_at_once(tmp_path: Path) 
     assert [h["shape"] for h in files["mlp.py"]["hints"]] == [[2, 5], [2, 5]]
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-1", "ten"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0", "-1", "ten", "1e308", "3601"])
 def test_a_timeout_that_no_trace_can_use_is_a_usage_error(tmp_path: Path, value: str) -> None:
     write(tmp_path, "mlp.py", MODEL)
     result = check(f"--timeout={value}", "mlp.py", cwd=tmp_path)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import math
 import os
 import sys
 import threading
@@ -26,7 +25,7 @@ from shapelens.analysis.engine import analyze
 from shapelens.analysis.rules import RULES
 from shapelens.analysis.worker_client import TraceWorker
 from shapelens.core.findings import FileReport, Finding, Fix, Severity, Span, hint_label, to_json
-from shapelens.core.options import DEVICES, Options
+from shapelens.core.options import DEVICES, Options, timeout_problem
 from shapelens.core.source import Source, parse, read_source, read_source_or_empty, split_lines
 from shapelens.core.wire import TracePlan, TraceResult
 
@@ -60,8 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _positive_float(value: str) -> float:
     number = float(value)
-    if not math.isfinite(number) or number <= 0:  # nan and inf parse as floats, and no trace ends with them
-        raise argparse.ArgumentTypeError("must be a positive, finite number of seconds")
+    problem = timeout_problem(number)  # nan, inf and 1e308 parse as floats, and no trace ends with them
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return number
 
 

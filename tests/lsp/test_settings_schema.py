@@ -20,7 +20,7 @@ def test_package_json_declares_exactly_the_settings() -> None:
     assert sorted(declared["properties"]) == sorted(expected["properties"])
     for key, entry in expected["properties"].items():
         # type, default, enum (and the rest) one by one first, for a readable failure
-        for attribute in ("type", "default", "enum", "minimum", "scope"):
+        for attribute in ("type", "default", "enum", "minimum", "maximum", "scope"):
             assert declared["properties"][key].get(attribute) == entry.get(attribute), (key, attribute)
     assert declared == expected, "regenerate with: python -m shapelens.lsp.settings"
 

@@ -166,6 +166,9 @@ def test_settings_shapes_and_bad_values() -> None:
     assert settings == Settings(trusted=False)
     assert len(warnings) == 5 and sum("using the default" in w for w in warnings) == 4
     assert any("shapelens.trusted" in w and "using the safe value False" in w for w in warnings)
+    for huge in (1e308, "1e308", 3601):  # the child's timer overflowed on such values: every model failed
+        settings, warnings = parse_settings({"traceTimeout": huge}, Settings(trace_timeout=5))
+        assert settings.trace_timeout == 10.0 and "at most 3600" in warnings[0]
     settings, warnings = parse_settings({"interpreter": sys.executable, "other": {"x": 1}})
     assert settings.interpreter == sys.executable and not warnings
     assert parse_settings(["nope"])[1]

@@ -3,9 +3,20 @@ editor's settings both become one `Options`)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 DEVICES = ("meta", "cpu", "cuda")
+# A trace longer than this is no trace: and the child's timer (setitimer) overflows on absurd values
+# (`--timeout 1e308` ended in "OverflowError: timestamp out of range" on every model).
+MAX_TIMEOUT_S = 3600.0
+
+
+def timeout_problem(seconds: float) -> str | None:
+    """Why `seconds` cannot be a trace's timeout, or None: the one rule the CLI and the editor's settings share."""
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_TIMEOUT_S:
+        return f"expected a positive number of seconds, at most {MAX_TIMEOUT_S:g}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields, replace
 from dataclasses import field as dataclass_field
 from typing import Any
 
-from shapelens.core.options import DEVICES, Options
+from shapelens.core.options import DEVICES, MAX_TIMEOUT_S, Options, timeout_problem
 
 SECTION = "shapelens"
 _UNSET: Any = object()
@@ -62,8 +62,9 @@ def _number(value: Any) -> float:
 
 def _timeout(value: Any) -> float:
     number = _number(value)
-    if number <= 0:
-        raise ValueError("expected a positive number of seconds")
+    problem = timeout_problem(number)
+    if problem is not None:
+        raise ValueError(problem)
     return number
 
 
@@ -109,6 +110,7 @@ class Setting:
     enum: tuple[str, ...] | None = None
     enum_descriptions: tuple[str, ...] | None = None
     minimum: float | None = None
+    maximum: float | None = None
     scope: str = "resource"
     client_default: Any = _UNSET  # what the client says when unset, where it differs from `default`
     bad_value: Any = _UNSET  # what a bad value means, where the default would be the unsafe choice
@@ -131,6 +133,8 @@ class Setting:
         entry["default"] = self.manifest_default
         if self.minimum is not None:
             entry["minimum"] = self.minimum
+        if self.maximum is not None:
+            entry["maximum"] = self.maximum
         entry["scope"] = self.scope
         entry["markdownDescription" if self.markdown else "description"] = self.description
         return entry
@@ -171,7 +175,12 @@ class Settings:
         ),
     )
     trace_timeout: float = _setting(
-        "traceTimeout", 10.0, _timeout, "Seconds one trace may run before it is stopped.", minimum=0.1
+        "traceTimeout",
+        10.0,
+        _timeout,
+        "Seconds one trace may run before it is stopped.",
+        minimum=0.1,
+        maximum=MAX_TIMEOUT_S,
     )
     debounce_ms: int = _setting(
         "debounceMs",
