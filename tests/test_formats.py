@@ -16,7 +16,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 from shapelens.analysis.rules import RULES
-from shapelens.cli import _PooledWorker, render_github, sarif_document
+from shapelens.cli.check import _PooledWorker
+from shapelens.cli.formats import render_github, sarif_document
 from shapelens.core.findings import Edit, FileReport, Finding, Fix, Related, Severity, Span
 
 REPO = Path(__file__).resolve().parents[1]

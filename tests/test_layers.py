@@ -14,7 +14,7 @@ ALLOWED = {
     "trace": {"core", "trace"},
     "analysis": {"core", "analysis"},
     "lsp": {"core", "analysis", "lsp"},
-    "cli": {"core", "analysis", "lsp"},
+    "cli": {"core", "analysis", "lsp", "cli"},
     "__init__": set(),
 }
 

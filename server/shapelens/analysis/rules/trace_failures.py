@@ -3,7 +3,7 @@ traced model raised or could not run (SL001, SL002, SL004, SL005, SL008), no inp
 trace refused what the model tried (SL009: a write, a connection, a process).
 
 The trace reports how a model ended as an error kind; `trace_error` maps it to its rule and places it.
-SL000 and SL006 are found by `core/source.parse` and SL007 by `shapelens check` (cli.py): the ground floor
+SL000 and SL006 are found by `core/source.parse` and SL007 by `shapelens check` (cli/check.py): the ground floor
 and the CLI cannot import the rules, so those three are declared here for their docs and examples only.
 """
 

@@ -1,0 +1,7 @@
+"""`python -m shapelens.cli`."""
+
+import sys
+
+from shapelens.cli import main
+
+sys.exit(main())
