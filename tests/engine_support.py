@@ -7,10 +7,27 @@ import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from shapelens.analysis.engine import analyze
+from shapelens.analysis.worker_client import TraceWorker
 from shapelens.core.findings import FileReport
+from shapelens.core.options import Options
 
 Analyse = Callable[..., dict[str, FileReport]]
+
+
+def analyser(worker: TraceWorker, project: Path) -> Analyse:
+    """`analyse(source, name="model.py", **options)`: writes the file into `project` and analyses it the way
+    `shapelens check` does, with `project` as the root; reports keyed by absolute path."""
+
+    def run(source: str, name: str = "model.py", **options: Any) -> dict[str, FileReport]:
+        path = project / name
+        text = textwrap.dedent(source)
+        path.write_text(text)
+        return analyze(str(path), text, Options(**options), worker, root=str(project))
+
+    return run
 
 
 def write(folder: Path, name: str, source: str) -> str:

@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import assert_worker_still_serves
-from shapelens.analysis.engine import analyze
+from engine_support import Analyse, analyser, assert_worker_still_serves
 from shapelens.analysis.worker_client import TraceWorker
-from shapelens.core.findings import FileReport, Severity
-from shapelens.core.options import Options
+from shapelens.core.findings import Severity
 
 SECRET = "-----BEGIN OPENSSH PRIVATE KEY----- not a real key"
 
@@ -48,21 +46,11 @@ def worker(home: Path) -> Iterator[TraceWorker]:
     w.close()
 
 
-Analyse = Callable[..., dict[str, FileReport]]
-
-
 @pytest.fixture
 def analyse(worker: TraceWorker, tmp_path: Path) -> Analyse:
     project = tmp_path / "project"
     project.mkdir(exist_ok=True)
-
-    def run(source: str, name: str = "model.py", **options: Any) -> dict[str, FileReport]:
-        path = project / name
-        text = textwrap.dedent(source)
-        path.write_text(text)
-        return analyze(str(path), text, Options(**options), worker, root=str(project))  # type: ignore[arg-type]
-
-    return run
+    return analyser(worker, project)
 
 
 @pytest.fixture
