@@ -412,3 +412,37 @@ def test_killing_the_cli_ends_the_worker_and_its_trace(tmp_path: Path) -> None:
         if cli.poll() is None:
             cli.kill()
             cli.wait()
+
+
+def test_a_library_may_use_ctypes_as_it_imports(tmp_path: Path) -> None:
+    """Only the user's own ctypes calls are refused: `torch.distributed` loads libc as it imports, and refusing
+    that stopped pytorch/examples' tensor-parallel files from loading at all."""
+    library = tmp_path / "site"
+    library.mkdir()
+    (library / "native_helper.py").write_text("import ctypes\n\nLIBC = ctypes.CDLL(None)\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    worker = TraceWorker(env={**os.environ, "PYTHONPATH": str(library)})
+    try:
+        analyse = analyser(worker, project)
+        [report] = analyse(
+            """
+            import native_helper
+            import torch
+            from torch import nn
+
+
+            # shapelens: x=(2, 4)
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(4, 3)
+
+                def forward(self, x):
+                    return self.fc(x)
+            """
+        ).values()
+    finally:
+        worker.close()
+    assert report.findings == []
+    assert [(h.target, h.shape) for h in report.hints] == [("return", (2, 3))]

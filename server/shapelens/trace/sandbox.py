@@ -154,11 +154,10 @@ class Sandbox:
             "os.killpg": lambda a: self._refuse(f"signal process group {a[0]}", "a trace touches no other process"),
         }
         if not ctypes_allowed:
-            ctypes_why = "ctypes would get round the trace's rules"
             self._handlers.update({
-                "ctypes.dlopen": lambda a: self._refuse(f"load the library `{a[0]}`", ctypes_why),
-                "ctypes.dlsym": lambda a: self._refuse(f"look up `{a[1]}` with ctypes", ctypes_why),
-                "ctypes.dlsym/handle": lambda a: self._refuse(f"look up `{a[1]}` with ctypes", ctypes_why),
+                "ctypes.dlopen": lambda a: self._ctypes(f"load the library `{a[0]}`"),
+                "ctypes.dlsym": lambda a: self._ctypes(f"look up `{a[1]}` with ctypes"),
+                "ctypes.dlsym/handle": lambda a: self._ctypes(f"look up `{a[1]}` with ctypes"),
             })  # fmt: skip
 
     def install(self) -> None:
@@ -214,6 +213,15 @@ class Sandbox:
         pid = args[0]
         if pid != self.pid and pid != os.getpid():
             self._refuse(f"signal process {pid}", "a trace touches no other process")
+
+    def _ctypes(self, what: str) -> None:
+        """Refused where the user's own code calls ctypes; libraries do it as they import (`torch.distributed`
+        loads libc), and refusing those stopped real model files from loading at all."""
+        frame = sys._getframe(3)  # _ctypes ← the handler's lambda ← the hook ← the ctypes code that asked
+        while frame is not None and os.sep + "ctypes" + os.sep in frame.f_code.co_filename:
+            frame = frame.f_back  # type: ignore[assignment]
+        if frame is not None and self.is_project(frame.f_code.co_filename):
+            self._refuse(what, "ctypes would get round the trace's rules")
 
     def _process(self, what: str) -> None:
         self._refuse(what, "a trace starts no process")
