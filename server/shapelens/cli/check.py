@@ -49,13 +49,13 @@ def run_check(args: argparse.Namespace) -> int:
     # 2-core machine outweighed the faster traces (20 small models: --jobs 2 took 0.85× the speed of --jobs 1
     # on meta, 1.17× on --device cpu). One core per worker by default waits for a pool that shares one warm-up.
     jobs = max(1, min(args.jobs, len(files)))
-    per_file = (
-        _check_serially(files, options, None)
-        if args.no_trace
-        else _check_serially(files, options, TraceWorker(), cuda=args.device == "cuda")
-        if jobs == 1
-        else _check_in_pool(files, options, jobs, cuda=args.device == "cuda")
-    )
+    cuda = args.device == "cuda"
+    if args.no_trace:
+        per_file = _check_serially(files, options, None)
+    elif jobs == 1:
+        per_file = _check_serially(files, options, TraceWorker(), cuda)
+    else:
+        per_file = _check_in_pool(files, options, jobs, cuda)
     reports: dict[str, FileReport] = {}
     for file_reports in per_file:  # merged in the order of `files`, whatever order the traces ended in
         for other, report in file_reports.items():
@@ -161,11 +161,8 @@ def _unreadable(path: str, err: OSError | UnicodeDecodeError) -> FileReport:
 
 
 def _warn_without_cuda(worker: TraceWorker) -> None:
-    try:
-        worker.ensure_started()
-    except Exception:  # the per-file finding says what is wrong with the worker
-        return
-    if not worker.cuda_available:
+    _start_quietly(worker)
+    if worker.torch_version is not None and not worker.cuda_available:
         print("shapelens: --device cuda: no CUDA device here; tracing on the meta device", file=sys.stderr)
 
 
