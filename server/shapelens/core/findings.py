@@ -109,6 +109,26 @@ class LayerInfo:
 
 
 @dataclass
+class ModelInput:
+    name: str
+    shape: Shape | None
+    dtype: str | None
+    note: str | None = None
+
+
+@dataclass
+class TracedModel:
+    """How one model of the file was traced: where its input came from (`input_source` is "directive",
+    "example", "workspace" or "inferred"), the inputs themselves, and what was chosen for it."""
+
+    name: str
+    line: int
+    input_source: str
+    inputs: list[ModelInput] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class FileReport:
     """All that is known about one file: what `check` prints and what the LSP publishes."""
 
@@ -119,6 +139,7 @@ class FileReport:
     traced: list[str] = field(default_factory=list)  # targets traced from this file ("Net", "model")
     mode: str | None = None  # "meta", "fake", "cpu", "cuda" — how the shapes were obtained
     elapsed_ms: float | None = None
+    models: list[TracedModel] = field(default_factory=list)  # the file's own traced models and their inputs
 
     def merge(self, other: FileReport) -> None:
         """Add what another report of the same file knows, each hint, finding and layer once: a file can be
@@ -129,6 +150,8 @@ class FileReport:
         layers = {(x.model, x.name, x.span) for x in self.layers}
         self.layers += [x for x in other.layers if (x.model, x.name, x.span) not in layers]
         self.traced += [t for t in other.traced if t not in self.traced]
+        known = {m.name for m in self.models}
+        self.models += [m for m in other.models if m.name not in known]
         self.mode = other.mode or self.mode
 
 

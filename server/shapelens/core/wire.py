@@ -34,8 +34,15 @@ class InputSource(_Name):
 
     DIRECTIVE = "directive"  # `# shapelens: x=(8, 3, 32, 32)`
     EXAMPLE = "example"  # an example call in the file
-    INFER = "infer"  # inferred from the model's first layer
+    WORKSPACE = "workspace"  # a call of the class in another file of the workspace (`GPT(conf)` in train.py)
+    INFER = "inferred"  # made up from the model itself: its layers, its constructor's defaults and annotations
     NONE = "none"  # no input known: not traced (SL003)
+
+    @property
+    def user_given(self) -> bool:
+        """The user's own code or words fixed this input: a failure with it is the code's error. Otherwise the
+        input (or the constructor's arguments) is our guess, and a guess never accuses the code."""
+        return self in (InputSource.DIRECTIVE, InputSource.EXAMPLE)
 
 
 class Event(_Name):
@@ -51,6 +58,7 @@ class Status(_Name):
     OK = "ok"
     ERROR = "error"
     SKIPPED = "skipped"  # the target is no nn.Module after all
+    COVERED = "covered"  # a guessed-input target already traced inside a parent model (`covered_by`)
 
 
 class ErrorKind(_Name):
@@ -65,6 +73,7 @@ class ErrorKind(_Name):
     MEMORY = "memory"  # over the memory cap (SL005)
     NOFORWARD = "noforward"  # the class has no forward yet (SL008)
     REFUSED = "refused"  # the sandbox refused what user code tried (a write, a socket, a process) (SL009)
+    GUESS = "guess"  # a trace with a guessed input or constructor failed in a way the guess may cause (info)
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,9 @@ class TargetSpec:
     model: Item | None
     args: list[Item]
     kwargs: dict[str, Item]
-    infer_from: str | None
+    infer_from: str | None  # not None: the child makes the inputs `forward` lacks from the built model
+    alternatives: list[Item] = field(default_factory=list)  # more constructor candidates, tried in order
+    synthesized: list[str] = field(default_factory=list)  # what was made up for the constructor ("n_layer=2")
 
 
 @dataclass(frozen=True)
@@ -174,6 +185,16 @@ class TraceError:
 
 
 @dataclass(frozen=True)
+class TracedInput:
+    """One argument a model was traced with: what the hover and JSON show, so a guess reads as a guess."""
+
+    name: str  # the forward parameter ("x", "hidden")
+    shape: Dims | None  # None for a non-tensor (a tuple of tensors shows its first)
+    dtype: str | None
+    note: str | None = None  # why this size ("the size fc1 accepts", "from Embedding: indices")
+
+
+@dataclass(frozen=True)
 class TargetResult:
     """What the trace of one model produced."""
 
@@ -185,6 +206,9 @@ class TargetResult:
     mismatches: list[Mismatch] = field(default_factory=list)
     error: TraceError | None = None
     elapsed_ms: float | None = None
+    inputs: list[TracedInput] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the trace chose or cut short, said once in the hover
+    covered_by: str | None = None  # Status.COVERED: the parent target whose trace reached this one
 
 
 @dataclass(frozen=True)
