@@ -306,13 +306,12 @@ def _with_inference(result: Inputs, model: Model) -> Inputs:
     if model.kind == "sequential":
         result.infer_from = ""  # the Sequential's first entry
         return result
-    first = _first_layer(model)
-    if first is None:
+    if model.forward is None:
         return Inputs(
             InputSource.NONE, line=result.line,
-            reason=f"no input is known for {model.name}: add `# shapelens: x=(...)` above the class",
+            reason=f"{model.name} has no `forward` yet: there is nothing to trace",
         )  # fmt: skip
-    result.infer_from = first
+    result.infer_from = _first_layer(model) or ""  # the trace child follows forward's data flow from here
     result.source = InputSource.INFER if result.source == InputSource.NONE else result.source
     return result
 
