@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from shapelens.analysis import edits
+from shapelens.analysis import notebook as nb
 from shapelens.analysis.engine import analyze
 from shapelens.analysis.worker_client import TraceWorker
 from shapelens.cli.formats import display_path, json_document, render_github, render_text, sarif_document
@@ -24,13 +25,14 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
 def collect_files(paths: Iterable[str]) -> list[str]:
-    """The .py files named or below the folders named; raises FileNotFoundError for a missing path."""
+    """The .py files and notebooks named or below the folders named; raises FileNotFoundError for a missing
+    path."""
     found: list[str] = []
     for path in paths:
         if os.path.isdir(path):
             for folder, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
-                found += [os.path.join(folder, f) for f in sorted(files) if f.endswith(".py")]
+                found += [os.path.join(folder, f) for f in sorted(files) if f.endswith(".py") or nb.is_notebook(f)]
         elif os.path.isfile(path):
             found.append(path)
         else:
@@ -81,7 +83,27 @@ def _check_one(path: str, options: Options, worker: TraceWorker | None) -> dict[
     except (OSError, UnicodeDecodeError) as err:  # one bad file must not cost the others' findings
         report = _unreadable(path, err)
         return {report.path: report}
+    if nb.is_notebook(path):
+        return _check_notebook(path, text, options, worker)
     return analyze(path, text, options, worker, root=os.getcwd())
+
+
+def _check_notebook(path: str, text: str, options: Options, worker: TraceWorker | None) -> dict[str, FileReport]:
+    """A notebook's code cells analysed as one program, reported per cell (`nb.ipynb:cell 3`); the cells with
+    nothing to say are left out."""
+    path = os.path.abspath(path)
+    try:
+        notebook = nb.read(path, text, lambda index: nb.cli_cell_path(path, index))
+    except nb.NotebookError as err:
+        finding = Finding("SL007", Severity.ERROR, Span(path, 1, 1, 1, 1), f"cannot read the file: {err}")
+        return {path: FileReport(path, findings=[finding])}
+    reports: dict[str, FileReport] = {}
+    for other, report in analyze(path, notebook.virtual, options, worker, root=os.getcwd()).items():
+        reports.update(nb.split_report(notebook, report) if other == path else {other: report})
+    said = {p: r for p, r in reports.items() if r.hints or r.findings or r.layers or nb.parse_cell_path(p) is None}
+    if not any(nb.parse_cell_path(p) for p in said):
+        said[path] = FileReport(path)  # the notebook was read and has nothing to say: it still shows as checked
+    return said
 
 
 def _check_serially(
@@ -171,7 +193,8 @@ def _warn_without_cuda(worker: TraceWorker) -> None:
 
 def _apply_safe_fixes(reports: list[FileReport]) -> None:
     findings = [finding for report in reports for finding in report.findings]
-    for path, (new_text, applied) in sorted(edits.apply_safe_fixes(findings, _text_or_none).items()):
+    fixed = edits.apply_safe_fixes(findings, _text_or_none)
+    for path, (new_text, applied) in sorted(_notebooks_fixed(fixed).items()):
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(new_text)
         print(
@@ -180,8 +203,32 @@ def _apply_safe_fixes(reports: list[FileReport]) -> None:
         )
 
 
+def _notebooks_fixed(fixed: dict[str, tuple[str, int]]) -> dict[str, tuple[str, int]]:
+    """The fixed texts by file to write: a notebook's fixed cells put back into its JSON (outputs, metadata
+    and formatting kept), other files as they are."""
+    out: dict[str, tuple[str, int]] = {}
+    cells: dict[str, dict[int, str]] = {}
+    for path, (new_text, applied) in fixed.items():
+        cell = nb.parse_cell_path(path)
+        if cell is None:
+            out[path] = (new_text, applied)
+            continue
+        cells.setdefault(cell[0], {})[cell[1]] = new_text
+        out[cell[0]] = ("", out.get(cell[0], ("", 0))[1] + applied)
+    for path, new_sources in cells.items():
+        original = _text_or_none(path)
+        if original is None:
+            out.pop(path)
+            continue
+        out[path] = (nb.write_cells(original, new_sources), out[path][1])
+    return out
+
+
 def _text_or_none(path: str) -> str | None:
+    cell = nb.parse_cell_path(path)
     try:
+        if cell is not None:  # a notebook cell's own source, as the fixes' positions count it
+            return nb.load_cell_text(read_source(cell[0]), cell[1])
         return read_source(path)
-    except (OSError, UnicodeDecodeError):
+    except (OSError, UnicodeDecodeError, nb.NotebookError):
         return None

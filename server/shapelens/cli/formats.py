@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shapelens import __version__
+from shapelens.analysis import notebook
 from shapelens.analysis.rules import RULES
 from shapelens.core.findings import FileReport, Finding, Fix, Severity, Span, hint_label, to_json
 from shapelens.core.source import Source, parse, read_source_or_empty, split_lines
@@ -26,7 +27,7 @@ def display_path(path: str) -> str:
 def json_document(reports: list[FileReport]) -> dict[str, object]:
     """The `--format json` contract (version 1): lines and columns 1-based. A hint's `line` is its statement's
     first line; `end_line`/`column` are where its label goes (just after the statement's last character)."""
-    return {"version": 1, "files": [_json_file(r) for r in reports]}
+    return {"version": 1, "files": [_notebook_cell(_json_file(r), r.path) for r in reports]}
 
 
 def _json_file(report: FileReport) -> dict[str, object]:
@@ -49,7 +50,55 @@ def _json_file(report: FileReport) -> dict[str, object]:
         "path": display_path(report.path),
         "hints": hints,
         "diagnostics": [_json_finding(f) for f in _sorted_findings(report.findings)],
+        # how each model of the file was traced: "input_source" tells a guess ("inferred", "workspace") from
+        # an input the user gave ("directive", "example")
+        "models": [
+            {
+                "name": m.name,
+                "line": m.line,
+                "input_source": m.input_source,
+                "inputs": [
+                    {"name": i.name, "shape": _list(i.shape), "dtype": i.dtype, "note": i.note} for i in m.inputs
+                ],
+                "notes": list(m.notes),
+            }
+            for m in report.models
+        ],
     }
+
+
+def _notebook_cell(entry: dict[str, Any], path: str) -> dict[str, Any]:
+    """A notebook cell's entry: `path` the notebook's, `cell` (1-based, `cells[cell - 1]` in its JSON) on the
+    entry and on each hint, diagnostic and fix edit; their lines and columns count within the cell."""
+    cell = notebook.parse_cell_path(path)
+    if cell is None:
+        return entry
+    number = cell[1] + 1
+    entry["path"], entry["cell"] = display_path(cell[0]), number
+    for item in [*entry["hints"], *entry["diagnostics"]]:
+        item["cell"] = number
+    for diagnostic in entry["diagnostics"]:
+        for fix in diagnostic["fixes"]:
+            for edit in fix["edits"]:
+                where = notebook.parse_cell_path(edit["path"])
+                if where is not None:
+                    edit["path"], edit["cell"] = where[0], where[1] + 1
+    return entry
+
+
+def _source_text(path: str) -> str:
+    """A file's text, or a notebook cell's source for a `nb.ipynb:cell N` path ("" when unreadable)."""
+    cell = notebook.parse_cell_path(path)
+    if cell is None:
+        return read_source_or_empty(path)
+    try:
+        return notebook.load_cell_text(read_source_or_empty(cell[0]), cell[1])
+    except notebook.NotebookError:
+        return ""
+
+
+def _list(shape: tuple[int | None, ...] | None) -> list[int | None] | None:
+    return None if shape is None else list(shape)
 
 
 def _json_finding(finding: Finding) -> dict[str, object]:
@@ -237,7 +286,7 @@ class _Utf16Columns:
 
     def __call__(self, path: str, line: int, column: int) -> int:
         if path not in self._lines:
-            self._lines[path] = split_lines(read_source_or_empty(path))
+            self._lines[path] = split_lines(_source_text(path))
         lines = self._lines[path]
         before = lines[line - 1][: column - 1] if 0 < line <= len(lines) else ""
         return column + sum(1 for char in before if ord(char) > 0xFFFF)
@@ -276,7 +325,7 @@ def _annotated_source(report: FileReport) -> list[str]:
     """Each function the trace went through, with the shapes at the end of the statements that bound them."""
     if not report.hints:
         return []
-    parsed = parse(report.path, read_source_or_empty(report.path))
+    parsed = parse(report.path, _source_text(report.path))
     if not isinstance(parsed, Source):
         return []
     tree = parsed.tree
