@@ -52,6 +52,7 @@ class TraceWorker:
         self._cancelled = False
         self._next_id = 0
         self._problem: str | None = None
+        self.entered: list[str] = []  # the project files the last trace entered (the results cache's key)
 
     # -- life cycle ---------------------------------------------------------------------------------------
 
@@ -150,7 +151,9 @@ class TraceWorker:
                 self._child_pid = None
                 if self._cancelled:
                     raise TraceCancelled
-                return from_wire(TraceResult, message["result"])
+                result = from_wire(TraceResult, message["result"])
+                self.entered = list(result.files)
+                return result
 
     def cancel(self) -> None:
         self._cancelled = True

@@ -33,5 +33,5 @@ async def trace_now(
     if task is not None:
         await asyncio.wait([task])
     result = results.get(path_of(uri))
-    traced = result is not None and result.version == docs.version(uri)
+    traced = result is not None and result.version == docs.version(uri) and not result.cached
     return {"traced": traced, "version": docs.version(uri)}

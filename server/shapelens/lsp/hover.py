@@ -9,7 +9,7 @@ from shapelens.analysis.bindings import hint_for_word, layers_by_attribute
 from shapelens.analysis.outline import word_at
 from shapelens.lsp import convert, render
 from shapelens.lsp.documents import Documents, path_of
-from shapelens.lsp.results import Results
+from shapelens.lsp.results import CACHED_NOTE, Results
 from shapelens.lsp.settings import Settings
 
 
@@ -46,6 +46,8 @@ def hover(
             markdown = render.variable_markdown(hint)
     if markdown is None:
         return None
+    if results.cached_for(path):  # shown from the results cache: the fresh trace has not confirmed it yet
+        markdown = f"*{CACHED_NOTE}*\n\n{markdown}"
     content = types.MarkupContent(types.MarkupKind.Markdown, markdown)
     if word is None:
         return types.Hover(content)

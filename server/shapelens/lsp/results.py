@@ -1,5 +1,6 @@
 """The traces' results: what the last fresh trace of each open model found, per path it entered, and what
-the server knows about a path from all of them together (hints, layers, findings), static findings first."""
+the server knows about a path from all of them together (hints, layers, findings), static findings first.
+A result from the results cache is kept marked `cached` until the fresh trace of the document replaces it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 from shapelens.core.findings import FileReport, Finding, Hint, LayerInfo, merge_hints
 from shapelens.lsp.documents import Documents
 from shapelens.lsp.shift import Change, shift_finding, shift_report
+
+CACHED_NOTE = "cached — confirming"  # what the hover and the status say of a result from the results cache
 
 
 @dataclass
@@ -18,6 +21,7 @@ class TraceResult:
     reports: dict[str, FileReport]
     static: frozenset[Finding]  # the traced text's static findings (already published separately)
     versions: dict[str, int | None]  # path -> open document version the trace saw (fix freshness)
+    cached: bool = False  # from the results cache: shown at once, until the fresh trace confirms it
 
 
 class Results:
@@ -57,7 +61,11 @@ class Results:
                 if source == path:
                     shifted = (shift_finding(f, path, change) for f in static)
                     static = frozenset(f for f in shifted if f is not None)
-                self.traces[source] = TraceResult(result.version, reports, static, result.versions)
+                self.traces[source] = TraceResult(result.version, reports, static, result.versions, result.cached)
+
+    def cached_for(self, path: str) -> bool:
+        """Whether what is shown for `path` comes (partly) from the results cache, not yet confirmed."""
+        return any(result.cached for _, result, _ in self.reports_for(path))
 
     def reports_for(self, path: str) -> list[tuple[str, TraceResult, FileReport]]:
         return [(src, r, r.reports[path]) for src, r in self.traces.items() if path in r.reports]

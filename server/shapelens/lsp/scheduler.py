@@ -1,6 +1,13 @@
 """When and how a document is traced: after a debounce, one trace at a time through the shared worker, a newer
 version superseding (or killing) an older one's trace, in a thread so the event loop keeps answering hover,
-code actions and `shutdown`; the results are kept and published when they are still fresh."""
+code actions and `shutdown`; the results are kept and published when they are still fresh.
+
+The debounce adapts to the document's own trace cost: a wait exists so that a burst of keystrokes does not
+start traces that the next keystroke kills, and a trace of 40 ms wastes little when it is killed, so its
+document waits about as long as its trace takes (never less than MIN_DEBOUNCE_S, never more than the
+`debounceMs` setting, which stays the maximum). A document opened with no result yet shows its last result
+from the on-disk results cache at once, marked cached, until its fresh trace lands and replaces it.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,13 @@ import asyncio
 import dataclasses
 import logging
 import os
+import statistics
 import time
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any
 
+from shapelens.analysis import results_cache
 from shapelens.analysis.engine import analyze
 from shapelens.analysis.worker_client import TraceCancelled
 from shapelens.core.findings import FileReport
@@ -19,12 +29,15 @@ from shapelens.lsp.configuration import Config
 from shapelens.lsp.diagnostics import Diagnostics
 from shapelens.lsp.documents import DocState, Documents
 from shapelens.lsp.notify import Notifier
-from shapelens.lsp.results import Results, TraceResult
+from shapelens.lsp.results import CACHED_NOTE, Results, TraceResult
 from shapelens.lsp.static_checks import StaticChecks
 from shapelens.lsp.threads import in_thread
 from shapelens.lsp.worker_host import WorkerHost
 
 log = logging.getLogger("shapelens.lsp")
+
+MIN_DEBOUNCE_S = 0.03  # keystrokes come 30-100 ms apart in a burst: below this every one would start a trace
+COSTS_KEPT = 5  # the last traces of a document whose cost sets its debounce
 
 
 class Scheduler:
@@ -46,6 +59,8 @@ class Scheduler:
         self.static = StaticChecks(docs, diagnostics, notify, self.spawn)
         self.epoch = 0  # bumped when settings make running traces meaningless
         self.shutting_down = False
+        self.cache = results_cache.ResultsCache()
+        self.costs: dict[str, deque[float]] = {}  # uri -> seconds its last finished traces took
         self._background: set[asyncio.Future[None]] = set()  # fire-and-forget tasks, kept alive
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -54,10 +69,21 @@ class Scheduler:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def debounce_s(self, uri: str) -> float:
+        """How long an edit of `uri` waits before its trace: about what its trace costs, within
+        [MIN_DEBOUNCE_S, the debounceMs setting]; the setting itself until a trace has been timed."""
+        setting = self.config.settings.debounce_ms / 1000
+        costs = self.costs.get(uri)
+        if not costs:
+            return setting
+        return min(setting, max(MIN_DEBOUNCE_S, statistics.median(costs)))
+
     def schedule(self, uri: str, delay_s: float) -> asyncio.Task[None] | None:
         state = self.docs.get(uri)
         if state is None or not self.config.settings.trusted or self.shutting_down:
             return None
+        if self.results.get(state.path) is None:
+            self.show_cached(uri, state)
         if state.task is not None and not state.in_trace:
             state.task.cancel()  # still waiting out the debounce: superseded
         self.host.cancel_trace_of(uri)  # tracing an older version: kill it, the newer one follows
@@ -80,6 +106,45 @@ class Scheduler:
             if state.task is not None and not state.task.done():
                 state.task.cancel()
         self.host.close()
+
+    def cache_key(self, state: DocState, source: str) -> results_cache.CacheKey:
+        settings = self.config.settings
+        python = settings.interpreter
+        root = self.docs.root_for(state.path)
+        return results_cache.CacheKey(
+            state.path, source, root, settings.options(), python, results_cache.torch_version(python)
+        )
+
+    def show_cached(self, uri: str, state: DocState) -> None:
+        """The document's last results from the on-disk cache, published at once and marked cached (the hover
+        and the status say so) until the fresh trace replaces them. Never a stale entry: its key covers the
+        text, the options, the interpreter's torch, and the project files the trace entered must be as then."""
+        source = self.docs.source(uri)
+        if source is None:
+            return
+        try:
+            reports = self.cache.load(self.cache_key(state, source))
+        except Exception:  # the cache is an optimisation: never a reason to fail an open
+            log.exception("results cache: reading the entry of %s failed", state.path)
+            return
+        if reports is None:
+            return
+        static = self.static.refresh(uri)
+        version = self.docs.version(uri)
+        versions = {s.path: self.docs.version(s.uri) for s in self.docs}
+        result = TraceResult(version, reports, frozenset(static.findings if static else ()), versions, cached=True)
+        self.diagnostics.publish_paths(self.results.store(state.path, result))
+        self.notify.refresh_inlay_hints()
+        self.notify.status("idle", f"{os.path.basename(state.path)}: {CACHED_NOTE}", uri=uri)
+        log.info("results cache: showing the last results of %s until its trace confirms them", state.path)
+
+    async def _store_in_cache(
+        self, key: results_cache.CacheKey, reports: dict[str, FileReport], entered: list[str]
+    ) -> None:
+        try:
+            await in_thread(lambda: self.cache.store(key, reports, entered), "shapelens-cache")
+        except Exception:
+            log.exception("results cache: storing the results of %s failed", key.path)
 
     async def _debounced(self, uri: str, delay_s: float) -> None:
         if delay_s > 0:
@@ -142,6 +207,11 @@ class Scheduler:
             result = TraceResult(version, reports, frozenset(static.findings if static else ()), versions)
             self.diagnostics.publish_paths(self.results.store(state.path, result))
             self.notify.refresh_inlay_hints()
+            self.costs.setdefault(uri, deque(maxlen=COSTS_KEPT)).append(elapsed / 1000)
+            key = results_cache.CacheKey(
+                state.path, source, root, options, worker.python, results_cache.torch_version(worker.python)
+            )
+            self.spawn(self._store_in_cache(key, reports, list(worker.entered)))
         # The status comes last, so a client that sees "idle" already has the diagnostics of that trace.
         if outcome.startswith("failed"):
             self.notify.status("error", f"trace {outcome}", elapsed, uri)

@@ -38,7 +38,7 @@ def changed(
         if isinstance(change, types.TextDocumentContentChangePartial):
             results.shift(state.path, Change(change.range, change.text))
     scheduler.static.soon(uri)
-    scheduler.schedule(uri, config.settings.debounce_ms / 1000)
+    scheduler.schedule(uri, scheduler.debounce_s(uri))
 
 
 def saved(docs: Documents, results: Results, scheduler: Scheduler, uri: str) -> None:
