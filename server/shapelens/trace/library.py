@@ -1,0 +1,163 @@
+"""Library model classes in the trace child: building a class a plan names with `{"build": "ClassName"}`, and
+the inputs a ready-made library model takes.
+
+A transformers model (`GPT2LMHeadModel`, `LlamaForCausalLM`, `BertModel`, ...) needs a config; its own
+defaults are the full-size model (GPT-2: 12 layers of 768, Llama: 32 layers of 4096), far more than a shape
+trace needs. So the class's `config_class` is built small: 2 layers, width 64, 2 heads, 128 inner, a
+vocabulary of 1000 and 128 positions, every other field at its default. Shapes depend on those sizes, so
+what was made up is said (`synthesized_notes`). Nothing is ever downloaded: no `from_pretrained`, and
+`HF_HUB_OFFLINE` is set for every child this worker forks.
+
+Any other class is built with its defaults (`cls()`).
+
+Inputs: a model whose `forward` starts with `input_ids` takes int64 token ids [2, 16] below its vocabulary;
+one that starts with `pixel_values` an image batch [2, channels, size, size] from its config; a timm model
+the input size of its `pretrained_cfg`. Everything else is left to the generic inference (None).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+# Set in the worker when the trace modules load, before any child imports transformers or huggingface_hub:
+# those read it once, at import.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+LAYERS, WIDTH, HEADS, INNER, VOCAB, POSITIONS = 2, 64, 2, 128, 1000, 128
+SEQUENCE = 16  # tokens per row of made-up input_ids
+IMAGE, PATCH = 32, 8  # a vision transformer's made-up image and patch size (16 patches)
+
+# The usual spellings of each size across transformers' configs (GPT-2 says n_layer, BART encoder_layers,
+# T5 num_layers ...); `attribute_map` maps the standard ones onto a config's own.
+SMALL: dict[str, int] = {
+    **dict.fromkeys(
+        ("num_hidden_layers", "num_layers", "n_layer", "n_layers", "encoder_layers", "decoder_layers",
+         "num_encoder_layers", "num_decoder_layers"), LAYERS),
+    **dict.fromkeys(("hidden_size", "n_embd", "d_model", "dim", "embed_dim"), WIDTH),
+    **dict.fromkeys(
+        ("num_attention_heads", "n_head", "n_heads", "num_heads", "encoder_attention_heads",
+         "decoder_attention_heads", "num_key_value_heads"), HEADS),
+    **dict.fromkeys(("intermediate_size", "n_inner", "ffn_dim", "d_ff", "encoder_ffn_dim", "decoder_ffn_dim"), INNER),
+    "vocab_size": VOCAB,
+    **dict.fromkeys(("max_position_embeddings", "n_positions", "n_ctx"), POSITIONS),
+    "image_size": IMAGE,
+    "patch_size": PATCH,
+}  # fmt: skip
+
+
+def is_transformers_model(cls: type) -> bool:
+    """A transformers `PreTrainedModel` subclass: it has a `config_class` that is a `PretrainedConfig`."""
+    config_class = getattr(cls, "config_class", None)
+    return isinstance(config_class, type) and any(
+        base.__name__ in ("PretrainedConfig", "PreTrainedConfig") for base in config_class.__mro__
+    )
+
+
+def small_config(config_class: type) -> tuple[Any, list[str]]:
+    """The config class's defaults with every size in `SMALL` it has made small, and notes of what was set."""
+    default = config_class()
+    attribute_map: dict[str, str] = dict(getattr(config_class, "attribute_map", {}) or {})
+    overrides: dict[str, Any] = {}
+    for name, value in SMALL.items():
+        own = attribute_map.get(name, name)
+        if own in overrides or not _has(default, own):
+            continue
+        current = getattr(default, own, None)
+        if isinstance(current, int) and not isinstance(current, bool) and current > value:
+            overrides[own] = value
+    vocab = overrides.get(attribute_map.get("vocab_size", "vocab_size"))
+    tokens = {}
+    for special in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"):
+        token = getattr(default, special, None)
+        # GPT-2's 50256 lies outside a vocabulary made small
+        if isinstance(vocab, int) and isinstance(token, int) and token >= vocab:
+            tokens[special] = vocab - 1
+    config = config_class(**overrides, **tokens)
+    for own, value in overrides.items():  # a config that ignores a keyword still takes the attribute
+        if getattr(config, own, None) != value:
+            setattr(config, own, value)
+    heads = getattr(config, "num_attention_heads", None)
+    width = getattr(config, "hidden_size", None)
+    if _has(config, "head_dim") and isinstance(heads, int) and isinstance(width, int) and heads:
+        config.head_dim = width // heads  # derived from the defaults (4096 / 32) when the config was made
+    layers = getattr(config, "num_hidden_layers", None)
+    layer_types = getattr(config, "layer_types", None)
+    if isinstance(layer_types, list) and isinstance(layers, int) and len(layer_types) > layers:
+        config.layer_types = layer_types[:layers]  # one entry per layer (sliding/full attention)
+    notes = [f"{name}={value}" for name, value in overrides.items()]
+    return config, notes
+
+
+def _has(config: Any, name: str) -> bool:
+    try:
+        return hasattr(config, name)
+    except Exception:  # a property that needs something the defaults lack
+        return False
+
+
+def build(cls: Any) -> Any:
+    """The plan item `{"build": "ClassName"}`: a transformers model from its config made small, else the
+    class with its defaults."""
+    if isinstance(cls, type) and is_transformers_model(cls):
+        config, _ = small_config(cls.config_class)  # type: ignore[attr-defined]
+        return cls(config)
+    return cls()
+
+
+def synthesized_notes(cls: Any) -> list[str]:
+    """What `build(cls)` made up, for the hover ("n_layer=2", ...); empty for a class built with defaults."""
+    if isinstance(cls, type) and is_transformers_model(cls):
+        return small_config(cls.config_class)[1]  # type: ignore[attr-defined]
+    return []
+
+
+def _parameters(model: nn.Module) -> list[str]:
+    """The names `forward` takes positionally or by keyword, in order."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _first_parameter(model: nn.Module) -> str | None:
+    params = _parameters(model)
+    return params[0] if params else None
+
+
+def library_inputs(model: nn.Module, device: torch.device) -> list[tuple[str, torch.Tensor, str]] | None:
+    """The input a library model takes, as (forward parameter, tensor, why this size), or None when no
+    library rule knows the model (the generic inference goes on)."""
+    config = getattr(model, "config", None)
+    first = _first_parameter(model)
+    if first == "input_ids":
+        vocab = getattr(config, "vocab_size", None) or VOCAB
+        note = f"token ids: 2 sequences of {SEQUENCE} below vocab_size={vocab}"
+        found = [("input_ids", _tokens([2, SEQUENCE], int(vocab), device), note)]
+        if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in _parameters(model):
+            found.append(("decoder_input_ids", _tokens([2, SEQUENCE], int(vocab), device), note))  # T5, BART
+        return found
+    if first == "pixel_values" and config is not None:
+        size = getattr(config, "image_size", None) or 224
+        size = size if isinstance(size, int) else int(size[0])
+        channels = getattr(config, "num_channels", None) or 3
+        images = torch.zeros([2, channels, size, size], device=device)
+        return [("pixel_values", images, f"2 images of {channels}x{size}x{size} (config.image_size)")]
+    pretrained = getattr(model, "pretrained_cfg", None)  # timm
+    if isinstance(pretrained, dict) and isinstance(pretrained.get("input_size"), tuple | list):
+        dims = [2, *(int(d) for d in pretrained["input_size"])]
+        images = torch.zeros(dims, device=device) if device.type == "meta" else torch.randn(dims, device=device)
+        return [(first or "x", images, f"2 images of {'x'.join(map(str, dims[1:]))} (its pretrained_cfg)")]
+    return None
+
+
+def _tokens(dims: list[int], vocab: int, device: torch.device) -> torch.Tensor:
+    if device.type == "meta":
+        return torch.zeros(dims, dtype=torch.int64, device=device)
+    return torch.randint(0, max(1, min(vocab, 100)), dims, dtype=torch.int64, device=device)
