@@ -207,6 +207,53 @@ def run_on_cpu(
         return OracleRun(recorder.records(), None, output, model)
 
 
+def run_script_on_cpu(
+    path: str, skip_lines: Sequence[int] = (), root: str | None = None, seed: int = 0
+) -> tuple[OracleRun, dict[int, BaseException]]:
+    """The file's top level run as a script on CPU, as `python file.py` would (the `if __name__ ==
+    "__main__":` block's statements in its place), recording every statement, at the top level and in the
+    functions it calls. Each top-level statement runs on its own: one that raises is kept in the returned
+    failures (by its line) and the run goes on, so a statement after it that needs its names fails too.
+    Loops run in full. `skip_lines`: first lines of statements, at any depth, that do not run (a write, a
+    print); each becomes `pass`."""
+    path = os.path.realpath(path)
+    root = os.path.realpath(root or os.path.dirname(path))
+    torch.manual_seed(seed)
+    recorder = _Recorder(root)
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read(), filename=path)
+    skipped = set(skip_lines)
+
+    class _Skip(ast.NodeTransformer):
+        def visit(self, node: ast.AST) -> Any:
+            if isinstance(node, ast.stmt) and node.lineno in skipped:
+                return ast.copy_location(ast.Pass(), node)
+            return super().visit(node)
+
+    statements: list[ast.stmt] = []
+    for stmt in tree.body:
+        test = ast.unparse(stmt.test) if isinstance(stmt, ast.If) else ""
+        main = "__name__" in test and "__main__" in test
+        statements += stmt.body if main else [stmt]  # type: ignore[attr-defined]
+    name = f"_oracle_script_{next(_counter)}"
+    module = types.ModuleType(name)
+    module.__file__ = path
+    sys.modules[name] = module
+    failures: dict[int, BaseException] = {}
+    with _on_sys_path([os.path.dirname(path), root]), _single_thread():
+        for stmt in statements:
+            node = _Skip().visit(stmt)
+            code = compile(ast.fix_missing_locations(ast.Module(body=[node], type_ignores=[])), path, "exec")
+            recorder.extra_code.add(code)
+            with recorder:
+                try:
+                    exec(code, module.__dict__)
+                except Exception as err:
+                    failures[stmt.lineno] = err
+    first = next(iter(failures.values()), None)
+    return OracleRun(recorder.records(), first, None, None), failures
+
+
 # -- directives ------------------------------------------------------------------------------------------
 
 

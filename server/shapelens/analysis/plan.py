@@ -9,6 +9,7 @@ import ast
 import os
 from dataclasses import dataclass, field
 
+from shapelens.analysis import script
 from shapelens.analysis.discover import Model, find_models
 from shapelens.analysis.inputs import Inputs, Item, inputs_for
 from shapelens.core.options import Options
@@ -45,6 +46,7 @@ class Plan:
             memory_mb=self.options.memory_mb,
             flops=self.options.flops,
             keep=[list(node_key(s)) for s in self.keep],
+            script=script.script_items(self.source.tree, self.keep) if self.options.trusted else [],
             targets=[
                 TargetSpec(
                     name=model.name,

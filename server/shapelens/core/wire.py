@@ -107,6 +107,9 @@ class TracePlan:
     flops: bool
     keep: list[list[int | None]]  # node keys of the top-level statements that may run
     targets: list[TargetSpec]
+    # the file's top level run as a script after the targets (`analysis/script.py`): {"node": key} to run,
+    # {"node": key, "skip": why} not to ("inner": true where it sits in a block); [] for no script
+    script: list[Item] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,11 @@ class TargetResult:
     inputs: list[TracedInput] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the trace chose or cut short, said once in the hover
     covered_by: str | None = None  # Status.COVERED: the parent target whose trace reached this one
+    errors: list[TraceError] = field(default_factory=list)  # a script's failures after `error` (SCRIPT_TARGET)
+
+
+# the target name of a file's top level traced as a script (`TracePlan.script`): Python's name for it
+SCRIPT_TARGET = "<module>"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from shapelens.core.source import segment, split_lines
 
 RECORD = "__shapelens_record__"
 RETURN = "__shapelens_return__"
+LOOP = "loop"  # `__shapelens_record__.loop(sid, iterable)`: the recorder's wrapper around a for loop's iterable
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,15 @@ class _Recorder(ast.NodeTransformer):
     def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
         return node
 
+    def visit_For(self, node: ast.For) -> ast.AST:
+        """`for x in it:` → `for x in __shapelens_record__.loop(sid, it):` — the recorder may end a loop once the
+        shapes of an iteration repeat (`Recorder.loop`); the loop's own `else` still runs, as on a natural end."""
+        self.generic_visit(node)
+        sid = self._add(node, (), None)
+        wrapper = ast.Attribute(ast.Name(RECORD, ast.Load()), LOOP, ast.Load())
+        node.iter = ast.copy_location(ast.Call(wrapper, [ast.Constant(sid), node.iter], []), node.iter)
+        return node
+
     def visit_Assign(self, node: ast.Assign) -> ast.AST | list[ast.stmt]:
         names: list[str] = []
         for target in node.targets:
@@ -135,6 +145,15 @@ class _Recorder(ast.NodeTransformer):
             ast.Call(ast.Name(RETURN, ast.Load()), [ast.Constant(sid), node.value], []), node.value
         )
         return node
+
+
+def instrument_statements(statements: list[ast.stmt], source: str, table: list[Statement]) -> list[ast.stmt]:
+    """Top-level statements run one by one as a script (`trace/script_run.py`): each records what it binds,
+    like a line of `forward`, and the defs among them record their bodies. Rewrites the nodes in place."""
+    out = _Recorder(source, table)._body(statements)
+    for stmt in out:
+        ast.fix_missing_locations(stmt)
+    return out
 
 
 def instrument(tree: ast.Module, source: str) -> tuple[ast.Module, list[Statement]]:

@@ -1,0 +1,241 @@
+"""Running a file's top level as a script in the trace child, after its models (`TracePlan.script`, decided
+by `analysis/script.py`): statement by statement, in the module the file was loaded into, each statement
+instrumented like a line of `forward` (a hint per tensor it binds, the layers it builds and calls checked by
+the recorder's hooks, loops cut short once their shapes repeat).
+
+A statement that raises is a finding at its line (SL001 with the operands' shapes, through `explain`), unless
+it failed for want of what a shape-only trace does not have (a tensor's values on meta, a refused download or
+write, a missing file): then the reason is a note. Either way the names it binds become unknown, and a
+statement that reads an unknown name is skipped, not failed, so one failure is one finding. Statements the
+plan marks `skip` (a print, a plot, `torch.save`) never run and their names are unknown as well.
+
+The whole script is one `TargetResult` named `SCRIPT_TARGET`; its first failure is `error`, later ones
+`errors`.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import time
+import traceback
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+from torch import nn
+
+from shapelens.core.source import Source, parse
+from shapelens.core.syntax import bound_names, loaded_names, node_key
+from shapelens.core.wire import (
+    SCRIPT_TARGET,
+    ErrorKind,
+    Event,
+    Status,
+    TargetResult,
+    TraceError,
+    TracePlan,
+)
+from shapelens.trace import explain
+from shapelens.trace.context import Context, Emitter, TraceTimeout, time_limit
+from shapelens.trace.instrument import RECORD, RETURN, instrument_statements
+from shapelens.trace.model_run import NEEDS_FAKE, _classify, collect_layers, collect_records
+from shapelens.trace.recording import Recorder, mismatch_records
+
+# failures that say the trace lacks something a real run has (values, files, the network), not that the
+# code is wrong: a note, never an error finding
+_WANTS = (
+    (("FileNotFoundError", "No such file", "IsADirectoryError", "PermissionError"), "it reads a file that is not here"),
+    (NEEDS_FAKE, "it needs a tensor's values, which a shape-only trace does not have"),
+    (("ModuleNotFoundError", "ImportError", "MissingImport"), "an import it needs is not installed"),
+    (("URLError", "ConnectionError", "socket", "urlopen", "HTTPError"), "it needs the network"),
+)
+
+
+def _want(err: BaseException) -> str | None:
+    text = f"{type(err).__name__}: {err}"
+    if _classify(err, "forward") == "refused":
+        return "the trace refused it"
+    if isinstance(err, OSError | ImportError):
+        return "it needs a file, the network or a module that is not here"
+    for markers, why in _WANTS:
+        if any(marker in text for marker in markers):
+            return why
+    return None
+
+
+def _statements(plan: TracePlan) -> tuple[list[tuple[ast.stmt, str | None]], set[tuple[Any, ...]]]:
+    """The script's top-level statements in order (with why not, for a skipped one), and the keys of the
+    statements inside blocks that are skipped where they stand."""
+    parsed = parse(plan.file, plan.source)
+    if not isinstance(parsed, Source):
+        return [], set()
+    nodes = {node_key(n): n for n in ast.walk(parsed.tree) if isinstance(n, ast.stmt)}
+    order: list[tuple[ast.stmt, str | None]] = []
+    inner: set[tuple[Any, ...]] = set()
+    for item in plan.script:
+        key = tuple(item["node"])
+        if item.get("inner"):
+            inner.add(key)
+        elif key in nodes:
+            order.append((nodes[key], item.get("skip")))
+    return order, inner
+
+
+class _Discard:
+    """A stdout that keeps nothing (the script's prints are not the trace's business)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class _Silence(ast.NodeTransformer):
+    """Replaces the statements inside blocks that the plan skips (a `print` in a loop) by `pass`."""
+
+    def __init__(self, keys: set[tuple[Any, ...]]) -> None:
+        self.keys = keys
+
+    def visit(self, node: ast.AST) -> Any:
+        if isinstance(node, ast.stmt) and node_key(node) in self.keys:
+            return ast.copy_location(ast.Pass(), node)
+        return super().visit(node)
+
+
+def _module_layers(ns: dict[str, Any], names: list[str], recorder: Recorder) -> list[Any]:
+    """The layers the script bound to names, each once: a model built at the top level and called there."""
+    out = []
+    covered: set[int] = set()  # modules already listed (a layer that is also part of a model bound later)
+    modules = [ns.get(name) for name in names]
+    for name, value in zip(names, modules, strict=True):
+        if not isinstance(value, nn.Module) or id(value) in covered:
+            continue
+        parts = {id(m) for m in value.modules()}
+        if any(isinstance(o, nn.Module) and o is not value and id(value) in {id(m) for m in o.modules()}
+               for o in modules):  # fmt: skip
+            continue  # `fc = nn.Linear(...)` then `model = nn.Sequential(fc, ...)`: listed under the model
+        covered |= parts
+        for layer in collect_layers(value, recorder, None):
+            out.append(dataclasses.replace(layer, name=f"{name}.{layer.name}" if layer.name else name))
+    return out
+
+
+def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter) -> None:
+    """Trace the file's top level (after its models) and emit its `TargetResult`."""
+    started = time.perf_counter()
+    emit({"event": Event.START, "name": SCRIPT_TARGET, "time": time.time()})
+    for store in (recorder.records, recorder.producers, recorder.uses, recorder.loop_notes):
+        store.clear()
+    recorder.mismatches.clear()
+    if ctx.sandbox is not None:
+        ctx.sandbox.refusals.clear()
+    recorder.last = (-1, 0)
+    order, inner = _statements(plan)
+    statements = [(_Silence(inner).visit(stmt) if inner else stmt, skip) for stmt, skip in order]
+    ns = ctx.module.__dict__
+    # the script's statements join the table of the file's own functions: the module's one recording function
+    # (which they were compiled to call at load) then serves both
+    file_id = next(i for i, (path, _) in enumerate(recorder.files) if path == plan.file)
+    table = recorder.files[file_id][1]
+    if RECORD not in ns:
+        ns[RECORD], ns[RETURN] = recorder.bind(file_id)
+    unknown: dict[str, str] = {}  # name -> why it is unknown
+    notes: list[str] = []
+    errors: list[TraceError] = []
+    bound_in_order: list[str] = []
+    device = torch.device(ctx.device)
+    recorder.active = True
+    try:
+        with (
+            time_limit(float(plan.timeout), recorder),
+            device if device.type == "meta" else nullcontext(),
+            contextlib.redirect_stdout(_Discard()),  # a print flood in the functions it calls: nowhere
+        ):
+            for stmt, skip in statements:
+                names = sorted(bound_names(stmt))
+                line = stmt.lineno
+                if skip is not None:
+                    for name in names:
+                        unknown[name] = f"line {line} was not run: it {skip}"
+                    continue
+                needs = sorted(loaded_names(stmt) & unknown.keys())
+                if needs:
+                    why = unknown[needs[0]]
+                    for name in names:
+                        unknown[name] = why
+                    notes.append(f"line {line} not traced: `{needs[0]}` is unknown ({why})")
+                    continue
+                code = compile(
+                    ast.Module(body=instrument_statements([stmt], plan.source, table), type_ignores=[]),
+                    plan.file,
+                    "exec",
+                )
+                try:
+                    exec(code, ns)
+                except (TraceTimeout, SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as err:
+                    want = _want(err)
+                    for name in names:
+                        unknown[name] = f"line {line} did not run: {want or type(err).__name__}"
+                    if want is not None:
+                        notes.append(
+                            f"line {line} not traced: {want} ({type(err).__name__}: {explain.plain(str(err))})"
+                        )
+                        continue
+                    errors.append(explain.failure(_classify(err, "forward"), err, plan, recorder, "forward"))
+                    continue
+                bound_in_order += [n for n in names if n not in bound_in_order]
+                for name in names:
+                    unknown.pop(name, None)
+    except TraceTimeout as err:
+        errors.append(explain.failure("timeout", err, plan, recorder, "forward"))
+    except (SystemExit, KeyboardInterrupt) as err:
+        notes.append(f"the script stopped: {type(err).__name__}({', '.join(map(str, err.args))})")
+    finally:
+        recorder.active = False
+    notes += recorder.loop_notes_list()
+    refusal = _refusal_note(ctx)
+    if refusal:
+        notes.append(refusal)
+    layers = _module_layers(ns, bound_in_order, recorder)
+    emit.result(
+        TargetResult(
+            SCRIPT_TARGET,
+            Status.ERROR if errors else Status.OK,
+            device.type,
+            records=collect_records(recorder),
+            layers=layers,
+            mismatches=mismatch_records(recorder),
+            error=errors[0] if errors else None,
+            errors=errors[1:],
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            notes=notes,
+        )
+    )
+
+
+def _refusal_note(ctx: Context) -> str | None:
+    if ctx.sandbox is None or not ctx.sandbox.refusals:
+        return None
+    message, _path, line = ctx.sandbox.refusals[0]
+    return f"the trace refused what line {line} tried: {message}"
+
+
+def run_script_safely(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter) -> None:
+    """`run_script`; a bug of ours while reporting loses the script's result, never the worker's protocol."""
+    try:
+        run_script(plan, ctx, recorder, emit)
+    except BaseException as err:
+        traceback.print_exc()
+        message = f"shapelens could not report this trace ({type(err).__name__}: {err})"
+        emit.result(TargetResult(SCRIPT_TARGET, Status.ERROR, ctx.device.type, error=TraceError(
+            ErrorKind.CRASH, message, plan.file, 0)))  # fmt: skip
+
+
+def script_failed(plan: TracePlan, error: TraceError) -> TargetResult:
+    """The script's result when the file did not even load (its imports failed): the same error."""
+    return TargetResult(SCRIPT_TARGET, Status.ERROR, None, error=error)
