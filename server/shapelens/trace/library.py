@@ -13,21 +13,25 @@ Any other class is built with its defaults (`cls()`).
 Inputs: a model whose `forward` starts with `input_ids` takes int64 token ids [2, 16] below its vocabulary;
 one that starts with `pixel_values` an image batch [2, channels, size, size] from its config; a timm model
 the input size of its `pretrained_cfg`. Everything else is left to the generic inference (None).
+
+`install()` prepares the trace process for libraries: offline Hugging Face, and torchvision beside a CPU torch
+(PyPI's torchvision is a CUDA build whose compiled ops cannot load beside torch+cpu; its import then dies on
+registering fake kernels for `torchvision::nms`, an operator the missing library would have defined — with
+the two schemas defined here instead, its pure-Python models, and timm which imports it, load and trace).
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import inspect
 import os
+import sys
+import types
 from typing import Any
 
 import torch
 from torch import nn
-
-# Set in the worker when the trace modules load, before any child imports transformers or huggingface_hub:
-# those read it once, at import.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 LAYERS, WIDTH, HEADS, INNER, VOCAB, POSITIONS = 2, 64, 2, 128, 1000, 128
 SEQUENCE = 16  # tokens per row of made-up input_ids
@@ -161,3 +165,58 @@ def _tokens(dims: list[int], vocab: int, device: torch.device) -> torch.Tensor:
     if device.type == "meta":
         return torch.zeros(dims, dtype=torch.int64, device=device)
     return torch.randint(0, max(1, min(vocab, 100)), dims, dtype=torch.int64, device=device)
+
+
+# -- the trace process's set-up for libraries -----------------------------------------------------------------
+
+# torchvision's Python side registers fake kernels for these operators whether or not its compiled library,
+# which defines them, loaded; their schemas as torchvision's C++ declares them
+TORCHVISION_SCHEMAS = (
+    "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+    "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+)
+_defined: list[Any] = []  # the torch.library.Library holding them: it must stay alive
+
+
+def install() -> None:
+    """Offline Hugging Face and the torchvision fallback, once per process; cheap (imports nothing)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if not any(isinstance(finder, _TorchvisionFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _TorchvisionFinder())
+
+
+class _TorchvisionFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "torchvision":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _RetryingLoader(spec.loader)
+        return spec
+
+
+class _RetryingLoader(importlib.abc.Loader):
+    """torchvision's own loader; when its import fails for want of its compiled operators, the schemas are
+    defined and the package runs again (its submodules imported half-way are dropped first)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.real.create_module(spec)  # type: ignore[no-any-return]
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        try:
+            self.real.exec_module(module)
+        except RuntimeError as err:
+            if "torchvision::" not in str(err) or _defined:
+                raise
+            for name in [n for n in sys.modules if n.startswith("torchvision.")]:
+                del sys.modules[name]
+            library = torch.library.Library("torchvision", "FRAGMENT")
+            for schema in TORCHVISION_SCHEMAS:
+                library.define(schema)
+            _defined.append(library)
+            self.real.exec_module(module)
