@@ -341,6 +341,9 @@ export class ServerManager implements vscode.Disposable {
       documentSelector: [
         { scheme: "file", language: "python" },
         { scheme: "untitled", language: "python" },
+        // The Python cells of Jupyter notebooks: the server syncs each notebook whole (notebookDocument/*,
+        // its cells traced as one program) and answers hints, hovers and code actions per cell.
+        { notebook: "jupyter-notebook", language: "python" },
       ],
       outputChannel: this.log,
       stdioOptions,

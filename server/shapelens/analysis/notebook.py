@@ -177,9 +177,10 @@ def read(path: str, text: str, cell_path: Callable[[int], str]) -> Notebook:
 # -- results back to cells ----------------------------------------------------------------------------------
 
 
-def split_report(notebook: Notebook, report: FileReport) -> dict[str, FileReport]:
+def split_report(notebook: Notebook, report: FileReport, with_broken: bool = True) -> dict[str, FileReport]:
     """The virtual source's report as one report per code cell (every code cell has one, empty or not, so a
-    cell's old diagnostics clear). Places in other files (a module the notebook imports) stay as they are."""
+    cell's old diagnostics clear). Places in other files (a module the notebook imports) stay as they are.
+    `with_broken`: add the SL000 of each cell left out of the program (the static share of the report)."""
     mapper = _Mapper(notebook)
     reports = {notebook.cell_path(c.index): FileReport(notebook.cell_path(c.index)) for c in notebook.cells}
     first = notebook.cell_path(notebook.cells[0].index) if notebook.cells else notebook.path
@@ -201,7 +202,7 @@ def split_report(notebook: Notebook, report: FileReport) -> dict[str, FileReport
         where = notebook.locate(model.line)
         if where is not None:
             report_of(notebook.cell_path(where[0])).models.append(replace(model, line=where[1]))
-    for index, finding in notebook.broken.items():
+    for index, finding in notebook.broken.items() if with_broken else ():
         report_of(notebook.cell_path(index)).findings.append(finding)
     for cell_report in reports.values():
         cell_report.traced = list(report.traced)

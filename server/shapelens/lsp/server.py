@@ -4,7 +4,8 @@
 (`results.py`), the settings in force (`configuration.py`), the trace worker (`worker_host.py`), when and how
 documents are traced and checked (`scheduler.py`, `static_checks.py`), what was published (`diagnostics.py`)
 and what the client is told unasked (`notify.py`). The handlers below are adapters of a few lines over one
-module per feature (`sync.py`, `hints.py`, `hover.py`, `code_actions.py`, `commands.py`, `reconfigure.py`).
+module per feature (`sync.py`, `notebooks.py` (Jupyter notebooks: their sync and their traces), `hints.py`,
+`hover.py`, `code_actions.py`, `commands.py`, `reconfigure.py`).
 Every shape, finding and fix comes from `analysis` (`static_report` at once, `analyze` after a debounce, in
 a thread so the event loop keeps answering hover, code actions and `shutdown` while a model is traced).
 
@@ -26,14 +27,13 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from shapelens import __version__
-from shapelens.lsp import code_actions, commands, hints, hover, reconfigure, sync
+from shapelens.lsp import code_actions, commands, hints, hover, notebooks, reconfigure, sync
 from shapelens.lsp.configuration import Config, register_for_changes
 from shapelens.lsp.convert import UTF16, enum_value
 from shapelens.lsp.diagnostics import Diagnostics
 from shapelens.lsp.documents import Documents
 from shapelens.lsp.notify import Notifier
 from shapelens.lsp.results import Results
-from shapelens.lsp.scheduler import Scheduler
 from shapelens.lsp.settings import Settings
 from shapelens.lsp.worker_host import WorkerHost
 
@@ -44,14 +44,22 @@ EXIT_GRACE_S = 1.0
 
 class ShapelensServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("shapelens", __version__)
+        super().__init__("shapelens", __version__, notebook_document_sync=notebooks.SYNC_OPTIONS)
         self.config = Config()
         self.docs = Documents(lambda: self.workspace, lambda: self.encoding)
         self.results = Results(self.docs)
         self.notify = Notifier(self, lambda: self.host.torch)
         self.host = WorkerHost(self.config, self.notify)
         self.diagnostics = Diagnostics(self.docs, self.results, self.text_document_publish_diagnostics)
-        self.scheduler = Scheduler(self.config, self.docs, self.results, self.host, self.diagnostics, self.notify)
+        self.scheduler = notebooks.NotebookScheduler(
+            self.config,
+            self.docs,
+            self.results,
+            self.host,
+            self.diagnostics,
+            self.notify,
+            workspace=lambda: self.workspace,
+        )
         self.shutdown_requested = False  # `exit` without `shutdown` first exits with status 1 (LSP spec)
 
     @property
@@ -138,6 +146,19 @@ def create_server() -> ShapelensServer:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: ShapelensServer, params: types.DidCloseTextDocumentParams) -> None:
         sync.closed(ls.docs, ls.results, ls.scheduler, ls.diagnostics, params.text_document.uri)
+
+    @server.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
+    def notebook_did_open(ls: ShapelensServer, params: types.DidOpenNotebookDocumentParams) -> None:
+        ls.scheduler.notebook_opened(params.notebook_document.uri)
+
+    @server.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
+    def notebook_did_change(ls: ShapelensServer, params: types.DidChangeNotebookDocumentParams) -> None:
+        ls.scheduler.notebook_changed(params)
+
+    @server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
+    def notebook_did_close(ls: ShapelensServer, params: types.DidCloseNotebookDocumentParams) -> None:
+        cells = [cell.uri for cell in params.cell_text_documents]
+        ls.scheduler.notebook_closed(params.notebook_document.uri, cells)
 
     @server.feature(types.TEXT_DOCUMENT_INLAY_HINT, types.InlayHintOptions(resolve_provider=False))
     def inlay_hint(ls: ShapelensServer, params: types.InlayHintParams) -> list[types.InlayHint]:

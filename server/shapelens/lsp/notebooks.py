@@ -1,0 +1,252 @@
+"""Notebook document sync (`notebookDocument/didOpen`, `didChange`, `didClose`): the Python code cells of a
+notebook analysed as one program (`analysis.notebook`: a model defined in one cell and called in another is
+traced as one), and the results kept per cell document (`vscode-notebook-cell:` uris), so that the usual
+inlay hint, hover and code action handlers answer for a cell with cell-local positions.
+
+Each cell is an open document of `Documents` (its path is `path_of(cell uri)`); its static report is the
+cell's share of the whole program's static report. A trace runs for the notebook, after the same debounce as
+a file, one at a time through the shared worker, an edit of any cell superseding (or killing) the running
+one; its result is stored under the notebook's own path with one report per cell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from lsprotocol import types
+from pygls.workspace import Workspace
+
+from shapelens.analysis import notebook as nb
+from shapelens.analysis.engine import analyze, static_report
+from shapelens.analysis.worker_client import TraceCancelled
+from shapelens.core.findings import FileReport
+from shapelens.lsp.documents import path_of
+from shapelens.lsp.results import TraceResult
+from shapelens.lsp.scheduler import Scheduler
+from shapelens.lsp.shift import Change
+from shapelens.lsp.threads import in_thread
+
+log = logging.getLogger("shapelens.lsp")
+
+PYTHON = "python"
+# What the server asks for: the Python cells of Jupyter notebooks (VS Code's `jupyter-notebook` type).
+SYNC_OPTIONS = types.NotebookDocumentSyncOptions(
+    notebook_selector=[
+        types.NotebookDocumentFilterWithCells(cells=[types.NotebookCellLanguage(PYTHON)], notebook="jupyter-notebook")
+    ],
+    save=False,
+)
+
+
+@dataclass
+class NotebookState:
+    uri: str
+    path: str  # the notebook file's absolute path: the traced program's path in reports
+    cells: list[str]  # the uris of its Python code cells, in order
+    task: asyncio.Task[None] | None = None
+    in_trace: bool = False
+
+
+class NotebookScheduler(Scheduler):
+    """The scheduler of files, plus notebooks: a cell asked to be traced (`shapelens.traceNow` on a cell, new
+    settings re-tracing every document) traces its whole notebook instead of the cell alone."""
+
+    def __init__(self, *args: Any, workspace: Callable[[], Workspace], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace = workspace
+        self.notebooks: dict[str, NotebookState] = {}
+
+    # -- sync ------------------------------------------------------------------------------------------
+
+    def notebook_opened(self, uri: str) -> None:
+        state = self.notebooks.setdefault(uri, NotebookState(uri, path_of(uri), []))
+        self._sync_cells(state)
+        self.refresh_static(state)
+        self.schedule_notebook(state, 0.0)
+
+    def notebook_changed(self, params: types.DidChangeNotebookDocumentParams) -> None:
+        uri = params.notebook_document.uri
+        state = self.notebooks.get(uri)
+        if state is None:
+            self.notebook_opened(uri)
+            return
+        cells = params.change.cells
+        if cells is not None:
+            for content in cells.text_content or []:
+                for change in content.changes:
+                    if isinstance(change, types.TextDocumentContentChangePartial):
+                        self.results.shift(path_of(content.document.uri), Change(change.range, change.text))
+            if cells.structure is not None:
+                self._clear(c.uri for c in cells.structure.did_close or [])
+        self._sync_cells(state)
+        self.refresh_static(state)
+        self.schedule_notebook(state, self.config.settings.debounce_ms / 1000)
+
+    def notebook_closed(self, uri: str, cell_uris: list[str]) -> None:
+        state = self.notebooks.pop(uri, None)
+        if state is None:
+            return
+        if state.task is not None and not state.in_trace:
+            state.task.cancel()
+        self.host.cancel_trace_of(uri)
+        self.results.drop(state.path)
+        self._clear([*state.cells, *cell_uris])
+
+    def _sync_cells(self, state: NotebookState) -> None:
+        """The notebook's Python code cells, in order, as open documents; cells gone are cleared."""
+        document = self._workspace_notebook(state.uri)
+        cells = [] if document is None else [c.document for c in document.cells if self._is_python(c)]
+        self._clear(uri for uri in state.cells if uri not in cells)
+        state.cells = cells
+        for uri in cells:
+            self.docs.add(uri)
+
+    def _is_python(self, cell: types.NotebookCell) -> bool:
+        if cell.kind != types.NotebookCellKind.Code:
+            return False
+        try:
+            return self.workspace().get_text_document(cell.document).language_id in (PYTHON, None)
+        except Exception:
+            return False
+
+    def _workspace_notebook(self, uri: str) -> types.NotebookDocument | None:
+        return self.workspace().get_notebook_document(notebook_uri=uri)
+
+    def _clear(self, uris: Iterable[str]) -> None:
+        """Cells that left: their diagnostics cleared, then forgotten."""
+        for uri in list(uris):
+            state = self.docs.get(uri)
+            if state is None:
+                continue
+            state.static = None
+            self.diagnostics.send(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+            self.diagnostics.published.discard(uri)
+            self.docs.pop(uri)
+
+    def notebook_of(self, cell_uri: str) -> NotebookState | None:
+        return next((s for s in self.notebooks.values() if cell_uri in s.cells), None)
+
+    # -- the program -----------------------------------------------------------------------------------
+
+    def program(self, state: NotebookState) -> tuple[nb.Notebook, dict[str, int | None]]:
+        """The notebook's code cells as one program, and the version of each cell it was built from."""
+        cells = []
+        versions: dict[str, int | None] = {}
+        for index, uri in enumerate(state.cells):
+            cells.append(nb.CodeCell(index, self.docs.source(uri) or ""))
+            versions[path_of(uri)] = self.docs.version(uri)
+        return nb.build(state.path, cells, lambda index: path_of(state.cells[index])), versions
+
+    def refresh_static(self, state: NotebookState) -> None:
+        """The static findings of the whole program, each cell given its share, published per cell."""
+        program, versions = self.program(state)
+        try:
+            report = static_report(state.path, program.virtual)
+        except Exception as err:
+            log.error("static checks failed on %s", state.path, exc_info=err)
+            report = FileReport(state.path)
+        for path, cell_report in nb.split_report(program, report).items():
+            cell = self.docs.get(self.docs.uri_of(path))
+            if cell is not None and path in versions:
+                cell.static, cell.static_version = cell_report, versions[path]
+                self.diagnostics.publish(path)
+
+    # -- the trace -------------------------------------------------------------------------------------
+
+    def schedule(self, uri: str, delay_s: float) -> asyncio.Task[None] | None:
+        notebook = self.notebook_of(uri)
+        if notebook is not None:
+            return self.schedule_notebook(notebook, delay_s)
+        return super().schedule(uri, delay_s)
+
+    def schedule_notebook(self, state: NotebookState, delay_s: float) -> asyncio.Task[None] | None:
+        if not self.config.settings.trusted or self.shutting_down:
+            return None
+        if state.task is not None and not state.in_trace:
+            state.task.cancel()  # still waiting out the debounce: superseded
+        self.host.cancel_trace_of(state.uri)  # tracing an older text: kill it, the newer one follows
+        state.task = asyncio.ensure_future(self._notebook_debounced(state, delay_s))
+        return state.task
+
+    def shutdown(self) -> None:
+        for state in self.notebooks.values():
+            if state.task is not None and not state.task.done():
+                state.task.cancel()
+        super().shutdown()
+
+    async def _notebook_debounced(self, state: NotebookState, delay_s: float) -> None:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        await self.config.ready.wait()
+        async with self.host.lock:
+            if self.notebooks.get(state.uri) is not state or state.task is not asyncio.current_task():
+                return  # closed, or a newer request is queued behind us
+            state.in_trace = True
+            try:
+                await self._trace_notebook(state)
+            finally:
+                state.in_trace = False
+
+    async def _trace_notebook(self, state: NotebookState) -> None:
+        if not self.config.settings.trusted or self.shutting_down:
+            return
+        program, versions = self.program(state)
+        worker = await self.host.ensure()
+        if worker is None or self._versions(state) != versions:
+            return
+        epoch = self.epoch
+        options = self.config.settings.options()
+        root = self.docs.root_for(state.path)
+        document = self._workspace_notebook(state.uri)
+        version = document.version if document is not None else None
+        self.host.running = (state.uri, version)
+        self.notify.status("tracing", f"tracing {os.path.basename(state.path)}", uri=state.uri)
+        started = time.perf_counter()
+        outcome = "done"
+        reports: dict[str, FileReport] = {}
+        try:
+            reports = await in_thread(
+                lambda: analyze(state.path, program.virtual, options, worker, root), "shapelens-trace"
+            )
+            static = static_report(state.path, program.virtual).findings  # published per cell already
+        except TraceCancelled:
+            outcome = "cancelled"
+        except Exception as err:
+            log.exception("trace of %s failed", state.path)
+            outcome = f"failed: {err}"
+        finally:
+            self.host.running = None
+        elapsed = (time.perf_counter() - started) * 1000
+        fresh = (
+            outcome == "done"
+            and epoch == self.epoch
+            and self.config.settings.trusted
+            and self.notebooks.get(state.uri) is state
+            and self._versions(state) == versions
+        )
+        if fresh:
+            per_cell: dict[str, FileReport] = {}
+            for path, report in reports.items():
+                if path != state.path:
+                    per_cell[path] = report  # a module the notebook imports
+                    continue
+                report.findings = [f for f in report.findings if f not in static]
+                per_cell.update(nb.split_report(program, report, with_broken=False))
+            result = TraceResult(version, per_cell, frozenset(), versions)
+            self.diagnostics.publish_paths(self.results.store(state.path, result) - {state.path})
+            self.notify.refresh_inlay_hints()
+        if outcome.startswith("failed"):
+            self.notify.status("error", f"trace {outcome}", elapsed, state.uri)
+        else:
+            name = os.path.basename(state.path)
+            self.notify.status("idle", f"{name}: {outcome} in {elapsed:.0f} ms", elapsed, state.uri)
+        log.info("trace %s v%s: %s in %.0f ms%s", state.path, version, outcome, elapsed, "" if fresh else " (stale)")
+
+    def _versions(self, state: NotebookState) -> dict[str, int | None]:
+        return {path_of(uri): self.docs.version(uri) for uri in state.cells}

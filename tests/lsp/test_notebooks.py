@@ -1,0 +1,183 @@
+"""A Jupyter notebook in the real server (notebook document sync, as VS Code sends it): the model is defined in
+one cell and called in another, and the server traces the cells as one program. The SL101 lands on the model
+cell's document at the cell's own line, the shapes a CPU run binds show as inlay hints in that cell, its
+quick fix edits that cell, and an edit of the cell (sent as a notebook change) clears it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from harness import Doc, Session, apply_edit, capabilities, hint_at, wait_for
+from lsprotocol import types
+from oracle import run_on_cpu
+from pytest_lsp import LanguageClient
+
+pytestmark = pytest.mark.timeout(120)
+
+IMPORTS = "import torch\nimport torch.nn as nn"
+MODEL = """class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.fc = nn.Linear(100, 10)
+
+    def forward(self, x):
+        x = self.conv(x)
+        x = torch.flatten(x, 1)
+        return self.fc(x)"""
+CALL = "model = Net()\nout = model(torch.randn(4, 3, 32, 32))"
+MARKDOWN = "# Not code"
+
+
+def cell_uri(notebook: Path, n: int) -> str:
+    # VS Code's spelling: the notebook's path, the cell in the fragment
+    return f"vscode-notebook-cell:{notebook}#W{n}sZmlsZQ%3D%3D"
+
+
+async def open_notebook(s: Session, cells: list[tuple[str, str]]) -> tuple[str, list[str]]:
+    """Initialize with notebook sync, then open a notebook of (kind, text) cells; returns its and the cells' uris."""
+    caps = capabilities()
+    caps.notebook_document = types.NotebookDocumentClientCapabilities(
+        synchronization=types.NotebookDocumentSyncClientCapabilities()
+    )
+    result = await s.client.initialize_session(
+        types.InitializeParams(
+            capabilities=caps,
+            root_uri=s.root.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(uri=s.root.as_uri(), name="ws")],
+        )
+    )
+    sync = result.capabilities.notebook_document_sync
+    assert isinstance(sync, types.NotebookDocumentSyncOptions)
+    path = s.root / "nb.ipynb"
+    path.write_text("{}")
+    uris = [cell_uri(path, n) for n in range(len(cells))]
+    kinds = {"code": types.NotebookCellKind.Code, "markdown": types.NotebookCellKind.Markup}
+    s.client.notebook_document_did_open(
+        types.DidOpenNotebookDocumentParams(
+            notebook_document=types.NotebookDocument(
+                uri=path.as_uri(),
+                notebook_type="jupyter-notebook",
+                version=0,
+                cells=[types.NotebookCell(kind=kinds[k], document=u) for (k, _), u in zip(cells, uris, strict=True)],
+            ),
+            cell_text_documents=[
+                types.TextDocumentItem(u, "python" if k == "code" else "markdown", 1, t)
+                for (k, t), u in zip(cells, uris, strict=True)
+            ],
+        )
+    )
+    return path.as_uri(), uris
+
+
+def last_diagnostics(s: Session, uri: str) -> list[types.Diagnostic] | None:
+    found = [p for p in s.published if p.uri == uri]
+    return list(found[-1].diagnostics) if found else None
+
+
+def cpu_truth(folder: Path) -> dict[int, str]:
+    """The labels a real CPU run gives the model cell's lines (0-based lines of the cell), the cells written
+    out as one script for the oracle."""
+    script = folder / "as_script.py"
+    fixed = MODEL.replace("nn.Linear(100, 10)", "nn.Linear(7200, 10)")
+    script.write_text(f"{IMPORTS}\n{fixed}\n")
+    run = run_on_cpu(str(script), "Net", inputs=[(4, 3, 32, 32)])
+    assert run.error is None
+    offset = IMPORTS.count("\n") + 1
+    return {r.end_line - 1 - offset: "[" + ", ".join(map(str, r.shapes[0])) + "]" for r in run.records}
+
+
+async def test_notebook_cells_traced_as_one_program(client: LanguageClient, tmp_path: Path) -> None:
+    s = Session(client, tmp_path)
+    notebook, (_, imports, model, call) = await open_notebook(
+        s, [("markdown", MARKDOWN), ("code", IMPORTS), ("code", MODEL), ("code", CALL)]
+    )
+
+    # The SL101 on the model cell, at the cell's own line 4 (0-based), on `100`
+    def sl101() -> types.Diagnostic | None:
+        return next((d for d in last_diagnostics(s, model) or [] if d.code == "SL101"), None)
+
+    diagnostic = await wait_for(sl101, 60, "SL101 on the model cell")
+    assert diagnostic.range.start.line == 4
+    line = MODEL.split("\n")[4]
+    assert line[diagnostic.range.start.character : diagnostic.range.end.character] == "100"
+    assert diagnostic.related_information
+    assert {r.location.uri for r in diagnostic.related_information} == {model}
+    assert not any(d.code == "SL101" for uri in (imports, call) for d in last_diagnostics(s, uri) or [])
+
+    # hints in the model cell: what a CPU run binds, up to the mismatch (the flatten's [4, 7200])
+    doc = Doc(model, tmp_path / "nb.ipynb", MODEL)
+    hints = await s.inlay_hints(doc)
+    truth = cpu_truth(tmp_path)
+    for cell_line in (7, 8):
+        assert truth[cell_line] in hint_at(hints, cell_line), (cell_line, hint_at(hints, cell_line))
+    hover = await s.hover(doc, 8, 9)
+    assert hover is not None and "[4, 7200]" in str(hover.contents)
+
+    # the quick fix edits the model cell
+    actions = await s.code_actions(doc, diagnostic.range, [diagnostic], only=[types.CodeActionKind.QuickFix])
+    [preferred] = [a for a in actions if a.is_preferred]
+    assert preferred.edit is not None and preferred.edit.changes is not None
+    [(uri, [edit])] = preferred.edit.changes.items()
+    assert uri == model and edit.new_text == "8 * 30 * 30"
+
+    # applied as VS Code sends a cell edit: the SL101 goes, the shapes after fc appear
+    fixed = apply_edit(MODEL, edit)
+    s.client.notebook_document_did_change(
+        types.DidChangeNotebookDocumentParams(
+            notebook_document=types.VersionedNotebookDocumentIdentifier(version=1, uri=notebook),
+            change=types.NotebookDocumentChangeEvent(
+                cells=types.NotebookDocumentCellChanges(
+                    text_content=[
+                        types.NotebookDocumentCellContentChanges(
+                            document=types.VersionedTextDocumentIdentifier(version=2, uri=model),
+                            changes=[types.TextDocumentContentChangePartial(range=edit.range, text=edit.new_text)],
+                        )
+                    ]
+                )
+            ),
+        )
+    )
+    doc.text, doc.version = fixed, 2
+    await s.wait_diagnostics(doc, lambda ds: not ds)
+    await wait_for(lambda: s.traced(Doc(notebook, tmp_path, "")), 60, "the notebook's trace")
+
+    async def return_hint() -> list[str]:
+        return hint_at(await s.inlay_hints(doc), 9)
+
+    await poll(return_hint, lambda labels: truth[9] in labels)
+
+    # closing the notebook clears its cells' diagnostics
+    s.client.notebook_document_did_close(
+        types.DidCloseNotebookDocumentParams(
+            notebook_document=types.NotebookDocumentIdentifier(notebook),
+            cell_text_documents=[types.TextDocumentIdentifier(u) for u in (imports, model, call)],
+        )
+    )
+    await wait_for(lambda: last_diagnostics(s, model) == [], 30, "the model cell's diagnostics cleared")
+
+
+async def test_a_broken_cell_costs_the_others_nothing(client: LanguageClient, tmp_path: Path) -> None:
+    s = Session(client, tmp_path)
+    _, (_, broken, model, _) = await open_notebook(
+        s, [("code", IMPORTS), ("code", "def broken(:\n    pass"), ("code", MODEL), ("code", CALL)]
+    )
+    await wait_for(lambda: any(d.code == "SL101" for d in last_diagnostics(s, model) or []), 60, "SL101")
+    [syntax] = last_diagnostics(s, broken) or []
+    assert syntax.code == "SL000" and syntax.range.start.line == 0
+
+
+async def poll(
+    get: Callable[[], Awaitable[list[str]]], ok: Callable[[list[str]], bool], timeout: float = 60.0
+) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await get()
+        if ok(value):
+            return value
+        assert time.monotonic() < deadline, f"timed out: last {value!r}"
+        await asyncio.sleep(0.1)
