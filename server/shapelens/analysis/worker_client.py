@@ -52,6 +52,7 @@ class TraceWorker:
         self._cancelled = False
         self._next_id = 0
         self._problem: str | None = None
+        self.pass_fds: tuple[int, ...] = ()  # descriptors the worker inherits (a warm pool's sibling pipes)
         self.entered: list[str] = []  # the project files the last trace entered (the results cache's key)
 
     # -- life cycle ---------------------------------------------------------------------------------------
@@ -79,6 +80,7 @@ class TraceWorker:
                 env=env,
                 cwd=package_root,
                 start_new_session=True,  # a Ctrl+C in a terminal reaches us, not the worker mid-trace
+                pass_fds=self.pass_fds,
             )
         except OSError as err:
             raise WorkerUnavailable(f"cannot start {self.python}: {err}") from err

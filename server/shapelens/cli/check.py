@@ -4,6 +4,7 @@ with `--jobs`), their reports merged, the safe fixes applied with `--fix`, and t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -14,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from shapelens.analysis import edits
 from shapelens.analysis import notebook as nb
 from shapelens.analysis.engine import analyze
-from shapelens.analysis.worker_client import TraceWorker
+from shapelens.analysis.worker_client import TraceWorker, WorkerUnavailable
+from shapelens.analysis.worker_pool import PoolWorker, start_warm_pool
 from shapelens.cli.formats import display_path, json_document, render_github, render_text, sarif_document
 from shapelens.core.findings import FileReport, Finding, Severity, Span
 from shapelens.core.options import Options
@@ -47,17 +49,17 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"shapelens: no such file or folder: {err}", file=sys.stderr)
         return EXIT_USAGE
     options = Options(device=args.device, timeout=args.timeout, trusted=not args.no_trace)
-    # One worker by default: each pooled worker pays its own `import torch` and warm-up (≈2 s), which on this
-    # 2-core machine outweighed the faster traces (20 small models: --jobs 2 took 0.85× the speed of --jobs 1
-    # on meta, 1.17× on --device cpu). One core per worker by default waits for a pool that shares one warm-up.
+    # The pool's workers are forked from one warm worker (one `import torch`, one warm-up); see README.
     jobs = max(1, min(args.jobs, len(files)))
     cuda = args.device == "cuda"
+    progress = Progress(len(files), sys.stderr.isatty() and args.format not in ("json", "sarif"))
     if args.no_trace:
-        per_file = _check_serially(files, options, None)
+        per_file = _check_serially(files, options, None, progress=progress)
     elif jobs == 1:
-        per_file = _check_serially(files, options, TraceWorker(), cuda)
+        per_file = _check_serially(files, options, TraceWorker(env=_worker_env(len(files), None)), cuda, progress)
     else:
-        per_file = _check_in_pool(files, options, jobs, cuda)
+        per_file = _check_in_pool(files, options, jobs, cuda, progress)
+    progress.done()
     reports: dict[str, FileReport] = {}
     for file_reports in per_file:  # merged in the order of `files`, whatever order the traces ended in
         for other, report in file_reports.items():
@@ -107,29 +109,66 @@ def _check_notebook(path: str, text: str, options: Options, worker: TraceWorker 
 
 
 def _check_serially(
-    files: list[str], options: Options, worker: TraceWorker | None, cuda: bool = False
+    files: list[str], options: Options, worker: TraceWorker | None, cuda: bool = False, progress: Progress | None = None
 ) -> list[dict[str, FileReport]]:
     try:
         if cuda and worker is not None:
             _warn_without_cuda(worker)
-        return [_check_one(path, options, worker) for path in files]
+        out = []
+        for path in files:
+            out.append(_check_one(path, options, worker))
+            if progress is not None:
+                progress.finished(path)
+        return out
     finally:
         if worker is not None:
             worker.close()
 
 
-class _PooledWorker(TraceWorker):
+def _worker_env(files: int, threads: int | None) -> dict[str, str]:
+    """The environment of `check`'s workers: one file gets only the warm-up every trace needs (its one child
+    meets only its own model's kernels), several files the whole warm-up before the first trace (and before a
+    pool forks), not the editor's after-the-first-reply; with a pool each worker's torch gets its share of the
+    cores, not all of them (N workers that each use every core only fight; a user's setting wins)."""
+    env = dict(os.environ)
+    env.setdefault("SHAPELENS_WARM", "minimal" if files == 1 else "full")
+    if threads is not None:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(name, str(threads))
+    return env
+
+
+class Progress:
+    """`[12/50] path` on one line of a terminal's stderr, rewritten as each file finishes (in whatever order
+    a pool finishes them); nothing when stderr is not a terminal or the output is JSON or SARIF."""
+
+    def __init__(self, total: int, shown: bool) -> None:
+        self.total = total
+        self.shown = shown and total > 1
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def finished(self, path: str) -> None:
+        with self._lock:
+            self.count += 1
+            if self.shown:
+                line = f"[{self.count}/{self.total}] {display_path(path)}"
+                sys.stderr.write("\r\033[K" + line[:200])
+                sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.shown and self.count:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+class _PooledWorker(PoolWorker):
     """One worker of `--jobs`: its thread holds the pool's lock for everything but the trace itself, so the
     editor-side analysis (parsing, jedi, the rules, which are not thread-safe) runs one file at a time while
     the traces, where the time goes, run side by side in their own processes."""
 
     def __init__(self, lock: threading.Lock, threads: int) -> None:
-        # torch's own thread pool in each worker gets its share of the cores, not all of them: N workers
-        # that each use every core only fight (a user's setting wins)
-        env = dict(os.environ)
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env.setdefault(name, str(threads))
-        super().__init__(env=env)
+        super().__init__(env=_worker_env(2, threads))
         self._analysis_lock = lock
 
     def trace(self, plan: TracePlan) -> TraceResult:
@@ -140,8 +179,11 @@ class _PooledWorker(TraceWorker):
             self._analysis_lock.acquire()
 
 
-def _check_in_pool(files: list[str], options: Options, jobs: int, cuda: bool) -> list[dict[str, FileReport]]:
-    """`files` spread over `jobs` warm workers (each one trace at a time); the results in the order of `files`."""
+def _check_in_pool(
+    files: list[str], options: Options, jobs: int, cuda: bool, progress: Progress
+) -> list[dict[str, FileReport]]:
+    """`files` spread over `jobs` warm workers (each one trace at a time, all forked from one warm worker);
+    the results in the order of `files`, whatever order they finished in."""
     lock = threading.Lock()
     threads = max(1, (os.cpu_count() or 1) // jobs)
     idle = [_PooledWorker(lock, threads) for _ in range(jobs)]
@@ -153,14 +195,17 @@ def _check_in_pool(files: list[str], options: Options, jobs: int, cuda: bool) ->
             worker = idle.pop()
         try:
             with lock:
-                return _check_one(path, options, worker)
+                reports = _check_one(path, options, worker)
+            progress.finished(path)
+            return reports
         finally:
             with take:
                 idle.append(worker)
 
     try:
+        with contextlib.suppress(WorkerUnavailable):  # the per-file finding (SL004) says what is wrong
+            start_warm_pool(list(workers))
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shapelens-check") as pool:
-            list(pool.map(_start_quietly, workers))  # every worker imports torch at once, not on its first file
             if cuda:
                 _warn_without_cuda(workers[0])
             return list(pool.map(check, files))

@@ -40,15 +40,20 @@ def _send(out: IO[str], message: dict[str, Any]) -> None:
 
 
 def warm_up() -> dict[str, Any]:
+    """What every trace needs, before the worker says it is ready: torch, the child's modules, and one small
+    meta op under the flop counter — the first meta op imports torch._dynamo and sympy (1-3 s here), which
+    no trace can do without. The rest of the warm-up (`_exercise_kernels`) waits for the first reply."""
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # ask about CUDA without initialising it
     import logging
 
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     import shapelens.trace.child  # noqa: F401  (imports the flop counter and everything a child needs)
 
     logging.getLogger("torch._subclasses.fake_tensor").setLevel(logging.ERROR)
-    _exercise_kernels()
+    with torch.device("meta"), FlopCounterMode(display=False):
+        torch.nn.Linear(2, 2)(torch.randn(1, 2)).relu().sum()
     return {"event": "ready", "torch": torch.__version__, "cuda": bool(torch.cuda.is_available())}
 
 
@@ -244,7 +249,7 @@ PARENT = os.getppid()  # the editor or the CLI that started us; another parent m
 
 
 def main() -> None:
-    protocol = os.fdopen(os.dup(1), "w")
+    protocol: IO[str] = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # anything else printing to stdout goes to the log instead of the protocol
     try:
         hello = warm_up()
@@ -260,9 +265,18 @@ def main() -> None:
     except Exception as err:
         _send(protocol, {"event": "error", "message": f"torch failed to start in {sys.executable}: {err}"})
         return
+    # The rest of the warm-up: the editor's worker runs it after its first reply (its first hints come
+    # sooner); `check` of one file never (its one child meets only its own model's kernels); `check` of many
+    # files before its pool forks (each child would otherwise load the same kernels again).
+    warm = os.environ.get("SHAPELENS_WARM", "deferred")
+    if warm == "full":
+        with contextlib.suppress(Exception):  # a kernel that fails to warm stays cold, nothing more
+            _exercise_kernels()
     gc.freeze()
-    _send(protocol, hello)
-    for line in sys.stdin:
+    stdin, protocol, siblings, index = _fork_siblings(sys.stdin, protocol)
+    _send(protocol, {**hello, "sibling": index, "pid": os.getpid()})
+    rest_of_warm_up = warm == "deferred"
+    for line in stdin:
         if not line.strip():
             continue
         request = json.loads(line)
@@ -271,12 +285,47 @@ def main() -> None:
         _send(protocol, {"id": request["id"], "event": "started", "pid": pid})
         _send(protocol, {"id": request["id"], "event": "result", "result": run.collect()})
         preload(run.imports)
+        if rest_of_warm_up:
+            rest_of_warm_up = False
+            with contextlib.suppress(Exception):  # a kernel that fails to warm stays cold, nothing more
+                _exercise_kernels()
         reap()
         gc.freeze()  # what the warm process holds now is never collected: children don't copy its pages
     # end of input: the editor or the CLI is done with us. Skip the interpreter's teardown of torch (≈0.9 s
     # that every restart and every test would wait for); the children are already reaped.
     protocol.flush()
+    for sibling in siblings:  # idle at a normal end; mid-trace only when the CLI died, and then they go too
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(sibling, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(sibling, 0)
     os._exit(0)
+
+
+def _fork_siblings(stdin: IO[str], protocol: IO[str]) -> tuple[IO[str], IO[str], list[int], int]:
+    """`shapelens check --jobs N`: N-1 warm copies of this worker, forked after the warm-up so the pool pays
+    one `import torch`, each serving the pipe pair the CLI passed it (SHAPELENS_WORKER_SIBLINGS="in,out;...").
+    Returns the streams this process serves, the siblings' pids (in the first worker) and its index."""
+    global PARENT
+    spec = os.environ.pop("SHAPELENS_WORKER_SIBLINGS", "")
+    pairs = [tuple(int(fd) for fd in pair.split(",")) for pair in spec.split(";") if pair]
+    pids: list[int] = []
+    for index, (read_fd, write_fd) in enumerate(pairs, 1):
+        pid = os.fork()
+        if pid == 0:
+            PARENT = os.getppid()  # the first worker: it outlives us, and ends us when the CLI is gone
+            protocol.close()  # the first worker's streams are not ours to hold open
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+            for other in pairs:
+                for fd in other:
+                    if fd not in (read_fd, write_fd):
+                        os.close(fd)
+            return os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w"), [], index
+        pids.append(pid)
+    for pair in pairs:
+        for fd in pair:
+            os.close(fd)
+    return stdin, protocol, pids, 0
 
 
 def preload(modules: list[str]) -> None:
