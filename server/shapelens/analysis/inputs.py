@@ -22,7 +22,7 @@ from typing import Any
 
 from shapelens.analysis.discover import Model
 from shapelens.core.source import Source
-from shapelens.core.syntax import bound_names, loaded_names
+from shapelens.core.syntax import bound_names, loaded_names, mutated_names
 from shapelens.core.wire import InputSource
 
 DIRECTIVE = re.compile(r"#\s*shapelens:\s*(?!ignore\b)(.+)$")
@@ -203,6 +203,9 @@ def _slice(call: ast.Call, stmt: ast.stmt, scope_body: list[ast.stmt], func: ast
     for previous in reversed(scope_body):
         binds = bound_names(previous)
         if not binds & needed:
+            if mutated_names(previous) & needed:  # `parser.add_argument(...)`, `cfg.width = 16`: part of it
+                picked.append(previous)
+                needed |= loaded_names(previous) - BUILTINS
             continue
         if func is None and isinstance(previous, ALWAYS_LOADED):
             continue  # the module itself defines these (instrumented); running them again would undo that

@@ -70,8 +70,10 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
         error = target.error
         if error is not None:
             found = trace_failures.trace_error(error, target, plan, sources)
-            if found not in report(parsed.path).findings:  # a file that failed to load fails every model alike
-                report(parsed.path).findings.append(found)
+            for finding in (found, trace_failures.pointer(found, error, target, plan, sources)):
+                # filed on the file it is in; a file that failed to load fails every model alike: once
+                if finding is not None and finding not in report(finding.span.path).findings:
+                    report(finding.span.path).findings.append(finding)
         mode = target.mode
         for r in reports.values():
             r.mode = r.mode or mode

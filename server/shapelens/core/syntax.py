@@ -63,6 +63,51 @@ def bound_names(node: ast.AST) -> set[str]:
     return names
 
 
+# Method calls that change their object but need what a trace never has (a checkpoint, data, a device) or
+# do what a trace never does (train, save, show): never pulled into a slice for the object they change.
+NOT_SETUP_METHODS = frozenset(
+    {"load_state_dict", "load", "backward", "step", "zero_grad", "fit", "save", "save_pretrained", "run",
+     "start", "join", "close", "write", "flush", "show", "savefig", "plot", "cuda", "train", "download"}
+)  # fmt: skip
+
+
+def _root_name(node: ast.expr) -> str | None:
+    """`cfg` for `cfg`, `cfg.model.width`, `d["k"]`, `parser.add_argument(...)` chains."""
+    while isinstance(node, ast.Attribute | ast.Subscript | ast.Call):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def mutated_names(node: ast.AST) -> set[str]:
+    """Names a simple statement changes in place without binding them: a method call on the object
+    (`parser.add_argument(...)`, `cfg.update(...)`), an attribute or item assignment (`cfg.width = 16`,
+    `d["k"] = v`, `cfg.n += 1`). A slice that reads such a name includes these statements."""
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Attribute):
+        if node.value.func.attr in NOT_SETUP_METHODS:
+            return set()
+        targets = [node.value.func.value]
+    elif isinstance(node, ast.Assign):
+        targets = [t for t in node.targets if isinstance(t, ast.Attribute | ast.Subscript)]
+    elif isinstance(node, ast.AugAssign | ast.AnnAssign) and isinstance(node.target, ast.Attribute | ast.Subscript):
+        targets = [node.target]
+    names = {_root_name(t) for t in targets}
+    return {n for n in names if n is not None}
+
+
+def _extends_path(node: ast.stmt) -> bool:
+    """`sys.path.insert(0, ...)` / `sys.path.append(...)`: what the file's own imports need to run."""
+    call = node.value if isinstance(node, ast.Expr) else None
+    return (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Attribute)
+        and isinstance(call.func.value, ast.Attribute)
+        and call.func.value.attr == "path"
+        and isinstance(call.func.value.value, ast.Name)
+        and call.func.value.value.id == "sys"
+    )
+
+
 def loaded_names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
 
@@ -127,22 +172,25 @@ def keep_top_level(tree: ast.Module, roots: Iterable[str] | None = None) -> list
     `roots=None` (a project file the trace imports, whose importer's needs are not known here) starts from
     every def and class of the file, as Python's import would define them all.
     """
-    candidates = [s for s in tree.body if _definitional(s)]
+    modules = {n for s in tree.body if isinstance(s, ast.Import | ast.ImportFrom) for n in bound_names(s)}
+    # a statement that changes a needed object in place runs with it (`cfg.width = 16`); one that changes a
+    # module (`torch.manual_seed(0)`, `os.environ[...] = ...`) is not the module's definition
+    changes = {id(s): mutated_names(s) - modules for s in tree.body if not _definitional(s) or mutated_names(s)}
+    candidates = [s for s in tree.body if _definitional(s) or changes.get(id(s)) or _extends_path(s)]
     if roots is None:
         roots = {n for s in candidates if isinstance(s, _DEFS) for n in bound_names(s)}
     needed = set(roots)
     attributes = set(IMPLICIT_METHODS)
     reaches = {id(s): _Reach(s) for s in candidates}
     # Imports always run, as before: an import only an unreached method uses would otherwise be a NameError
-    # the day that method runs after all (getattr, a hook), and what an imported project file runs is
-    # filtered the same way when it loads.
-    kept = {id(s) for s in candidates if isinstance(s, ast.Import | ast.ImportFrom)}
+    # the day that method runs after all (getattr, a hook); so do `sys.path` changes the imports rely on.
+    kept = {id(s) for s in candidates if isinstance(s, ast.Import | ast.ImportFrom) or _extends_path(s)}
     pending: list[tuple[str | None, ast.AST]] = []  # bodies of kept defs not yet reached
     changed = True
     while changed:
         changed = False
         for stmt in candidates:
-            if id(stmt) in kept or not (bound_names(stmt) & needed):
+            if id(stmt) in kept or not ((bound_names(stmt) | changes.get(id(stmt), set())) & needed):
                 continue
             kept.add(id(stmt))
             reach = reaches[id(stmt)]

@@ -185,6 +185,7 @@ class TraceError:
     exception: str | None = None
     traceback: str | None = None
     note: str | None = None
+    caller_line: int | None = None  # when `path` is another file: the checked file's line that led there
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import fcntl
 import gc
+import importlib
 import importlib.abc
 import importlib.machinery
 import os
@@ -30,7 +31,7 @@ from typing import Any
 import torch
 
 from shapelens.core.source import Source, parse, read_source
-from shapelens.core.syntax import keep_top_level, node_key
+from shapelens.core.syntax import node_key
 from shapelens.core.wire import (
     ErrorKind,
     Event,
@@ -41,6 +42,7 @@ from shapelens.core.wire import (
 )
 from shapelens.trace import explain
 from shapelens.trace.context import Context, Emitter, time_limit
+from shapelens.trace.imports import IMPORTING, STAND_IN, ImportClock, guard_imports, stand_in_factory
 from shapelens.trace.instrument import RECORD, RETURN, instrument
 from shapelens.trace.model_run import _classify, _find_nodes, trace_target
 from shapelens.trace.patches import install_patches
@@ -52,13 +54,15 @@ from shapelens.trace.sandbox import CACHE_VARIABLES, Sandbox, die_with_parent
 
 def isolate(plan: TracePlan) -> None:
     """Detach stdin/stdout (user prints must not corrupt the protocol), cap memory, and put the file's
-    folder and the project root on sys.path, as when the file is run from its folder."""
+    folder, the project root and the folder above the file's package on sys.path, as when the file is run
+    from its folder (or imported from above its package)."""
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
     os.close(devnull)
     os.dup2(2, 1)  # prints go to the log, not to the worker's protocol channel
     folder = os.path.dirname(plan.file)
-    for entry in (plan.root, folder):
+    _, above = package_of(plan.file)
+    for entry in (plan.root, above, folder):
         if entry not in sys.path:
             sys.path.insert(0, entry)
     os.chdir(folder)
@@ -101,6 +105,32 @@ def seal_descriptors(channel: int) -> int:
     return channel
 
 
+def package_of(path: str) -> tuple[str, str]:
+    """The dotted name a file has inside its package, found by walking up the folders that hold an
+    `__init__.py` (`pkg/models/resnet.py` → "pkg.models.resnet"), and the folder above the package (its
+    own folder when it is in no package)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    parts = [os.path.splitext(os.path.basename(path))[0]]
+    while os.path.exists(os.path.join(folder, "__init__.py")) and os.path.dirname(folder) != folder:
+        parts.insert(0, os.path.basename(folder))
+        folder = os.path.dirname(folder)
+    return ".".join(parts), folder
+
+
+def project_root(plan: TracePlan) -> str:
+    """The project's root, moved up above the file's package when the root is inside it (the file checked
+    from its own folder): the package's other files are the user's too."""
+    root = os.path.abspath(plan.root)
+    _, above = package_of(plan.file)
+    return above if root.startswith(above + os.sep) else root
+
+
+def module_name(plan: TracePlan) -> str:
+    """The planner's name, or the longer one the package gives when the planner's root was inside it."""
+    dotted, _ = package_of(plan.file)
+    return dotted if dotted.count(".") > plan.module.count(".") else plan.module
+
+
 def project_file_test(root: str, main_file: str) -> Callable[[str], bool]:
     root = os.path.abspath(root)
     ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # shapelens itself is never user code
@@ -127,11 +157,16 @@ def project_file_test(root: str, main_file: str) -> Callable[[str], bool]:
 
 
 class Loader:
-    """Executes project files as real modules, keeping only what may run and recording every function."""
+    """Executes project files as real modules, recording every function: the checked file's kept top level,
+    and each project file it imports whole."""
 
-    def __init__(self, recorder: Recorder, on_file: Callable[[int, str], None]) -> None:
+    def __init__(
+        self, recorder: Recorder, on_file: Callable[[int, str], None], is_project: Callable[[str], bool]
+    ) -> None:
         self.recorder = recorder
         self.on_file = on_file  # the worker maps progress (file id, line) back to a path
+        self.clock = ImportClock()  # imports run on their own budget, not the trace's timeout
+        self.stand_in = stand_in_factory(is_project)
 
     def exec_file(self, module: types.ModuleType, path: str, text: str, keep: set[tuple[Any, ...]] | None) -> None:
         exec(self.prepare(module, path, text, keep), module.__dict__)
@@ -139,19 +174,24 @@ class Loader:
     def prepare(
         self, module: types.ModuleType, path: str, text: str, keep: set[tuple[Any, ...]] | None
     ) -> types.CodeType:
-        """The file's code, filtered and instrumented, with the recording functions in `module`."""
+        """The file's code, instrumented, with the recording and import functions in `module`. `keep` (the
+        checked file) runs only those top-level statements; `None` (a file it imports) runs whole, as Python
+        would import it."""
         parsed = parse(path, text)
         if not isinstance(parsed, Source):
             raise SyntaxError(f"{path}:{parsed.span.line}: {parsed.message}")
         tree = parsed.tree
-        body = keep_top_level(tree) if keep is None else [s for s in tree.body if node_key(s) in keep]
+        body = tree.body if keep is None else [s for s in tree.body if node_key(s) in keep]
         module_tree = ast.Module(body=body, type_ignores=[])
         module_tree, table = instrument(module_tree, text)
+        module_tree.body = guard_imports(module_tree.body, path)
         file_id = self.recorder.add_file(path, table)
         self.on_file(file_id, path)
         record, record_return = self.recorder.bind(file_id)
         module.__dict__[RECORD] = record
         module.__dict__[RETURN] = record_return
+        module.__dict__[IMPORTING] = self.clock.importing
+        module.__dict__[STAND_IN] = self.stand_in
         return compile(module_tree, path, "exec")
 
 
@@ -224,37 +264,28 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None 
     isolate(plan)
     emit.fd = seal_descriptors(fd)
     device = trace_device(plan.device)
-    is_project = project_file_test(plan.root, plan.file)
+    is_project = project_file_test(project_root(plan), plan.file)
     recorder = Recorder(is_project)
     recorder.on_progress = emit.at
-    ctx = Context(types.ModuleType(plan.module), {}, device)
+    ctx = Context(types.ModuleType(module_name(plan)), {}, device)
     install_patches(recorder, ctx)
     if folder is not None:  # from here on, user code runs: nothing outside the folder changes
         private_folder(folder)
         sys.dont_write_bytecode = True  # a library imported for the first time caches no .pyc
         ctx.sandbox = Sandbox(folder, is_project, ctypes_allowed=device.type == "cuda")
         ctx.sandbox.install()
-    loader = Loader(recorder, lambda file_id, path: emit({"event": Event.FILE, "id": file_id, "path": path}))
+    loader = Loader(
+        recorder, lambda file_id, path: emit({"event": Event.FILE, "id": file_id, "path": path}), is_project
+    )
     sys.meta_path.insert(0, ProjectFinder(loader, is_project))
-    name = plan.module
-    module = ctx.module
-    module.__file__ = plan.file
-    if "." in name:
-        module.__package__ = name.rpartition(".")[0]
-    sys.modules[name] = module
-    try:
-        code = loader.prepare(module, plan.file, plan.source, {tuple(k) for k in plan.keep})
-        # the file's top level is user code too: a slow import or a sleep is a timeout at its line
-        with (
-            time_limit(float(plan.timeout), recorder),
-            torch.device(device) if device.type == "meta" else nullcontext(),
-        ):
-            exec(code, module.__dict__)
-    except BaseException as err:  # the file's own imports or definitions failed: every target fails alike
-        error = explain.failure(_classify(err, "import"), err, plan, recorder, "import")
+    # -- loading: the checked file's kept top level (and, through ProjectFinder, the project files it
+    # imports, whole); a failure here fails every target alike --
+    error = load_main(plan, ctx, recorder, loader)
+    if error is not None:
         for spec in plan.targets:
             emit.result(TargetResult(spec.name, Status.ERROR, device.type, error=error))
         return
+    # -- loading ends: the module is ctx.module; tracing each target starts --
     parsed = parse(plan.file, plan.source)
     ctx.nodes = _find_nodes(parsed.tree) if isinstance(parsed, Source) else {}
     emit({"event": Event.IMPORTS, "modules": library_imports(before, is_project)})
@@ -266,6 +297,56 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None 
             message = f"shapelens could not report this trace ({type(err).__name__}: {err})"
             error = TraceError(ErrorKind.CRASH, message, plan.file, 0)
             emit.result(TargetResult(spec.name, Status.ERROR, ctx.device.type, error=error))
+
+
+def register_main(module: types.ModuleType, plan: TracePlan) -> None:
+    """Register the checked file's module under its dotted name, its parent packages imported first (a
+    relative import needs them); a package whose `__init__` does not import gets a bare stand-in, so its
+    other modules still import."""
+    name = module.__name__
+    module.__file__ = plan.file
+    package = name.rpartition(".")[0]
+    if package:
+        module.__package__ = package
+        try:
+            importlib.import_module(package)
+        except BaseException:  # the trace still needs the file's own code: import its siblings without it
+            folder = os.path.dirname(os.path.abspath(plan.file))
+            parts = package.split(".")
+            for depth in range(len(parts), 0, -1):
+                dotted = ".".join(parts[:depth])
+                if dotted not in sys.modules or not hasattr(sys.modules[dotted], "__path__"):
+                    bare = types.ModuleType(dotted)
+                    bare.__path__ = [folder]
+                    bare.__package__ = dotted
+                    sys.modules[dotted] = bare
+                folder = os.path.dirname(folder)
+    sys.modules[name] = module
+
+
+def execute_main(
+    code: types.CodeType, module: types.ModuleType, plan: TracePlan, recorder: Recorder, device: torch.device
+) -> None:
+    """Run the checked file's kept top level in its module: the file's top level is user code too, so a
+    slow statement is a timeout at its line (imports run on their own budget: trace/imports.py)."""
+    with (
+        time_limit(float(plan.timeout), recorder),
+        torch.device(device) if device.type == "meta" else nullcontext(),
+    ):
+        exec(code, module.__dict__)
+
+
+def load_main(plan: TracePlan, ctx: Context, recorder: Recorder, loader: Loader) -> TraceError | None:
+    """Load the checked file into `ctx.module`; the failure every target shares, if it did not load."""
+    module = ctx.module
+    try:
+        with time_limit(float(plan.timeout), recorder), loader.clock.importing(module.__name__, plan.file, 1):
+            register_main(module, plan)  # the parent packages' `__init__` files: imports, on their budget
+        code = loader.prepare(module, plan.file, plan.source, {tuple(k) for k in plan.keep})
+        execute_main(code, module, plan, recorder, ctx.device)
+    except BaseException as err:  # the file's own imports or definitions failed: every target fails alike
+        return explain.failure(_classify(err, "import"), err, plan, recorder, "import")
+    return None
 
 
 def main_in_child(plan: TracePlan, fd: int, progress: Any, token: str, folder: str, worker: int) -> None:

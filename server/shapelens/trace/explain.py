@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import collections
+import dataclasses
 import os
 import re
 import traceback
@@ -24,6 +25,7 @@ from torch import nn
 
 from shapelens.core.source import read_source_or_empty, split_lines
 from shapelens.core.wire import ErrorKind, TraceError, TracePlan
+from shapelens.trace.imports import ImportTimeout, MissingImport
 from shapelens.trace.recording import MissingForward, Recorder, shape_of
 from shapelens.trace.sandbox import refusal_of
 
@@ -58,7 +60,15 @@ _REWORDS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # colour and cursor codes some libraries put in messages
+
+
+def plain(text: str) -> str:
+    return ANSI.sub("", text)
+
+
 def reword(message: str) -> str:
+    message = plain(message)
     first = message.strip().splitlines()[0] if message.strip() else message
     for pattern, template in _REWORDS:
         match = pattern.search(first)
@@ -156,9 +166,58 @@ def operands(frame: Any, text: str) -> list[dict[str, Any]]:
     return found
 
 
+def _missing_import(err: BaseException) -> MissingImport | None:
+    """The failed import that `err` comes from: raised by a stand-in, or the cause of what was raised."""
+    seen = 0
+    current: BaseException | None = err
+    while current is not None and seen < 8:
+        if isinstance(current, MissingImport):
+            return current
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    return None
+
+
+def _caller_line(err: BaseException, plan: TracePlan, path: str) -> int | None:
+    """When the failure is in another file, the checked file's line that led there (an import, a call)."""
+    if path == plan.file:
+        return None
+    mine = [t for t in _frames(err.__traceback__) if t.tb_frame.f_code.co_filename == plan.file]
+    return mine[-1].tb_lineno if mine else None
+
+
 def failure(kind: str, err: BaseException, plan: TracePlan, recorder: Recorder, stage: str) -> TraceError:
     """The error record of a failed target: kind, message, the user line, and the operands there.
     `note`, where present, follows the line in the finding's message."""
+    error = _failure(kind, err, plan, recorder, stage)
+    return dataclasses.replace(
+        error, message=plain(error.message), caller_line=_caller_line(err, plan, error.path or plan.file)
+    )
+
+
+def _special(err: BaseException, plan: TracePlan) -> TraceError | None:
+    """Failures of the loading machinery itself: an import over its budget, a failed import used."""
+    if isinstance(err, ImportTimeout):
+        return TraceError(
+            ErrorKind.TIMEOUT, str(err.args[0]), err.path, err.line, stage="import", exception="ImportTimeout"
+        )
+    missing = _missing_import(err)
+    if missing is not None:
+        tb = _frames(err.__traceback__)
+        used_at = next((t for t in reversed(tb) if t.tb_frame.f_code.co_filename in (plan.file, missing.path)), None)
+        note = (
+            f"(used at line {used_at.tb_lineno})" if used_at is not None and used_at.tb_lineno != missing.line else None
+        )
+        message = plain(f"`import {missing.module}` failed ({missing.reason}) and the traced code uses {missing.used}")
+        return TraceError(
+            ErrorKind.BUILD, message, missing.path, missing.line, stage="import", note=note, exception="ImportError"
+        )
+    return None
+
+
+def _failure(kind: str, err: BaseException, plan: TracePlan, recorder: Recorder, stage: str) -> TraceError:
+    special = _special(err, plan)
+    if special is not None:
+        return special
     tb = _user_frame(err.__traceback__, recorder)
     note = None
     if kind == "recursion":
@@ -202,6 +261,8 @@ def failure(kind: str, err: BaseException, plan: TracePlan, recorder: Recorder, 
             "this line needs a tensor's values, which a shape-only trace does not have, so the shapes after "
             "it stay unknown; trace with real values with `--device cpu` (setting shapelens.device)"
         )
+    elif isinstance(err, AssertionError) and not str(err) and text:
+        message = f"AssertionError: {text}"  # which assertion: its source, not "AssertionError: AssertionError"
     else:
         detail = reword(str(err)) or type(err).__name__
         message = detail if stage == "forward" else f"{type(err).__name__}: {detail}"

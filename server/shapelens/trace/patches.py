@@ -1,9 +1,13 @@
 """The patches that make user code traceable: where modules are built, every layer call, flatten factors, explicit
-device moves redirected to the trace device, and the RNN shape rule on meta."""
+device moves redirected to the trace device, and the RNN shape rule on meta; on meta also the checks real
+kernels make that meta kernels skip (dtypes of a matrix multiply) and the value checks stock attention makes
+that meta cannot answer; and a command line parsed as empty (a script's `parse_args()` gives its defaults)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import argparse
+import contextlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -58,3 +62,97 @@ def install_patches(recorder: Recorder, ctx: Context) -> None:
     nn.Module.cuda = lambda self, *a, **k: self.to(ctx.device)  # type: ignore[method-assign]
     if ctx.device.type == "meta":  # real-device traces run the real kernels
         rnn.install()
+        check_matmul_dtypes()
+        attention_without_values()
+    empty_command_line()
+
+
+def _type_name(dtype: torch.dtype) -> str:
+    """torch's own name for a dtype in kernel messages: Float, Double, Half, BFloat16, Long, ..."""
+    return str(torch.empty(0, dtype=dtype, device="meta").type()).removeprefix("torch.meta.").removesuffix("Tensor")
+
+
+def check_matmul_dtypes() -> None:
+    """Meta's matrix multiply accepts operands of different dtypes; the real run raises. Raise as it does
+    (`mat1 and mat2 must have the same dtype, but got Double and Float`), so the trace reports it."""
+    from torch.nn import functional
+
+    linear = functional.linear
+
+    def checked_linear(input: Any, weight: Any, bias: Any = None) -> Any:
+        if isinstance(input, torch.Tensor) and isinstance(weight, torch.Tensor) and input.dtype != weight.dtype:
+            raise RuntimeError(
+                f"mat1 and mat2 must have the same dtype, but got {_type_name(input.dtype)} and "
+                f"{_type_name(weight.dtype)}"
+            )
+        return linear(input, weight, bias)
+
+    functional.linear = checked_linear
+
+    def checked(original: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(a: Any, b: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype != b.dtype:
+                first, second = (str(t.dtype).removeprefix("torch.") for t in (a, b))
+                names = {"float64": "double", "float32": "float", "float16": "half", "int64": "long"}
+                raise RuntimeError(
+                    "expected m1 and m2 to have the same dtype, but got: "
+                    f"{names.get(first, first)} != {names.get(second, second)}"
+                )
+            return original(a, b, *args, **kwargs)
+
+        return wrapper
+
+    for owner, name in ((torch, "matmul"), (torch, "mm"), (torch, "bmm"), (torch.Tensor, "__matmul__"),
+                        (torch.Tensor, "matmul"), (torch.Tensor, "mm"), (torch.Tensor, "bmm")):  # fmt: skip
+        setattr(owner, name, checked(getattr(owner, name)))
+
+
+def attention_without_values() -> None:
+    """Stock attention inspects a mask's values (is it causal? may the fast path run?), which meta tensors
+    do not have; neither changes a shape. The fast path is off and a mask on meta is taken as given."""
+    from torch.nn.modules import transformer
+
+    torch.backends.mha.set_fastpath_enabled(False)
+    detect = transformer._detect_is_causal_mask
+
+    def detect_is_causal_mask(mask: Any, is_causal: bool | None = None, size: int | None = None) -> bool:
+        if isinstance(mask, torch.Tensor) and mask.device.type == "meta" and is_causal is None:
+            return False  # the mask itself is applied, which gives the same shapes as the causal hint
+        return detect(mask, is_causal, size)
+
+    transformer._detect_is_causal_mask = detect_is_causal_mask
+
+
+def empty_command_line() -> None:
+    """A trace reads no command line: `parser.parse_args()` gives the parser's defaults (a required option
+    its default, None), never an exit; and an option added twice (a slice run again) replaces the first."""
+    parse_known = argparse.ArgumentParser.parse_known_args
+
+    def parse_known_args(
+        self: argparse.ArgumentParser, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
+        if args is not None:
+            return parse_known(self, args, namespace)  # type: ignore[no-any-return]
+        namespace = argparse.Namespace() if namespace is None else namespace
+        for action in self._actions:
+            if action.dest is argparse.SUPPRESS or action.default is argparse.SUPPRESS:
+                continue
+            default = action.default
+            if isinstance(default, str) and callable(action.type):
+                with contextlib.suppress(Exception):  # argparse would reject it; the string is the best there is
+                    default = action.type(default)
+            if not hasattr(namespace, action.dest):
+                setattr(namespace, action.dest, default)
+        return namespace, []
+
+    argparse.ArgumentParser.parse_known_args = parse_known_args  # type: ignore[assignment]
+    argparse.ArgumentParser.parse_args = lambda self, args=None, namespace=None: (  # type: ignore[assignment,method-assign]
+        parse_known(self, args, namespace)[0] if args is not None else parse_known_args(self, None, namespace)[0]
+    )
+    init = argparse.ArgumentParser.__init__
+
+    def parser_init(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("conflict_handler", "resolve")
+        init(self, *args, **kwargs)
+
+    argparse.ArgumentParser.__init__ = parser_init  # type: ignore[method-assign]

@@ -147,6 +147,8 @@ class Run:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def collect(self) -> dict[str, Any]:
+        from shapelens.trace.imports import import_budget
+
         timeout = float(self.plan.timeout)
         buffer = b""
         eof = False
@@ -165,7 +167,9 @@ class Run:
                 os._exit(1)
             elapsed = time.monotonic() - self.current_since
             if not eof and self.killed_for is None:
-                if elapsed > timeout + GRACE_S:
+                # the child's own timers stop it; this is the backstop (a hang inside C code), and while the
+                # file loads its imports have their own, larger budget
+                if elapsed > timeout + GRACE_S + (0.0 if self.loaded else import_budget()):
                     self._kill("timeout")
                 elif _rss_mb(self.pid) > float(self.plan.memory_mb):
                     self._kill("memory")

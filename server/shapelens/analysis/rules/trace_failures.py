@@ -346,9 +346,22 @@ def trace_error(error: TraceError, target: TargetResult, plan: Plan, sources: So
         message += f" {error.note}"
     if rule in (SL001, SL004) and not message.startswith(target.name):
         message = f"{message} (tracing {target.name})"
-    if span.path != plan.source.path:  # the failure is in another project file: say where from here
-        message += f" [{os.path.basename(span.path)}:{span.line}]"
     return rule.finding(span, message)
+
+
+def pointer(found: Finding, error: TraceError, target: TargetResult, plan: Plan, sources: Sources) -> Finding | None:
+    """When a trace failed inside another project file (its finding is filed there, at its line), the
+    checked file's note at the line that led there (the import, the call), else at the model's name."""
+    if found.span.path == plan.source.path:
+        return None
+    if error.caller_line:
+        span = sources.line_span(plan.source.path, error.caller_line)
+    else:
+        model = next((m for m, _ in plan.models if m.name == target.name), None)
+        span = name_span(plan.source, model.node) if model else Span(plan.source.path, 1, 1, 1, 1)
+    rule = ERROR_RULES.get(error.kind.value, SL004)
+    where = f"{os.path.basename(found.span.path)} line {found.span.line}"
+    return rule.finding(span, f"{found.code} in {where}: {found.message}", severity=Severity.INFORMATION)
 
 
 def name_span(source: Source, node: ast.AST) -> Span:
