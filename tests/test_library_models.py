@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 from engine_support import Analyse
 from shapelens.analysis.discover import find_models
+from shapelens.analysis.engine import analyze
+from shapelens.analysis.worker_client import TraceWorker
 from shapelens.core.findings import FileReport
+from shapelens.core.options import Options
 from shapelens.core.source import Source, parse
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers missing")
@@ -170,12 +173,11 @@ def cpu_output_shape(class_name: str) -> tuple[int, ...]:
 
 
 @pytest.mark.parametrize("name", sorted(SITE_CLASSES))
-def test_model_classes_in_site_packages_trace_from_a_small_config(analyse: Analyse, name: str) -> None:
+def test_model_classes_in_site_packages_trace_from_a_small_config(worker: TraceWorker, name: str) -> None:
     """`shapelens check .../transformers/models/gpt2/modeling_gpt2.py`, zero edits: its model classes are built
     from their config made small (trace/library.py) and traced with token ids."""
     path = site_file(name)
-    reports = analyse(path.read_text(), name=f"modeling_{name}.py")
-    [report] = [r for r in reports.values() if r.path.endswith(f"modeling_{name}.py")]
+    report = analyze(str(path), path.read_text(), Options(), worker)[str(path)]
     models = {m.name: m for m in report.models}
     for class_name in SITE_CLASSES[name]:
         model = models[class_name]
