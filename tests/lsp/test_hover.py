@@ -1,8 +1,15 @@
 """What a hover names, below the protocol: the binding that reaches a use of a name and the layers a
-`self.<attr>` names (`analysis.bindings` over `analysis.outline`)."""
+`self.<attr>` names (`analysis.bindings` over `analysis.outline`); and, through the real server, what a
+model's class name says about the input it was traced with."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+from harness import Session, position_of
+from lsprotocol import types
+from pytest_lsp import LanguageClient
 from shapelens.analysis.bindings import hint_for_word, layers_by_attribute
 from shapelens.analysis.outline import outline, word_at
 from shapelens.core.findings import Hint, LayerInfo, Span
@@ -46,3 +53,48 @@ def test_self_attr_names_the_layer_its_assignment_built() -> None:
     assert layers_by_attribute([built, other], found, "fc", 5) == [built]
     # without an outline (mid-edit), by the layer's own name
     assert layers_by_attribute([built, other], None, "fc", 5) == [built, other]
+
+
+# -- the class name: what the model was traced with, through the real server --------------------------------
+
+INFERRED_HEAD = """\
+import torch
+from torch import nn
+
+
+class Head(nn.Module):
+    def __init__(self, hidden, num_classes):
+        super().__init__()
+        self.fc = nn.Linear(hidden, num_classes)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+# shapelens: x=(4, 8)
+class Given(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+
+@pytest.mark.timeout(120)
+async def test_hover_on_a_class_name_says_what_it_was_traced_with(client: LanguageClient, tmp_path: Path) -> None:
+    s = Session(client, tmp_path)
+    await s.start()
+    doc = s.open("head.py", INFERRED_HEAD)
+    await s.wait_traced(doc)
+    head = position_of(doc.text, "class Head", delta=8)
+    hover = await s.hover(doc, head.line, head.character)
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    text = hover.contents.value
+    assert "(model) Head" in text and "(inferred)" in text  # a guess reads as a guess
+    assert "`hidden=64` (no value known: a small one)" in text  # and what was made up for the constructor
+    given = position_of(doc.text, "class Given", delta=8)
+    hover = await s.hover(doc, given.line, given.character)
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    assert "traced with `x: [4, 8]` (your directive)" in hover.contents.value

@@ -1,13 +1,15 @@
 """How each model gets its constructor arguments and its inputs. First match wins:
 
-1. a directive comment on or above the class (or its `forward`, or the Sequential's assignment):
-   `# shapelens: x=(8, 3, 32, 32), ids=int64(2, 40)` and `# shapelens: init(10, hidden=20)`;
+1. a directive comment on or above the class (above or below its decorators), its `forward`, or the
+   Sequential's assignment: `# shapelens: x=(8, 3, 32, 32), ids=int64(2, 40)`, `hidden=((2, 4, 64), (2, 4,
+   64))` (a tuple of tensors), `mask=None`, and `# shapelens: init(10, hidden=20)`;
 2. an example call in the file — module level, under `if __name__ == "__main__":` or inside a function —
    such as `model = Net(10); out = model(torch.randn(4, 3, 32, 32))`, of which only the backward slice runs
    (the constants, the constructor call, the tensor factories), never anything else;
-3. inferred in the trace child from the first layer `forward` applies to its input, when that layer fixes
-   the input (Linear, Embedding, RNN/LSTM/GRU);
-4. otherwise nothing runs and SL003 says how to add an input.
+3. inferred in the trace child from the built model along `forward`'s data flow, the constructor built by
+   `analysis.constructors` when it needs arguments (a real call in the workspace, a config class's defaults,
+   small values chosen by name: each named in `Inputs.synthesized`);
+4. otherwise nothing runs and SL003 says why (no `forward`; a constructor argument nothing could supply).
 
 Items are positions of nodes in the file (so that code runs with its real line numbers) or generated code.
 """
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 import ast
 import builtins
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from shapelens.analysis.constructors import constructors_for
 from shapelens.analysis.discover import Model
 from shapelens.core.source import Source
 from shapelens.core.syntax import bound_names, loaded_names, mutated_names
@@ -33,7 +37,7 @@ DTYPES = {
 BUILTINS = set(dir(builtins))
 
 ALWAYS_LOADED = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-Item = dict[str, Any]  # {"node": [line, col]} | {"code": "..."} | {"tensor": [dims], "dtype": "int64"}
+Item = dict[str, Any]  # {"node": [...]} | {"code": "..."} | {"tensor": [dims], "dtype": "int64"} | {"tuple": [...]}
 
 
 @dataclass
@@ -46,6 +50,9 @@ class Inputs:
     infer_from: str | None = None  # the attribute forward applies first to its input ("fc1")
     reason: str = ""  # for InputSource.NONE: why, and how to add an input
     line: int = 0  # where the inputs came from (the directive's or the example call's line)
+    alternatives: list[Item] = field(default_factory=list)  # more constructors, tried when `model` fails
+    synthesized: list[str] = field(default_factory=list)  # what was made up for the constructor, for the hover
+    guessed: bool = False  # the constructor's arguments were made up: a failure is no proof against the code
 
 
 def _node(node: ast.AST) -> Item:
@@ -57,14 +64,17 @@ def _node(node: ast.AST) -> Item:
 
 
 def _directive_lines(source: Source, node: ast.AST) -> list[tuple[int, str]]:
-    """Directive comments on the node's first line or in the comment block right above it (and above its
-    decorators)."""
+    """Directive comments on the node's first line, among its decorators (`@auto_docstring`, the directive,
+    then `class`), or in the comment block right above them."""
     lines = source.lines
     first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])  # type: ignore[attr-defined]
     found = []
     number = node.lineno  # type: ignore[attr-defined]
     if number <= len(lines) and (m := DIRECTIVE.search(lines[number - 1])):
         found.append((number, m.group(1)))
+    for number in range(node.lineno - 1, first - 1, -1):  # type: ignore[attr-defined]
+        if lines[number - 1].strip().startswith("#") and (m := DIRECTIVE.search(lines[number - 1])):
+            found.append((number, m.group(1)))
     number = first - 1
     while number >= 1 and lines[number - 1].strip().startswith("#"):
         if m := DIRECTIVE.search(lines[number - 1]):
@@ -107,18 +117,33 @@ def _dims(node: ast.expr) -> list[int]:
 
 
 def _directive_value(node: ast.expr) -> Item:
+    """`(2, 3)` a tensor's dims; `((2, 4, 64), (2, 4, 64))` a tuple of tensors (nested as written);
+    `int64(2, 40)` a tensor of that dtype; `None` or another literal as itself."""
     try:
+        if isinstance(node, ast.Tuple | ast.List) and node.elts and not all(_is_int(e) for e in node.elts):
+            if any(_is_int(e) for e in node.elts):
+                raise DirectiveError(f"cannot read `{ast.unparse(node)}`: mix of sizes and tensors")
+            return {"tuple": [_directive_value(e) for e in node.elts]}
         if isinstance(node, ast.Tuple | ast.List):
             return {"tensor": _dims(node), "dtype": "float32"}
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in DTYPES:
             dims = [d for arg in node.args for d in _dims(arg)]
             return {"tensor": dims, "dtype": node.func.id}
         return {"code": repr(ast.literal_eval(node))}
+    except DirectiveError:
+        raise
     except (ValueError, SyntaxError):
         raise DirectiveError(f"cannot read `{ast.unparse(node)}`: use (dims), int64(dims) or a literal") from None
 
 
-def from_directive(source: Source, model: Model) -> Inputs | None:
+def _is_int(node: ast.expr) -> bool:
+    try:
+        return isinstance(ast.literal_eval(node), int)
+    except (ValueError, SyntaxError, TypeError):
+        return False
+
+
+def from_directive(source: Source, model: Model, root: str | None = None) -> Inputs | None:
     anchors: list[ast.AST] = [model.node]
     if model.forward is not None:
         anchors.append(model.forward)
@@ -142,9 +167,15 @@ def from_directive(source: Source, model: Model) -> Inputs | None:
         result.model = {"code": model.name}
         result.args = list(inputs.values())
         return result if inputs else _with_inference(result, model)
-    init_args = ast.unparse(init).removeprefix("init") if init else "()"
-    result.model = {"code": f"{model.name}{init_args}"}
-    result.kwargs = inputs
+    if init is None and _needs_init_args(model):  # the inputs are the user's, the constructor is ours
+        built = _constructed(Inputs(InputSource.DIRECTIVE, line=line, kwargs=inputs), model, source, root)
+        if built.source == InputSource.NONE:
+            return built
+        result = built
+    else:
+        init_args = ast.unparse(init).removeprefix("init") if init else "()"
+        result.model = {"code": f"{model.name}{init_args}"}
+        result.kwargs = inputs
     return result if inputs else _with_inference(result, model)
 
 
@@ -277,23 +308,33 @@ def from_example(source: Source, model: Model) -> Inputs | None:
 
 
 def _first_layer(model: Model) -> str | None:
-    """The attribute `forward` applies first to its first input (`self.fc1(x)` → "fc1")."""
+    """The attribute `forward` applies first to its first input (`self.fc1(x)` → "fc1"), in source order:
+    `x = F.max_pool2d(self.conv1(x), 2)` before a later `x = self.fc2(x)`."""
     forward = model.forward
     if forward is None or len(forward.args.args) < 2:
         return None
     param = forward.args.args[1].arg
-    for node in ast.walk(forward):
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == "self"
-            and node.args
-            and isinstance(node.args[0], ast.Name)
-            and node.args[0].id == param
-        ):
-            return node.func.attr
-    return None
+    calls = [
+        node
+        for node in ast.walk(forward)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "self"
+        and node.args
+        and isinstance(node.args[0], ast.Name)
+        and node.args[0].id == param
+    ]
+    first = min(calls, key=lambda n: (n.lineno, n.col_offset), default=None)
+    return first.func.attr if first is not None else None  # type: ignore[attr-defined]
+
+
+def _inherits_forward(model: Model) -> bool:
+    """A class without its own `forward` may have one from a base (`nn.Sequential`, a class of the project);
+    only a bare `nn.Module` base surely has none."""
+    node = model.node
+    bases = [ast.unparse(b) for b in node.bases] if isinstance(node, ast.ClassDef) else []
+    return any(b not in ("nn.Module", "torch.nn.Module", "Module") for b in bases)
 
 
 def _needs_init_args(model: Model) -> bool:
@@ -309,30 +350,41 @@ def _with_inference(result: Inputs, model: Model) -> Inputs:
     if model.kind == "sequential":
         result.infer_from = ""  # the Sequential's first entry
         return result
-    if model.forward is None:
+    if model.forward is None and not _inherits_forward(model):
         return Inputs(
             InputSource.NONE, line=result.line,
-            reason=f"{model.name} has no `forward` yet: there is nothing to trace",
+            reason=f"{model.name} has no `forward`: there is nothing to trace, and no input to give it",
         )  # fmt: skip
     result.infer_from = _first_layer(model) or ""  # the trace child follows forward's data flow from here
     result.source = InputSource.INFER if result.source == InputSource.NONE else result.source
     return result
 
 
-def inputs_for(source: Source, model: Model) -> Inputs:
-    found = from_directive(source, model) or from_example(source, model)
+def _constructed(result: Inputs, model: Model, source: Source, root: str | None) -> Inputs:
+    """`result` with the constructor `analysis.constructors` found (the first candidate, the others as
+    alternatives); NONE with the reason when there is none."""
+    found = constructors_for(source, model, root or os.path.dirname(os.path.abspath(source.path)))
+    if not found.candidates:
+        return Inputs(InputSource.NONE, reason=found.reason, line=result.line)
+    first = found.candidates[0]
+    result.model = {"code": first.code}
+    result.alternatives = found.alternatives(model.name)
+    result.synthesized = first.synthesized
+    result.guessed = first.guessed
+    if result.source == InputSource.NONE and first.source == InputSource.WORKSPACE:
+        result.source = InputSource.WORKSPACE
+    return result
+
+
+def inputs_for(source: Source, model: Model, root: str | None = None) -> Inputs:
+    found = from_directive(source, model, root) or from_example(source, model)
     if found is not None:
         return found
-    how = "add `# shapelens: x=(8, 3, 32, 32)` (your input's shape) above the class or its forward"
-    if model.kind == "class" and _needs_init_args(model):
-        return Inputs(
-            InputSource.NONE,
-            reason=f"no input is known for {model.name} and its constructor needs arguments: "
-            f"add `# shapelens: init(...), x=(...)` above the class, or an example call in the file",
-        )
     if model.kind == "sequential":
         return _with_inference(Inputs(InputSource.INFER, setup=[_node(model.node)], model={"code": model.name}), model)
-    inferred = _with_inference(Inputs(InputSource.NONE, model={"code": f"{model.name}()"}), model)
-    if inferred.source == InputSource.NONE:
-        inferred.reason = f"no input is known for {model.name}: {how}, or an example call in the file"
-    return inferred
+    if model.forward is None and not _inherits_forward(model):
+        return _with_inference(Inputs(InputSource.NONE), model)  # says there is nothing to trace
+    built = _constructed(Inputs(InputSource.NONE), model, source, root)
+    if built.source == InputSource.NONE and built.reason:
+        return built
+    return _with_inference(built, model)

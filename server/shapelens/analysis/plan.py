@@ -58,6 +58,8 @@ class Plan:
                     args=inputs.args,
                     kwargs=inputs.kwargs,
                     infer_from=inputs.infer_from,
+                    alternatives=inputs.alternatives,
+                    synthesized=inputs.synthesized,
                 )
                 for model, inputs in self.traced
             ],
@@ -85,7 +87,7 @@ def build_plan(source: Source, root: str, options: Options) -> Plan:
     plan = Plan(source, os.path.abspath(root), options)
     extra: set[str] = set()  # what the traced models reach: their names and what their example calls read
     for model in find_models(source, root):
-        inputs = inputs_for(source, model)
+        inputs = inputs_for(source, model, plan.root)
         plan.models.append((model, inputs))
         if inputs.source == InputSource.NONE:
             continue
@@ -100,7 +102,7 @@ def build_plan(source: Source, root: str, options: Options) -> Plan:
         setup_nodes = [n for n in _item_nodes(source, inputs.setup) if isinstance(n, ast.stmt)]
         bound = set().union(*(bound_names(n) for n in setup_nodes)) if setup_nodes else set()
         extra |= set().union(*(loaded_names(n) for n in nodes)) - bound if nodes else set()
-        for item in items:  # generated code (`Net(10)`, `batch = 8`) names module-level things too
+        for item in [*items, *inputs.alternatives]:  # generated code (`Net(10)`, `batch = 8`) names them too
             if "code" in item:
                 extra |= loaded_names(ast.parse(item["code"]))
     plan.keep = keep_top_level(source.tree, extra)

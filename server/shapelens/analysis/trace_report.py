@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import ast
 
+from shapelens.analysis.inputs import Inputs
 from shapelens.analysis.plan import Plan
 from shapelens.analysis.rules import dropout, layer_sizes, trace_failures
 from shapelens.analysis.rules.sources import Sources
-from shapelens.core.findings import FileReport, Hint, LayerCall, LayerInfo, Span, merge_hints
+from shapelens.core.findings import FileReport, Hint, LayerCall, LayerInfo, ModelInput, Span, TracedModel, merge_hints
 from shapelens.core.source import Source
 from shapelens.core.wire import InputSource, LayerRecord, Status, TargetResult, TraceResult
 
-SOURCE_PRIORITY = {InputSource.DIRECTIVE: 0, InputSource.EXAMPLE: 1, InputSource.INFER: 2}
+SOURCE_PRIORITY = {InputSource.DIRECTIVE: 0, InputSource.EXAMPLE: 1, InputSource.WORKSPACE: 2, InputSource.INFER: 2}
 
 
 def _sorted_targets(plan: Plan, result: TraceResult) -> list[TargetResult]:
@@ -32,12 +33,19 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
     # Shapes from inputs the user gave (directive, example call) all count: a block with its own directive
     # that a bigger model also uses shows every shape it met. Shapes from an inferred input are a guess at
     # the size, so they only fill statements no user-given input reached.
-    inferred = {m.name for m, i in plan.traced if i.source == InputSource.INFER}
+    inferred = {m.name for m, i in plan.traced if not i.source.user_given}
+    guessed = {m.name: i for m, i in plan.traced if not i.source.user_given or i.guessed}
+    reached = _reached_by_others(plan, result)  # guessed targets another target's trace went through
     claimed: dict[tuple[str, int], str] = {}  # statement → the first target that recorded it
     for target in _sorted_targets(plan, result):
         name = target.name
         if target.status == Status.SKIPPED:
             continue
+        traced_model = _traced_model(plan, target)
+        if traced_model is not None:
+            report(parsed.path).models.append(traced_model)
+        if target.status == Status.COVERED:
+            continue  # a parent's trace reached it: its shapes and findings are the parent's
         report(parsed.path).traced.append(name)
         for rec in target.records:
             owner = claimed.setdefault((rec.path, rec.line), name)
@@ -65,11 +73,15 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
                 report(info.span.path).findings.append(misuse)
         for mismatch in target.mismatches:
             found = layer_sizes.layer_mismatch(mismatch, sources)
-            if found is not None:
+            if found is not None and found not in report(found.span.path).findings:  # two targets, one layer
                 report(found.span.path).findings.append(found)
         error = target.error
         if error is not None:
             found = trace_failures.trace_error(error, target, plan, sources)
+            if name in guessed:  # a guess never accuses the code
+                if name in reached:
+                    continue  # its lines have their shapes from that trace: its own guess has nothing to add
+                found = trace_failures.from_a_guess(found, target, _how(guessed[name]))
             for finding in (found, trace_failures.pointer(found, error, target, plan, sources)):
                 # filed on the file it is in; a file that failed to load fails every model alike: once
                 if finding is not None and finding not in report(finding.span.path).findings:
@@ -84,6 +96,45 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
         if model.name not in built and not _covered(model.node, parsed.path, claimed):
             report(parsed.path).findings.append(trace_failures.no_input(parsed, model.node, inputs.reason))
     return reports
+
+
+def _reached_by_others(plan: Plan, result: TraceResult) -> set[str]:
+    """The models of the checked file another target's trace built or went through (a block of a traced
+    parent): a failed standalone guess of theirs is no news (the child says COVERED where it knows)."""
+    lines: dict[tuple[str, int], set[str]] = {}
+    for target in result.targets:
+        for rec in target.records:
+            lines.setdefault((rec.path, rec.line), set()).add(target.name)
+    found = {x.type for t in result.targets for x in t.layers if x.type != t.name}  # built inside another
+    for model, _ in plan.traced:
+        first, last = model.node.lineno, model.node.end_lineno or model.node.lineno
+        inside = [names for (p, n), names in lines.items() if p == plan.source.path and first <= n <= last]
+        if any(names - {model.name} for names in inside):
+            found.add(model.name)
+    return found
+
+
+def _how(inputs: Inputs) -> str:
+    if inputs.source.user_given:
+        return f"{inputs.source.value} input, constructor arguments made up"
+    return inputs.source.value
+
+
+def _traced_model(plan: Plan, target: TargetResult) -> TracedModel | None:
+    """How a model of the checked file was traced: where its input came from, the input itself (the trace's
+    account, else the directive's sizes), and what was chosen for it."""
+    found = next(((m, i) for m, i in plan.traced if m.name == target.name), None)
+    if found is None:
+        return None
+    model, inputs = found
+    given = [ModelInput(i.name, None if i.shape is None else tuple(i.shape), i.dtype, i.note) for i in target.inputs]
+    if not given:
+        tensors = {k: v for k, v in inputs.kwargs.items() if "tensor" in v}
+        given = [ModelInput(k, tuple(v["tensor"]), v.get("dtype", "float32")) for k, v in tensors.items()]
+    notes = [*inputs.synthesized, *(n for n in target.notes if n not in inputs.synthesized)]
+    if target.status == Status.COVERED and target.covered_by:
+        notes.append(f"shapes from {target.covered_by}'s trace, which reached it")
+    return TracedModel(target.name, model.node.lineno, inputs.source.value, given, notes)
 
 
 def _covered(node: ast.AST, path: str, claimed: dict[tuple[str, int], str]) -> bool:

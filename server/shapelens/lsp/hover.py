@@ -1,5 +1,6 @@
 """`textDocument/hover`: on a layer (its attribute or its constructor call) what it received and returned,
-on a name the shape of the binding that reaches it (`analysis.bindings` says which)."""
+on a model's class name what it was traced with and where that input came from, on a name the shape of the
+binding that reaches it (`analysis.bindings` says which)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,10 @@ def hover(
             inner = min(inside, key=lambda x: (x.span.end_line - x.span.line, x.span.end_column - x.span.column))
             group = [x for x in inside if x.span == inner.span]
             markdown = render.layer_markdown(group)
+    if markdown is None and word is not None and text.lines[position.line].lstrip().startswith("class "):
+        model = next((m for _, _, r in results.reports_for(path) for m in r.models if m.name == word.text), None)
+        if model is not None:
+            markdown = render.model_markdown(model)
     if markdown is None and word is not None:
         hint = hint_for_word(results.hints_for(path), outline, word, line)
         if hint is not None:

@@ -1,12 +1,13 @@
 """What the editor shows as text: inlay hint labels (`[8, 16, 14, 14]`, `[2, 1568] → [2, 10]`) and the
 Markdown of tooltips and hovers (a variable's shape and facts, a layer's calls, parameters, FLOPs and, for a
-dropout, what it does in train and eval mode)."""
+dropout, what it does in train and eval mode; a model's class: what it was traced with, and where that came
+from)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shapelens.core.findings import Hint, LayerInfo, Shape, hint_label
+from shapelens.core.findings import Hint, LayerInfo, Shape, TracedModel, hint_label
 from shapelens.core.torch_facts import DROPOUT_LAYERS
 
 # -- labels ------------------------------------------------------------------------------------------------
@@ -187,3 +188,32 @@ def layer_markdown(layers: Sequence[LayerInfo], brief: bool = False) -> str:
         facts += _dropout_markdown(first)
     out.append("  \n".join(facts))
     return "\n".join(out)
+
+
+SOURCE_WORDS = {
+    "directive": "your directive",
+    "example": "the example call in the file",
+    "workspace": "a call of it in the workspace",
+    "inferred": "inferred",
+}
+
+
+def _note(note: str) -> str:
+    """`hidden=64 (no value known: a small one)` → the value as code, the reason as words."""
+    head, paren, rest = note.partition(" (")
+    return f"{_code(head)}{paren}{rest}" if "=" in head and " " not in head else note
+
+
+def model_markdown(model: TracedModel) -> str:
+    """Hover on a model's class name: `traced with x: [2, 3, 32, 32] — the size fc1 accepts (inferred)`, then
+    what was made up for its constructor, so a guess reads as a guess."""
+    source = SOURCE_WORDS.get(model.input_source, model.input_source)
+    lines = []
+    for given in model.inputs:
+        shape = hint_label(given.shape, given.dtype or "float32") if given.shape is not None else "(not a tensor)"
+        why = f" — {given.note}" if given.note else ""
+        lines.append(f"traced with {_code(f'{given.name}: {shape}')}{why} ({source})")
+    if not lines:
+        lines.append(f"traced ({source})")
+    lines += [_note(note) for note in model.notes]
+    return f"```python\n(model) {model.name}\n```\n" + "  \n".join(lines)

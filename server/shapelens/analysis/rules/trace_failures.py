@@ -1,6 +1,7 @@
-"""The trace failures, SL000-SL009: the file does not parse or is not analysed (SL000, SL006, SL007), the
-traced model raised or could not run (SL001, SL002, SL004, SL005, SL008), no input is known (SL003), or the
-trace refused what the model tried (SL009: a write, a connection, a process).
+"""The trace failures, SL000-SL010: the file does not parse or is not analysed (SL000, SL006, SL007), the
+traced model raised or could not run (SL001, SL002, SL004, SL005, SL008), no input is known (SL003), the
+trace refused what the model tried (SL009: a write, a connection, a process), or a trace with a made-up input
+failed in a way the guess may cause (SL010, information: a guess never accuses the code).
 
 The trace reports how a model ended as an error kind; `trace_error` maps it to its rule and places it.
 SL000 and SL006 are found by `core/source.parse` and SL007 by `shapelens check` (cli/check.py): the ground floor
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import os
+from dataclasses import replace
 
 from shapelens.analysis.plan import Plan
 from shapelens.analysis.rules.base import Rule
@@ -108,25 +110,39 @@ SL003 = Rule(
     name="no-input",
     severity=Severity.INFORMATION,
     summary=(
-        "No input is known for this model, so it was not traced. Add a directive such as `# shapelens: x=(8, 3, 32, "
-        "32)` above the class or its `forward`, or an example call in the file."
+        "This model was not traced, and the message says why: the class has no `forward` (nothing to trace), or "
+        "its constructor needs an argument nothing could supply (no default, no config class with defaults found "
+        "through its annotation or name, no call of the class in the workspace with literal arguments). Inputs "
+        "are otherwise inferred from the model itself. Give the constructor's arguments with `# shapelens: "
+        "init(...)` above the class (its inputs too, if you like: `# shapelens: init(encoder), x=(8, 3, 32, 32)`), "
+        "or write an example call in the file."
     ),
     bad="""\
 import torch.nn as nn
 
 
-class Net(nn.Module):
+class Head(nn.Module):
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.fc = nn.Linear(8, 2)
+
     def forward(self, x):
-        return x.flatten(1)
+        return self.fc(self.backbone(x))
 """,
     good="""\
 import torch.nn as nn
 
 
-# shapelens: x=(8, 3, 32, 32)
-class Net(nn.Module):
+# shapelens: init(nn.Linear(4, 8)), x=(2, 4)
+class Head(nn.Module):
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.fc = nn.Linear(8, 2)
+
     def forward(self, x):
-        return x.flatten(1)
+        return self.fc(self.backbone(x))
 """,
     needs_trace=False,
     complete=True,
@@ -307,13 +323,56 @@ def save(net):
     complete=True,
 )
 
+SL010 = Rule(
+    code="SL010",
+    name="guess-failed",
+    severity=Severity.INFORMATION,
+    summary=(
+        "The model was traced with an input (or constructor arguments) Shapelens made up, since none was given, "
+        "and that trace failed in a way the made-up values may cause. Nothing is claimed about the code: the "
+        "message says what was tried. Give the real input with a directive such as `# shapelens: x=(8, 3, 32, 32)` "
+        "(and `init(...)` for the constructor) above the class, or an example call in the file; with an input you "
+        "gave, a failure is reported as the error it is."
+    ),
+    bad="""\
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if x.shape[0] != 3:
+            raise ValueError("this model takes batches of exactly 3")
+        return self.fc(x)
+""",
+    good="""\
+import torch.nn as nn
+
+
+# shapelens: x=(3, 4)
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if x.shape[0] != 3:
+            raise ValueError("this model takes batches of exactly 3")
+        return self.fc(x)
+""",
+    complete=True,
+)
+
 # what the registry (`rules/__init__.py`) collects from this family
-RULES = (SL000, SL001, SL002, SL003, SL004, SL005, SL006, SL007, SL008, SL009)
+RULES = (SL000, SL001, SL002, SL003, SL004, SL005, SL006, SL007, SL008, SL009, SL010)
 
 # the rule for each way a trace can end (`error.kind` in a trace result); an unknown kind is SL004
 ERROR_RULES = {
     "shape": SL001, "timeout": SL002, "recursion": SL002, "noinput": SL003, "build": SL004, "crash": SL004,
-    "datadep": SL004, "exit": SL004, "memory": SL005, "noforward": SL008, "refused": SL009,
+    "datadep": SL004, "exit": SL004, "memory": SL005, "noforward": SL008, "refused": SL009, "guess": SL010,
 }  # fmt: skip
 
 
@@ -362,6 +421,26 @@ def pointer(found: Finding, error: TraceError, target: TargetResult, plan: Plan,
     rule = ERROR_RULES.get(error.kind.value, SL004)
     where = f"{os.path.basename(found.span.path)} line {found.span.line}"
     return rule.finding(span, f"{found.code} in {where}: {found.message}", severity=Severity.INFORMATION)
+
+
+def from_a_guess(found: Finding, target: TargetResult, how: str) -> Finding:
+    """A trace failure of a model whose input or constructor was made up (`how`: "inferred", "workspace"): an
+    error would accuse the code on the strength of a guess, so it is information (SL010 for a failed
+    shape trace), saying what was tried and how to give the input."""
+    tried = ", ".join(f"{i.name}: {_dims(i.shape)}" for i in target.inputs)
+    said = f" with {tried} ({how})" if tried else f" with a guessed input ({how})"
+    if found.code == SL010.code:
+        message = f"{found.message} — traced{said}; give the real input: `# shapelens: x=(...)` above the class"
+        return replace(found, message=message)
+    if found.severity != Severity.ERROR:
+        return found
+    code = SL010.code if found.code == SL001.code else found.code
+    message = f"{found.message} — traced{said}, which may cause it; give the real input: `# shapelens: x=(...)`"
+    return replace(found, code=code, severity=Severity.INFORMATION, message=message)
+
+
+def _dims(shape: list[int | None] | None) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]" if shape is not None else "(not a tensor)"
 
 
 def name_span(source: Source, node: ast.AST) -> Span:

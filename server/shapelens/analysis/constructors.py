@@ -1,0 +1,561 @@
+"""Constructors built without the user's help: how to call a model's class when no directive `init(...)` and
+no example call in its file says how.
+
+The candidates, in the order the trace child tries them (the first is `TargetSpec.model`, the rest
+`TargetSpec.alternatives`; the child moves on when building or tracing one fails):
+
+1. a real call of the class elsewhere in the workspace (`GPT(GPTConfig(n_layer=4))` in train.py), taken only
+   when its arguments are literals or names bound once to literals or constructors in that file: its code is
+   rebuilt here in the model file's names, so nothing else of that file runs;
+2. the class's own defaults, with each required parameter supplied by, in turn: a config object built from
+   its class when every field has a default (found through the parameter's annotation, else its name —
+   `config` → a class named *Config/*Args/*Params of the file or its imports), a string `__init__` compares
+   the parameter with (`rnn_type in ["LSTM", "GRU"]`), or a small int chosen by the parameter's name
+   (`hidden` → 64, `n_layers` → 2), else a small distinct one;
+3. `{"build": "ClassName"}`: the child builds the class as it sees fit (a library class's `config_class` made
+   small, else its defaults).
+
+Every value made up is named in `synthesized` ("hidden=64 (no value known: a small one)") so the hover shows
+it. A constructor that would download weights never runs: `pretrained=False` / `weights=None` where the
+signature has them, and no candidate at all when `__init__` calls `from_pretrained` or `torch.hub.load`
+unconditionally.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from shapelens.analysis.discover import Model
+from shapelens.analysis.names import package_root
+from shapelens.core.source import Source, parse, read_source_or_empty
+from shapelens.core.wire import InputSource
+
+Item = dict[str, Any]
+
+
+@dataclass
+class Candidate:
+    code: str  # the constructor call, in the model file's names: "GPT(config=GPTConfig())"
+    source: InputSource  # WORKSPACE for a real call, else INFER
+    synthesized: list[str] = field(default_factory=list)  # what was made up or chosen, for the hover
+    guessed: bool = False  # some value was made up (not the model's own defaults nor a real call)
+
+
+@dataclass
+class Constructors:
+    candidates: list[Candidate]
+    reason: str = ""  # when there is none: which argument nothing could supply, or why it must not run
+
+    def alternatives(self, name: str) -> list[Item]:
+        """The plan items after the first candidate, ending with the child's own way to build the class."""
+        return [*({"code": c.code} for c in self.candidates[1:]), {"build": name}]
+
+
+# -- values chosen by a parameter's name -----------------------------------------------------------------
+
+_BY_NAME: tuple[tuple[str, object], ...] = (
+    (r"^(in_channels|in_ch|in_chans|input_channels|in_c|n_channels|num_channels|nc|channels_in|image_channels)$", 3),
+    (r"^(num_classes|n_classes|n_class|num_class|classes|num_labels|n_labels|nclass|output_classes)$", 10),
+    (r"vocab|^n_?tokens?$|^num_embeddings$|^ntoken$", 100),
+    (r"heads?$|^n_?head", 4),
+    (r"layers$|^depth$|^n_?layers?$|^num_blocks$|^n_blocks$", 2),
+    (r"^block_size$|^max_seq|^seq_?len|len$|^n_ctx$|^n_positions$|^max_position|^context", 16),
+    (r"^kernel", 3),
+    (r"^stride$", 1),
+    (r"^padding$", 1),
+    (r"drop|^p$|^p_|_p$", 0.1),
+    (r"multiplier|ratio|factor|expansion|^scale$|^mult$", 2),
+    (r"gpu|^world_size$|^num_workers$|^workers$", 1),
+    (r"^rank$|_rank$|^layer_id$|^layer_idx$|^index$|^idx$", 0),
+    (r"batch", 2),
+    (r"channels|^ngf$|^ndf$|^nf$|^filters$|^width$", 16),
+    (r"hidden|dim|^d_model$|embed|^n_?embd$|^nhid$|^ninp$|features|size|^units$|^emsize$", 64),
+)
+_NOT_A_NUMBER = re.compile(
+    r"(^|_)(encoder|decoder|backbone|model|module|net|block|layer|act|activation|norm|fn|func|callback|"
+    r"tokenizer|loss|criterion|optimizer|transform|device|dtype|path|file|dir|name|cls)$"
+)
+_BOOLEAN = re.compile(
+    r"^(bias|affine|bidirectional|causal|residual|flash|tie_weights|inplace|batch_first|training|pre_norm|"
+    r"norm_first|learnable|trainable|scale|shared)$|^(use|is|has|with|enable|do|add|apply|return)_"
+)
+_STRINGY = re.compile(r"(_type|^type|mode|kind|name|method|style)$")
+_DISTINCT = (8, 12, 20, 24, 28, 36)
+_CONFIG_NAME = re.compile(r"^(config|cfg|conf|configs|args|params|hparams|hp|opt|opts|model_args|settings)$|config$")
+_CONFIG_CLASS = re.compile(r"(Config|Configuration|Args|Arguments|Params|Parameters|Hparams|Settings)$")
+_WEIGHTS = ("weights", "pretrained_weights", "weights_path", "checkpoint", "ckpt", "pretrained_path")
+_DOWNLOADS = ("from_pretrained", "load_state_dict_from_url", "load_url", "hub.load", "download")
+
+
+def value_by_name(name: str) -> object | None:
+    lowered = name.lower()
+    for pattern, value in _BY_NAME:
+        if re.search(pattern, lowered):
+            return value
+    return None
+
+
+# -- the classes a file can see ---------------------------------------------------------------------------
+
+
+def _module_file(module: str, roots: tuple[str, ...]) -> str | None:
+    parts = module.split(".")
+    for root in roots:
+        base = os.path.join(root, *parts)
+        for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+            if os.path.isfile(candidate):
+                return candidate
+    return None
+
+
+def _absolute(node: ast.ImportFrom, path: str) -> str | None:
+    if not node.level:
+        return node.module
+    folder = os.path.dirname(os.path.abspath(path))
+    for _ in range(node.level - 1):
+        folder = os.path.dirname(folder)
+    rel = os.path.relpath(folder, package_root(path))
+    base = [] if rel == "." else rel.split(os.sep)
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+@dataclass
+class _Class:
+    name: str  # as the model file names it
+    node: ast.ClassDef | None  # None: a library class we cannot read
+    buildable: bool  # every field or parameter has a default
+
+
+def _buildable(cls: ast.ClassDef) -> bool:
+    """A dataclass or NamedTuple whose fields all have defaults, or a class whose `__init__` needs nothing."""
+    init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+    if init is not None:
+        return not required_params(init)
+    fields = [
+        s
+        for s in cls.body
+        if isinstance(s, ast.AnnAssign)
+        and isinstance(s.target, ast.Name)
+        and "ClassVar" not in ast.unparse(s.annotation)
+    ]
+    return all(f.value is not None for f in fields)
+
+
+class Visible:
+    """The classes defined in a file and those it imports from the project's other files (parsed, never run)."""
+
+    def __init__(self, source: Source, root: str) -> None:
+        self.source = source
+        path = os.path.abspath(source.path)
+        self.roots = tuple(dict.fromkeys((package_root(path), os.path.dirname(path), os.path.abspath(root))))
+        self.classes: dict[str, _Class] = {}
+        for node in source.tree.body:
+            if isinstance(node, ast.ClassDef):
+                self.classes[node.name] = _Class(node.name, node, _buildable(node))
+        for node in source.tree.body:
+            if isinstance(node, ast.ImportFrom):
+                module = _absolute(node, path)
+                for alias in node.names:
+                    local = alias.asname or alias.name
+                    if alias.name == "*" or local in self.classes or not alias.name[:1].isupper():
+                        continue
+                    found = self._read(module, alias.name) if module else None
+                    self.classes[local] = found or _Class(local, None, False)
+        self.bound = {n.name for n in source.tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)} | set(
+            self.classes
+        )
+        for node in source.tree.body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                self.bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            elif isinstance(node, ast.Assign):
+                self.bound |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+
+    def _read(self, module: str, name: str) -> _Class | None:
+        file = _module_file(module, self.roots)
+        if file is None:
+            return None
+        parsed = parse(file, read_source_or_empty(file))
+        if not isinstance(parsed, Source):
+            return None
+        cls = next((n for n in parsed.tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
+        return _Class(name, cls, _buildable(cls)) if cls else None
+
+
+# -- a constructor's parameters ----------------------------------------------------------------------------
+
+
+def required_params(init: ast.FunctionDef) -> list[ast.arg]:
+    """The parameters of `__init__` (after `self`) that have no default."""
+    args = init.args
+    positional = [*args.posonlyargs, *args.args][1:]
+    without = positional[: len(positional) - len(args.defaults)] if args.defaults else positional
+    return [*without, *(a for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None)]
+
+
+def _all_params(init: ast.FunctionDef) -> dict[str, ast.expr | None]:
+    """Every named parameter (after `self`) and its default."""
+    args = init.args
+    positional = [*args.posonlyargs, *args.args][1:]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    found = {a.arg: d for a, d in zip(positional, defaults, strict=True)}
+    found.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)})
+    return found
+
+
+def _compared_strings(init: ast.FunctionDef, name: str) -> list[str]:
+    """The strings `__init__` compares a parameter with: `rnn_type in ["LSTM", "GRU"]`, `mode == "sum"`."""
+    found: list[str] = []
+    for node in ast.walk(init):
+        if not isinstance(node, ast.Compare):
+            continue
+        sides = [node.left, *node.comparators]
+        if not any(isinstance(s, ast.Name) and s.id == name for s in sides):
+            continue
+        for side in sides:
+            elements = side.elts if isinstance(side, ast.List | ast.Tuple | ast.Set) else [side]
+            for e in elements:
+                if isinstance(e, ast.Constant) and isinstance(e.value, str) and e.value not in found:
+                    found.append(e.value)
+    return found
+
+
+def _annotation_name(arg: ast.arg) -> str | None:
+    node = arg.annotation
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):  # "GPTConfig"
+        try:
+            node = ast.parse(node.value, mode="eval").body
+        except SyntaxError:
+            return None
+    if isinstance(node, ast.BinOp):  # `Config | None`
+        node = node.left
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "Optional":
+        node = node.slice
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _downloads(init: ast.FunctionDef, off: set[str]) -> str | None:
+    """The call that would download weights when `__init__` runs with the parameters in `off` set to
+    False/None; None when there is none (or each is behind such a parameter)."""
+    guarded: set[int] = set()
+    for node in ast.walk(init):
+        if isinstance(node, ast.If) and any(isinstance(n, ast.Name) and n.id in off for n in ast.walk(node.test)):
+            guarded |= {id(n) for s in node.body for n in ast.walk(s)}
+    for node in ast.walk(init):
+        if isinstance(node, ast.Call) and id(node) not in guarded:
+            text = ast.unparse(node.func)
+            if any(text.endswith(d) for d in _DOWNLOADS):
+                return text
+    return None
+
+
+# -- the candidates ------------------------------------------------------------------------------------------
+
+
+def constructors_for(source: Source, model: Model, root: str) -> Constructors:
+    """How to build `model` (a class) with nobody's help; no candidates (and the reason) when nothing can."""
+    init = model.init
+    name = model.name
+    if init is None:
+        return Constructors([Candidate(f"{name}()", InputSource.INFER)])
+    visible = Visible(source, root)
+    params = _all_params(init)
+    fixed: dict[str, str] = {}  # keyword → code, passed whatever else is chosen
+    notes: list[str] = []
+    for param, default in params.items():
+        lowered = param.lower()
+        if lowered in ("pretrained", "pretrain", "use_pretrained", "load_pretrained", "progress_download"):
+            fixed[param] = "False"
+            notes.append(f"{param}=False (a trace never downloads weights)")
+        elif lowered in _WEIGHTS and not (isinstance(default, ast.Constant) and default.value is None):
+            fixed[param] = "None"
+            notes.append(f"{param}=None (a trace never downloads weights)")
+    off = set(fixed)
+    download = _downloads(init, off)
+    if download is not None:
+        return Constructors(
+            [],
+            f"{name}'s constructor calls `{download}`, which would download weights, and a trace never does: add "
+            f"`# shapelens: init(...)` with arguments that skip it above the class",
+        )
+    required = [p for p in required_params(init) if p.arg not in fixed]
+    candidates: list[Candidate] = []
+    if required:  # only then is a real call worth finding: the defaults are the class's own otherwise
+        candidates = workspace_calls(source, name, root, visible)[:2]
+    options: dict[str, list[tuple[str, str, bool]]] = {}  # param → [(code, note, guessed)]
+    missing: list[str] = []
+    distinct = iter(_DISTINCT)
+    for arg in required:
+        found = _options(arg, init, visible, distinct)
+        if not found:
+            missing.append(arg.arg)
+        options[arg.arg] = found
+    if missing:
+        if candidates:
+            return Constructors(candidates)
+        what = ", ".join(f"`{m}`" for m in missing)
+        return Constructors(
+            [],
+            f"{name}'s constructor needs {what} and nothing could supply it (no default, no class with defaults "
+            f"in its annotation or name, no call of {name} in the workspace with literal arguments): add "
+            f"`# shapelens: init(...)` above the class, or an example call in the file",
+        )
+    posonly = {a.arg for a in init.args.posonlyargs}
+
+    def call(choice: dict[str, tuple[str, str, bool]]) -> Candidate:
+        positional = [choice[p][0] for p in choice if p in posonly]
+        keywords = [f"{p}={choice[p][0]}" for p in choice if p not in posonly]
+        keywords += [f"{p}={v}" for p, v in fixed.items()]
+        synthesized = [*notes, *(choice[p][1] for p in choice if choice[p][1])]
+        guessed = any(choice[p][2] for p in choice)
+        return Candidate(f"{name}({', '.join([*positional, *keywords])})", InputSource.INFER, synthesized, guessed)
+
+    first = {p: o[0] for p, o in options.items()}
+    made = [call(first), *(call({**first, p: other}) for p, found in options.items() for other in found[1:3])]
+    for candidate in made:  # one more candidate per other choice of one parameter
+        if all(c.code != candidate.code for c in candidates):
+            candidates.append(candidate)
+    return Constructors(candidates[:5])
+
+
+def _options(arg: ast.arg, init: ast.FunctionDef, visible: Visible, distinct: Any) -> list[tuple[str, str, bool]]:
+    """The values that could stand for one required parameter, best first: (code, note, guessed)."""
+    name = arg.arg
+    found: list[tuple[str, str, bool]] = []
+    annotation = _annotation_name(arg)
+    if annotation in ("int", "float", "bool", "str"):
+        kind = annotation
+    else:
+        kind = None
+        if annotation and annotation in visible.classes:
+            cls = visible.classes[annotation]
+            if cls.buildable or cls.node is None:
+                found.append((f"{annotation}()", f"{name}={annotation}() (its defaults)", False))
+        if _CONFIG_NAME.search(name.lower()) or (annotation and _CONFIG_CLASS.search(annotation)):
+            for cls in visible.classes.values():
+                code = f"{cls.name}()"
+                if _CONFIG_CLASS.search(cls.name) and cls.buildable and all(code != f[0] for f in found):
+                    found.append((code, f"{name}={code} (its defaults)", False))
+        if found or annotation or _CONFIG_NAME.search(name.lower()):
+            return found  # a class-typed parameter is no number
+    if kind in (None, "str"):
+        strings = _compared_strings(init, name)
+        if strings:
+            return [(repr(s), f"{name}={s!r} (a value __init__ compares it with)", True) for s in strings[:2]]
+        if kind == "str" or _STRINGY.search(name.lower()):
+            return []
+    if kind == "bool" or (kind is None and _BOOLEAN.search(name.lower())):
+        return [("False", f"{name}=False (no value known)", True)]
+    value = value_by_name(name)
+    if kind is None and value is None and name.lower() == "device":
+        return [("'cpu'", "device='cpu' (the trace places the model itself)", True)]
+    if kind is None and value is None and _NOT_A_NUMBER.search(name.lower()):
+        return []
+    if value is None:
+        value = next(distinct, 8)
+    if kind == "float" and isinstance(value, int):
+        value = float(value) if value != 1 else 0.1
+    return [(repr(value), f"{name}={value!r} (no value known: a small one)", True)]
+
+
+# -- real calls in the workspace -----------------------------------------------------------------------------
+
+_SKIP_DIRS = {"site-packages", "node_modules", "__pycache__", "build", "dist", "venv", "env"}
+_MAX_FILES = 2000
+_MAX_BYTES = 300_000
+_LISTING: dict[str, tuple[float, list[str]]] = {}  # root → (when listed, its .py files)
+_LISTING_TTL = 10.0
+
+
+def _python_files(root: str) -> list[str]:
+    cached = _LISTING.get(root)
+    if cached is not None and time.monotonic() - cached[0] < _LISTING_TTL:
+        return cached[1]
+    files: list[str] = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
+        files += [os.path.join(folder, n) for n in sorted(names) if n.endswith(".py")]
+        if len(files) >= _MAX_FILES:
+            break
+    _LISTING[root] = (time.monotonic(), files)
+    return files
+
+
+def workspace_calls(source: Source, name: str, root: str, visible: Visible) -> list[Candidate]:
+    """Calls of the class in the workspace (this file included) whose arguments can be rebuilt from literals
+    and constructors the model file can see."""
+    here = os.path.abspath(source.path)
+    stem = os.path.splitext(os.path.basename(here))[0]
+    needle = f"{name}("
+    found: list[Candidate] = []
+    files = [here, *(f for f in _python_files(os.path.abspath(root)) if os.path.abspath(f) != here)]
+    for file in files:
+        if file == here:
+            text = source.text
+        else:
+            try:
+                if os.path.getsize(file) > _MAX_BYTES:
+                    continue
+            except OSError:
+                continue
+            text = read_source_or_empty(file)
+        if needle not in text:
+            continue
+        parsed = source if file == here else parse(file, text)
+        if not isinstance(parsed, Source):
+            continue
+        aliases = {name} if file == here else _imported_as(parsed.tree, name, stem)
+        if not aliases:
+            continue
+        for call, scopes in _calls(parsed.tree, aliases):
+            code = _rebuild(call, scopes, visible, aliases, name, depth=0)
+            if code is None:
+                continue
+            where = f"{os.path.relpath(file, os.path.dirname(here))}:{call.lineno}"
+            note = f"{code} as {where} builds it"
+            if all(c.code != code for c in found):
+                found.append(Candidate(code, InputSource.WORKSPACE, [note]))
+    return found
+
+
+def _imported_as(tree: ast.Module, name: str, stem: str) -> set[str]:
+    """The spellings a file calls the class by: `GPT` from `from model import GPT`, `model.GPT` from
+    `import model` (the model file's module, by its last name)."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if (node.module or "").split(".")[-1] == stem:
+                found |= {(a.asname or name) if a.name == name else name for a in node.names if a.name in (name, "*")}
+            found |= {f"{a.asname or a.name}.{name}" for a in node.names if a.name == stem}  # from . import model
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[-1] == stem:
+                    found.add(f"{alias.asname or alias.name}.{name}")
+    return found
+
+
+def _calls(tree: ast.Module, aliases: set[str]) -> list[tuple[ast.Call, list[list[ast.stmt]]]]:
+    """Each call of the class, with the bodies of the scopes it sees, innermost first (its function's, then
+    the module's)."""
+    found: list[tuple[ast.Call, list[list[ast.stmt]]]] = []
+
+    def visit(body: list[ast.stmt], scopes: list[list[ast.stmt]]) -> None:
+        for stmt in body:
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+                visit(stmt.body, [stmt.body, *scopes])
+                continue
+            if isinstance(stmt, ast.ClassDef):
+                continue  # a call inside a model class is that model's own business
+            calls = [n for n in ast.walk(stmt) if isinstance(n, ast.Call) and ast.unparse(n.func) in aliases]
+            found.extend((c, scopes) for c in calls)
+
+    visit(tree.body, [tree.body])
+    return found
+
+
+def _assignments(scope: list[ast.stmt], name: str) -> list[ast.AST]:
+    """Every statement of the scope (nested blocks included, nested defs not) that binds or mutates `name`."""
+    found: list[ast.AST] = []
+    stack: list[ast.AST] = list(scope)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store | ast.Del):
+            found.append(node)
+        elif isinstance(node, ast.Subscript | ast.Attribute) and isinstance(node.ctx, ast.Store | ast.Del):
+            base = node.value
+            while isinstance(base, ast.Subscript | ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id == name:
+                found.append(node)
+        elif isinstance(node, ast.Global | ast.Nonlocal) and name in node.names:
+            found.append(node)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("exec", "eval"):
+            found.append(node)  # `exec(open('configurator.py').read())` may rebind anything
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _rebuild(
+    node: ast.expr, scopes: list[list[ast.stmt]], visible: Visible, aliases: set[str], name: str, depth: int
+) -> str | None:
+    """The expression as code the model file can run: literals, arithmetic, containers, and calls of classes
+    the model file sees, with names replaced by the single literal or constructor they are bound to."""
+    if depth > 6:
+        return None
+    again = lambda n: _rebuild(n, scopes, visible, aliases, name, depth + 1)  # noqa: E731
+    if isinstance(node, ast.Constant):
+        return repr(node.value)
+    if isinstance(node, ast.Name):
+        if node.id in ("True", "False", "None"):
+            return node.id
+        for scope in scopes:  # the innermost scope that binds the name; it must bind it once, plainly
+            bindings = _assignments(scope, node.id)
+            if not bindings:
+                continue
+            value = _statement_binding(scope, node.id) if len(bindings) == 1 else None
+            if value is None:  # bound twice, mutated, or next to an `exec` that may rebind anything
+                return None
+            return again(value)
+        return None
+    if isinstance(node, ast.UnaryOp | ast.BinOp):
+        parts = [again(n) for n in ([node.operand] if isinstance(node, ast.UnaryOp) else [node.left, node.right])]
+        if any(p is None for p in parts):
+            return None
+        if isinstance(node, ast.UnaryOp):
+            return f"({_UNARY[type(node.op)]}{parts[0]})" if type(node.op) in _UNARY else None
+        return f"({parts[0]} {_OPS[type(node.op)]} {parts[1]})" if type(node.op) in _OPS else None
+    if isinstance(node, ast.Tuple | ast.List):
+        parts = [again(e) for e in node.elts]
+        if any(p is None for p in parts):
+            return None
+        inner = ", ".join(parts)  # type: ignore[arg-type]
+        return f"[{inner}]" if isinstance(node, ast.List) else f"({inner}{',' if len(parts) == 1 else ''})"
+    if isinstance(node, ast.Call):
+        callee = ast.unparse(node.func)
+        if callee in aliases:
+            callee = name
+        elif callee == "dict":
+            pass
+        elif callee.split(".")[-1] in visible.classes and callee.split(".")[-1] in visible.bound:
+            callee = callee.split(".")[-1]
+        else:
+            return None
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            return None
+        args = [again(a) for a in node.args]
+        kwargs = [(k.arg, again(k.value)) for k in node.keywords]
+        if any(a is None for a in args) or any(v is None for _, v in kwargs):
+            return None
+        return f"{callee}({', '.join([*args, *(f'{k}={v}' for k, v in kwargs)])})"  # type: ignore[list-item]
+    return None
+
+
+_UNARY = {ast.USub: "-", ast.UAdd: "+", ast.Invert: "~"}
+_OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Div: "/", ast.Mod: "%", ast.Pow: "**"}
+
+
+def _statement_binding(scope: list[ast.stmt], name: str) -> ast.expr | None:
+    """The value of the one plain assignment `name = value` (or `name: T = value`) in the scope."""
+    stack: list[ast.AST] = list(scope)
+    while stack:
+        inner = stack.pop()
+        if isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        if isinstance(inner, ast.Assign) and len(inner.targets) == 1:
+            target = inner.targets[0]
+            if isinstance(target, ast.Name) and target.id == name:
+                return inner.value
+        if isinstance(inner, ast.AnnAssign) and isinstance(inner.target, ast.Name) and inner.target.id == name:
+            return inner.value
+        stack.extend(ast.iter_child_nodes(inner))
+    return None
