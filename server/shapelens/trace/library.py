@@ -135,30 +135,47 @@ def _first_parameter(model: nn.Module) -> str | None:
     return params[0] if params else None
 
 
-def library_inputs(model: nn.Module, device: torch.device) -> list[tuple[str, torch.Tensor, str]] | None:
-    """The input a library model takes, as (forward parameter, tensor, why this size), or None when no
-    library rule knows the model (the generic inference goes on)."""
+def library_input_specs(model: nn.Module) -> list[tuple[str, list[int], str, str]] | None:
+    """The input a library model takes, as (forward parameter, dims, dtype, why this size) — keyword
+    arguments, since a second input need not be forward's second parameter (T5's `decoder_input_ids`) — or
+    None when no library rule knows the model (the generic inference goes on)."""
     config = getattr(model, "config", None)
     first = _first_parameter(model)
     if first == "input_ids":
         vocab = getattr(config, "vocab_size", None) or VOCAB
         note = f"token ids: 2 sequences of {SEQUENCE} below vocab_size={vocab}"
-        found = [("input_ids", _tokens([2, SEQUENCE], int(vocab), device), note)]
+        found = [("input_ids", [2, SEQUENCE], "int64", note)]
         if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in _parameters(model):
-            found.append(("decoder_input_ids", _tokens([2, SEQUENCE], int(vocab), device), note))  # T5, BART
+            found.append(("decoder_input_ids", [2, SEQUENCE], "int64", note))  # T5, BART
         return found
     if first == "pixel_values" and config is not None:
         size = getattr(config, "image_size", None) or 224
         size = size if isinstance(size, int) else int(size[0])
         channels = getattr(config, "num_channels", None) or 3
-        images = torch.zeros([2, channels, size, size], device=device)
-        return [("pixel_values", images, f"2 images of {channels}x{size}x{size} (config.image_size)")]
+        return [("pixel_values", [2, channels, size, size], "float32", f"2 images of {channels}x{size}x{size}")]
     pretrained = getattr(model, "pretrained_cfg", None)  # timm
     if isinstance(pretrained, dict) and isinstance(pretrained.get("input_size"), tuple | list):
         dims = [2, *(int(d) for d in pretrained["input_size"])]
-        images = torch.zeros(dims, device=device) if device.type == "meta" else torch.randn(dims, device=device)
-        return [(first or "x", images, f"2 images of {'x'.join(map(str, dims[1:]))} (its pretrained_cfg)")]
+        return [(first or "x", dims, "float32", f"2 images of {'x'.join(map(str, dims[1:]))} (its pretrained_cfg)")]
     return None
+
+
+def library_inputs(model: nn.Module, device: torch.device) -> list[tuple[str, torch.Tensor, str]] | None:
+    """`library_input_specs` as tensors on `device` (token ids below the vocabulary off meta)."""
+    specs = library_input_specs(model)
+    if specs is None:
+        return None
+    vocab = int(getattr(getattr(model, "config", None), "vocab_size", None) or VOCAB)
+    found = []
+    for name, dims, dtype, note in specs:
+        if dtype == "int64":
+            tensor = _tokens(dims, vocab, device)
+        elif device.type == "meta":
+            tensor = torch.zeros(dims, device=device)
+        else:
+            tensor = torch.randn(dims, device=device)
+        found.append((name, tensor, note))
+    return found
 
 
 def _tokens(dims: list[int], vocab: int, device: torch.device) -> torch.Tensor:
