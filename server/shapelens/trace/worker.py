@@ -45,7 +45,11 @@ def warm_up() -> dict[str, Any]:
     no trace can do without. The rest of the warm-up (`_exercise_kernels`) waits for the first reply."""
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # ask about CUDA without initialising it
     import logging
+    import warnings
 
+    # torch warns once when the interpreter's numpy cannot serve it (missing, or built for another ABI);
+    # shapes never need numpy, and the user's terminal is no place for it (a model that uses numpy says so)
+    warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 

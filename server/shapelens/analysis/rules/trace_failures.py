@@ -403,7 +403,8 @@ def trace_error(error: TraceError, target: TargetResult, plan: Plan, sources: So
         message += f" after line {line}"
     if error.note:
         message += f" {error.note}"
-    if rule in (SL001, SL004) and not message.startswith(target.name):
+    # a file that failed to load fails every model alike: one finding, not one per model
+    if rule in (SL001, SL004) and not message.startswith(target.name) and error.stage != "import":
         message = f"{message} (tracing {target.name})"
     return rule.finding(span, message)
 
