@@ -257,6 +257,32 @@ def test_a_config_found_by_annotation_a_namedtuple_and_a_plain_class(tmp_path: P
     assert inputs_of(tmp_path, text, "B").model == {"code": "B(cfg=Settings())"}
 
 
+def test_a_config_with_no_class_is_a_namespace_of_what_the_model_reads(analyse: Analyse, tmp_path: Path) -> None:
+    text = """
+        from torch import nn
+
+
+        class Encoder(nn.Module):
+            def __init__(self, args):
+                super().__init__()
+                self.args = args
+                self.rnn = nn.GRU(args.d_embed, args.d_hidden, num_layers=args.n_layers, batch_first=True)
+
+            def forward(self, x):
+                out, h = self.rnn(x)
+                last = out[:, -1] if not self.args.use_mean else out.mean(1)
+                return last
+    """
+    found = inputs_of(tmp_path, text, "Encoder")
+    namespace = "__import__('types').SimpleNamespace(d_embed=64, d_hidden=64, n_layers=2, use_mean=False)"
+    assert found.model == {"code": f"Encoder(args={namespace})"}
+    assert found.guessed
+    reports = analyse(text)
+    path = str(tmp_path / "model.py")
+    assert errors(reports) == []
+    assert_matches_cpu(reports, run_on_cpu(path, build=found.model["code"], inputs=[(2, 8, 64)]).shapes())
+
+
 HEAD = """
     import torch
     from torch import nn

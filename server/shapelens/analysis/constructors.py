@@ -63,12 +63,12 @@ _BY_NAME: tuple[tuple[str, object], ...] = (
     (r"^(num_classes|n_classes|n_class|num_class|classes|num_labels|n_labels|nclass|output_classes)$", 10),
     (r"vocab|^n_?tokens?$|^num_embeddings$|^ntoken$", 100),
     (r"heads?$|^n_?head", 4),
-    (r"layers$|^depth$|^n_?layers?$|^num_blocks$|^n_blocks$", 2),
+    (r"layers$|^depth$|^n_?layers?$|^num_blocks$|^n_blocks$|^n_?cells$", 2),
     (r"^block_size$|^max_seq|^seq_?len|len$|^n_ctx$|^n_positions$|^max_position|^context", 16),
     (r"^kernel", 3),
     (r"^stride$", 1),
     (r"^padding$", 1),
-    (r"drop|^p$|^p_|_p$", 0.1),
+    (r"drop|^p$|^p_|_p$|^dp_|_dp$", 0.1),
     (r"multiplier|ratio|factor|expansion|^scale$|^mult$", 2),
     (r"gpu|^world_size$|^num_workers$|^workers$", 1),
     (r"^rank$|_rank$|^layer_id$|^layer_idx$|^index$|^idx$", 0),
@@ -82,7 +82,7 @@ _NOT_A_NUMBER = re.compile(
 )
 _BOOLEAN = re.compile(
     r"^(bias|affine|bidirectional|causal|residual|flash|tie_weights|inplace|batch_first|training|pre_norm|"
-    r"norm_first|learnable|trainable|scale|shared)$|^(use|is|has|with|enable|do|add|apply|return)_"
+    r"norm_first|learnable|trainable|shared|birnn|bidir)$|^(use|is|has|with|enable|do|add|apply|return|fix)_"
 )
 _STRINGY = re.compile(r"(_type|^type|mode|kind|name|method|style)$")
 _DISTINCT = (8, 12, 20, 24, 28, 36)
@@ -294,7 +294,7 @@ def constructors_for(source: Source, model: Model, root: str) -> Constructors:
     missing: list[str] = []
     distinct = iter(_DISTINCT)
     for arg in required:
-        found = _options(arg, init, visible, distinct)
+        found = _options(arg, init, visible, distinct, model.node)
         if not found:
             missing.append(arg.arg)
         options[arg.arg] = found
@@ -326,7 +326,9 @@ def constructors_for(source: Source, model: Model, root: str) -> Constructors:
     return Constructors(candidates[:5])
 
 
-def _options(arg: ast.arg, init: ast.FunctionDef, visible: Visible, distinct: Any) -> list[tuple[str, str, bool]]:
+def _options(
+    arg: ast.arg, init: ast.FunctionDef, visible: Visible, distinct: Any, owner: ast.AST
+) -> list[tuple[str, str, bool]]:
     """The values that could stand for one required parameter, best first: (code, note, guessed)."""
     name = arg.arg
     found: list[tuple[str, str, bool]] = []
@@ -344,6 +346,12 @@ def _options(arg: ast.arg, init: ast.FunctionDef, visible: Visible, distinct: An
                 code = f"{cls.name}()"
                 if _CONFIG_CLASS.search(cls.name) and cls.buildable and all(code != f[0] for f in found):
                     found.append((code, f"{name}={code} (its defaults)", False))
+        if not found and _CONFIG_NAME.search(name.lower()):
+            namespace = _namespace(owner, name, distinct)
+            if namespace:
+                shown = namespace.removeprefix("__import__('types').")
+                shown = shown if len(shown) <= 70 else shown[:69] + "…)"
+                found.append((namespace, f"{name}={shown} (no config class: its fields chosen by name)", True))
         if found or annotation or _CONFIG_NAME.search(name.lower()):
             return found  # a class-typed parameter is no number
     if kind in (None, "str"):
@@ -364,6 +372,32 @@ def _options(arg: ast.arg, init: ast.FunctionDef, visible: Visible, distinct: An
     if kind == "float" and isinstance(value, int):
         value = float(value) if value != 1 else 0.1
     return [(repr(value), f"{name}={value!r} (no value known: a small one)", True)]
+
+
+def _namespace(cls: ast.AST, param: str, distinct: Any) -> str | None:
+    """A stand-in for a config object with no class in sight (`args`, an argparse Namespace): a
+    `SimpleNamespace` of every attribute the class reads on it (`config.d_hidden`, `self.config.birnn`), each
+    a value chosen by its name."""
+    stored = {param}  # `self.config = config`: the attribute it is kept under
+    for node in ast.walk(cls):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id == param:
+            stored |= {t.attr for t in node.targets if isinstance(t, ast.Attribute)}
+    fields: dict[str, object] = {}
+    for node in ast.walk(cls):
+        if not (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)):
+            continue
+        base = node.value
+        held = isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id == "self"
+        ours = (isinstance(base, ast.Name) and base.id == param) or (held and base.attr in stored)  # type: ignore[union-attr]
+        if ours and node.attr not in fields and not node.attr.startswith("__"):
+            value = value_by_name(node.attr)
+            if value is None:
+                value = False if _BOOLEAN.search(node.attr.lower()) else next(distinct, 8)
+            fields[node.attr] = value
+    if not fields or len(fields) > 40:
+        return None
+    listed = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+    return f"__import__('types').SimpleNamespace({listed})"
 
 
 # -- real calls in the workspace -----------------------------------------------------------------------------
