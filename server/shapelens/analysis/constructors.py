@@ -388,7 +388,7 @@ def _namespace(cls: ast.AST, param: str, distinct: Any) -> str | None:
             continue
         base = node.value
         held = isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id == "self"
-        ours = (isinstance(base, ast.Name) and base.id == param) or (held and base.attr in stored)  # type: ignore[union-attr]
+        ours = (isinstance(base, ast.Name) and base.id == param) or (held and getattr(base, "attr", "") in stored)
         if ours and node.attr not in fields and not node.attr.startswith("__"):
             value = value_by_name(node.attr)
             if value is None:
