@@ -44,7 +44,7 @@ from shapelens.trace import explain
 from shapelens.trace.context import Context, Emitter, time_limit
 from shapelens.trace.imports import IMPORTING, STAND_IN, ImportClock, guard_imports, stand_in_factory
 from shapelens.trace.instrument import RECORD, RETURN, instrument
-from shapelens.trace.model_run import _classify, _find_nodes, trace_target
+from shapelens.trace.model_run import _classify, _find_nodes, order_targets, trace_target
 from shapelens.trace.patches import install_patches
 from shapelens.trace.recording import Recorder
 from shapelens.trace.sandbox import CACHE_VARIABLES, Sandbox, die_with_parent
@@ -289,7 +289,7 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None 
     parsed = parse(plan.file, plan.source)
     ctx.nodes = _find_nodes(parsed.tree) if isinstance(parsed, Source) else {}
     emit({"event": Event.IMPORTS, "modules": library_imports(before, is_project)})
-    for spec in plan.targets:
+    for spec in order_targets(plan.targets, parsed.tree if isinstance(parsed, Source) else None):
         try:
             trace_target(spec, ctx, recorder, emit, plan)
         except BaseException as err:  # a bug of ours while reporting: lose this model, not the ones after it

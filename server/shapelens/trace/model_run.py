@@ -5,9 +5,14 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
+import inspect
+import linecache
 import time
+import traceback
 import types
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -24,12 +29,14 @@ from shapelens.core.wire import (
     Status,
     TargetResult,
     TargetSpec,
+    TracedInput,
     TraceError,
     TracePlan,
 )
-from shapelens.trace import explain
+from shapelens.trace import explain, solve
 from shapelens.trace.context import Context, Emitter, TraceTimeout, time_limit
-from shapelens.trace.recording import Recorder
+from shapelens.trace.inference import Dim, Guess, NoInput, infer
+from shapelens.trace.recording import Recorder, dtype_name, shape_of
 from shapelens.trace.sandbox import refusal_of
 
 
@@ -57,6 +64,9 @@ class Target:
         self.path = path
         self.nodes = nodes
         self.device = device
+        self.ns: dict[str, Any] = {}
+        self.candidates: list[list[Guess]] = []  # input sets inferred from the built model, likeliest first
+        self.guesses: list[Guess] | None = None  # the set this build used
 
     def _pick(self, item: dict[str, Any], kind: type) -> ast.AST:
         for node in self.nodes.get(tuple(item["node"]), []):
@@ -74,30 +84,44 @@ class Target:
     def value(self, item: dict[str, Any], ns: dict[str, Any]) -> Any:
         if "tensor" in item:
             return make_tensor(item["tensor"], item["dtype"], self.device)
+        if "tuple" in item:  # a tuple of inputs (an LSTM's `hidden=(h, c)`), each an item itself
+            return tuple(self.value(i, ns) for i in item["tuple"])
+        if "build" in item:  # the class built as the child sees fit (trace/library.py, where present)
+            from shapelens.trace import library  # type: ignore[attr-defined]
+
+            return library.build(ns[item["build"]])
         if "code" in item:
             return eval(compile(item["code"], "<shapelens>", "eval"), ns)
         expr = self._pick(item, ast.expr)
         return eval(compile(ast.Expression(body=expr), self.path, "eval"), ns)  # type: ignore[arg-type]
 
-    def build(self) -> tuple[nn.Module | None, list[Any], dict[str, Any]]:
+    def build_model(self) -> nn.Module | None:
         ns = dict(self.module.__dict__)
         for item in self.spec.setup:
             self.run_statement(item, ns)
+        self.ns = ns
         model = self.value(self.spec.model, ns) if self.spec.model is not None else None
-        if not isinstance(model, nn.Module):
+        return model if isinstance(model, nn.Module) else None
+
+    def build(self, guesses: list[Guess] | None = None) -> tuple[nn.Module | None, list[Any], dict[str, Any]]:
+        """The model and its inputs; where the plan leaves the inputs to the child, `guesses` (else the first
+        candidate `inference.infer` finds, kept in `self.candidates`)."""
+        model = self.build_model()
+        if model is None:
             return None, [], {}
         if self.move:
             model = model.to(self.device)
+        ns = self.ns
         args = [self.value(a, ns) for a in self.spec.args]
         kwargs = {k: self.value(v, ns) for k, v in self.spec.kwargs.items()}
         if not args and not kwargs and self.spec.infer_from is not None:
-            args = infer_inputs(model, self.spec.infer_from, self.device)
+            if guesses is None:
+                self.candidates = infer(model)
+                guesses = self.candidates[0]
+            self.guesses = guesses
+            args = [make_tensor(g.shape, g.dtype, self.device) for g in guesses]
         to_device = lambda v: v.to(self.device) if self.move and isinstance(v, torch.Tensor) else v  # noqa: E731
         return model, [to_device(a) for a in args], {k: to_device(v) for k, v in kwargs.items()}
-
-
-class NoInput(Exception):
-    pass
 
 
 def make_tensor(dims: list[int], dtype_text: str, device: torch.device) -> torch.Tensor:
@@ -108,26 +132,6 @@ def make_tensor(dims: list[int], dtype_text: str, device: torch.device) -> torch
     if dtype.is_floating_point or dtype.is_complex:
         return torch.randn(dims, dtype=dtype, device=device)
     return torch.randint(0, 2, dims, dtype=dtype, device=device)  # valid indices for any embedding
-
-
-def infer_inputs(model: nn.Module, attr: str, device: torch.device) -> list[torch.Tensor]:
-    """An input fixed by the first layer: Linear → [2, in_features]; Embedding → int64 [2, 8];
-    RNN/LSTM/GRU → [2, 8, input_size] with batch_first, else [8, 2, input_size]."""
-    layer: Any = getattr(model, attr, None) if attr else model
-    while isinstance(layer, nn.Sequential) and len(layer):
-        layer = layer[0]
-    if isinstance(layer, nn.Linear) and not isinstance(layer, nn.LazyLinear):
-        return [make_tensor([2, layer.in_features], "float32", device)]
-    if isinstance(layer, nn.Embedding):
-        return [make_tensor([2, 8], "int64", device)]
-    if isinstance(layer, nn.RNNBase):
-        dims = [2, 8, layer.input_size] if layer.batch_first else [8, 2, layer.input_size]
-        return [make_tensor(dims, "float32", device)]
-    name = type(layer).__name__ if layer is not None else "its first layer"
-    raise NoInput(
-        f"no input is known for {type(model).__name__} and {name} does not fix its size: add "
-        f"`# shapelens: x=(...)` above the class or its forward, or an example call in the file"
-    )
 
 
 # Meta cannot follow data-dependent ops (nonzero, masks), legacy constructors or tensors pinned to the CPU;
@@ -144,7 +148,9 @@ def _fake_mode() -> Any:
     return FakeTensorMode(allow_non_fake_inputs=True, shape_env=ShapeEnv(allow_dynamic_output_shape_ops=True))
 
 
-def _attempt(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan, fake: bool) -> dict[str, Any]:
+def _attempt(
+    spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan, fake: bool, guesses: list[Guess] | None = None
+) -> dict[str, Any]:
     """Build and run one model once; returns the model, flop counts and stage reached, or the exception."""
     for store in (recorder.records, recorder.producers, recorder.uses):
         store.clear()
@@ -154,15 +160,17 @@ def _attempt(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan
     recorder.last = (-1, 0)  # a failure outside user code must not point at the previous model's last line
     if recorder.on_progress is not None:
         recorder.on_progress(-1, 0)
-    outcome: dict[str, Any] = {"stage": "build", "model": None, "flops": None, "error": None}
+    outcome: dict[str, Any] = {"stage": "build", "model": None, "flops": None, "error": None, "target": None}
     from torch.utils.flop_counter import FlopCounterMode
 
     device_context = _fake_mode() if fake else torch.device(ctx.device)
     try:
         with time_limit(float(plan.timeout), recorder), device_context:
             target = Target(spec, ctx.module, plan.file, ctx.nodes, ctx.device, move=not fake)
-            model, args, kwargs = target.build()
+            outcome["target"] = target
+            model, args, kwargs = target.build(guesses)
             outcome["model"] = model
+            outcome["args"], outcome["kwargs"] = args, kwargs
             if model is None:
                 return outcome
             outcome["stage"] = "forward"
@@ -177,7 +185,158 @@ def _attempt(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan
         outcome["error"] = err
     finally:
         recorder.active = False
+    outcome["mismatches"] = list(recorder.mismatches)
     return outcome
+
+
+def _run(
+    spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan, guesses: list[Guess] | None
+) -> tuple[dict[str, Any], str]:
+    """One attempt on the trace device, and under FakeTensorMode where meta cannot follow the model."""
+    mode = ctx.device.type
+    outcome = _attempt(spec, ctx, recorder, plan, False, guesses)
+    err = outcome["error"]
+    if (
+        ctx.device.type == "meta"
+        and err is not None
+        and _classify(err, outcome["stage"]) in ("shape", "build", "datadep")
+        and any(marker in f"{type(err).__name__}: {err}" for marker in NEEDS_FAKE)
+    ):
+        ctx.device = torch.device("cpu")  # FakeTensorMode's tensors claim the CPU, storage-less all the same
+        try:
+            outcome = _attempt(spec, ctx, recorder, plan, True, guesses)
+        finally:
+            ctx.device = torch.device("meta")
+        mode = "fake"
+    return outcome, mode
+
+
+def _good(outcome: dict[str, Any]) -> bool:
+    return outcome["error"] is None and not outcome["mismatches"] and outcome["model"] is not None
+
+
+def _where(outcome: dict[str, Any]) -> tuple[Any, ...]:
+    """How an attempt failed, for "every candidate fails the same way": the user line and the exception type,
+    or the layers that met the wrong size."""
+    err = outcome["error"]
+    if err is not None:
+        frames = traceback.extract_tb(err.__traceback__)
+        user = [(f.filename, f.lineno) for f in frames if f.filename == outcome.get("file")]
+        return ("error", type(err).__name__, user[-1] if user else None)
+    return ("mismatch", tuple(sorted((type(m.module).__name__, m.attr, m.declared) for m in outcome["mismatches"])))
+
+
+def _describe(guesses: list[Guess]) -> str:
+    return ", ".join(f"{g.name}: {g.shape}" + (f" {g.dtype}" if g.dtype != "float32" else "") for g in guesses)
+
+
+def _bigger(guesses: list[Guess]) -> list[Guess]:
+    """The same inputs with every free size four times as large (a deep network's pooling needs room)."""
+    return [Guess(g.name, [Dim(d.size * 4 if d.kind == "free" else d.size, d.kind, d.group) for d in g.dims],
+                  g.dtype, g.note) for g in guesses]  # fmt: skip
+
+
+@dataclass
+class Attempt:
+    spec: TargetSpec
+    guesses: list[Guess] | None
+    outcome: dict[str, Any]
+    mode: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Verdict:
+    """Which attempt to report, and whether its failure accuses the code."""
+
+    attempt: Attempt
+    guess: bool  # the inputs or the constructor were ours: a failure is ErrorKind.GUESS
+    tried: list[Attempt]
+    proven: set[str] = field(default_factory=set)  # layers whose mismatch no input size changes
+
+
+def _search(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan) -> Verdict:
+    """The plain trace first; where the inputs or the constructor were guessed and it failed, the other
+    candidates: other ranks, other constructors, free sizes solved (trace/solve.py), larger free sizes."""
+    guessing_inputs = spec.infer_from is not None and not spec.args and not spec.kwargs
+    guessed = guessing_inputs or not spec.input_source.user_given or bool(spec.synthesized)
+    outcome, mode = _run(spec, ctx, recorder, plan, None)
+    outcome["file"] = plan.file
+    first = Attempt(spec, outcome["target"].guesses if outcome["target"] else None, outcome, mode)
+    if _good(outcome) or not guessed or (outcome["model"] is None and outcome["error"] is None):
+        return Verdict(first, False, [first])
+    tried = [first]
+    proven: set[str] = set()
+    notes: list[str] = []
+
+    def attempt(candidate_spec: TargetSpec, guesses: list[Guess] | None, notes: list[str] | None = None) -> Attempt:
+        result, result_mode = _run(candidate_spec, ctx, recorder, plan, guesses)
+        result["file"] = plan.file
+        done = Attempt(candidate_spec, guesses, result, result_mode, notes or [])
+        tried.append(done)
+        return done
+
+    specs = [spec, *(dataclasses.replace(spec, model=item) for item in spec.alternatives)]
+    for index, candidate_spec in enumerate(specs):
+        current = first if index == 0 else attempt(candidate_spec, None)
+        if _good(current.outcome):
+            return Verdict(current, False, tried)
+        target = current.outcome["target"]
+        candidates = target.candidates if target is not None and guessing_inputs else []
+        for guesses in candidates[1:]:
+            other = attempt(candidate_spec, guesses)
+            if _good(other.outcome):
+                return Verdict(other, False, tried)
+        unsolvable: list[set[str]] = []
+        for guesses in candidates:
+            solved, found_proven, stuck = _solve(candidate_spec, ctx, recorder, plan, guesses)
+            proven |= found_proven
+            unsolvable.append(stuck)
+            if solved is not None:
+                done = attempt(candidate_spec, solved.guesses, solved.notes)
+                if _good(done.outcome):
+                    return Verdict(done, False, tried)
+        if candidates and all(unsolvable) and not spec.synthesized:
+            # no size of any candidate meets these layers: the model's own error, whatever the input
+            proven |= set.intersection(*unsolvable)
+            for layer in sorted(set.intersection(*unsolvable)):
+                notes.append(f"no input size (1 to {solve.SEARCH}) gives {layer} the size it declares")
+        if candidates and any(d.kind == "free" for g in candidates[0] for d in g.dims):
+            bigger = _bigger(candidates[0])
+            done = attempt(candidate_spec, bigger, [f"{_describe(bigger)}: smaller free sizes fail"])
+            if _good(done.outcome):
+                return Verdict(done, False, tried)
+        if proven and not spec.synthesized:
+            break  # the model's own error with its own constructor: another constructor would hide it
+    if proven:
+        first.notes = notes
+        return Verdict(first, False, tried, proven)
+    # an exception accuses the code only when no guessed size could have caused it: every candidate failed
+    # at the same line the same way, and none had a size of our choosing but the batch
+    same = len({_where(t.outcome) for t in tried}) == 1
+    chosen_sizes = any(d.kind == "free" for t in tried for g in t.guesses or [] for d in g.dims)
+    real = same and not chosen_sizes and first.outcome["error"] is not None
+    if real and first.outcome["stage"] == "forward" and not spec.synthesized:
+        return Verdict(first, False, tried)
+    return Verdict(first, True, tried)
+
+
+def _solve(
+    spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan, guesses: list[Guess]
+) -> tuple[solve.Solved | None, set[str], set[str]]:
+    """The symbolic pass for one input set: solved free sizes, the layers proven wrong for any input, and the
+    layers whose equations no size meets."""
+    target = Target(spec, ctx.module, plan.file, ctx.nodes, torch.device("meta"), move=False)
+    recorder.active = False
+    try:
+        with time_limit(float(plan.timeout), recorder):
+            found = solve.symbolic_pass(target.build_model, guesses, float(plan.timeout))
+            solved = solve.solve(found, guesses)
+    except BaseException:  # the symbolic pass is a search aid: any failure of it leaves the plain answer
+        return None, set(), set()
+    proven = {p.layer.split(" ")[0] for p in found.proven}
+    stuck = {e.layer.split(" ")[0] for e in found.equations} if solved is None else set()
+    return solved, proven, stuck
 
 
 def _classify(err: BaseException, stage: str) -> str:
@@ -213,47 +372,90 @@ def _swallowed_refusal(ctx: Context, plan: TracePlan) -> TraceError | None:
     )
 
 
+# Targets a traced parent already reached (class name → the parent's target name): no standalone guess for
+# them. One child traces one plan, so this lives as long as the plan.
+_COVERED: dict[str, str] = {}
+
+
+def order_targets(targets: list[TargetSpec], tree: ast.Module | None) -> list[TargetSpec]:
+    """Parents first: a class whose body names another target traces before it (so the other may be covered)."""
+    _COVERED.clear()
+    names = {t.name for t in targets}
+    users: dict[str, set[str]] = {name: set() for name in names}
+    for node in ast.walk(tree) if tree is not None else []:
+        if isinstance(node, ast.ClassDef) and node.name in names:
+            for inner in ast.walk(node):
+                if isinstance(inner, ast.Name) and inner.id in names and inner.id != node.name:
+                    users[inner.id].add(node.name)
+    depth: dict[str, int] = {}
+
+    def depth_of(name: str, seen: frozenset[str] = frozenset()) -> int:
+        if name not in depth:
+            parents = [u for u in users.get(name, ()) if u not in seen]
+            depth[name] = 1 + max((depth_of(u, seen | {name}) for u in parents), default=-1)
+        return depth[name]
+
+    return sorted(targets, key=lambda t: depth_of(t.name))
+
+
+def _register_source(plan: TracePlan) -> None:
+    """inference.py reads forward's source with inspect: the plan's text, which the editor may not have saved."""
+    lines = plan.source.splitlines(keepends=True)
+    linecache.cache[plan.file] = (len(plan.source), None, lines, plan.file)
+
+
 def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitter, plan: TracePlan) -> None:
     started = time.perf_counter()
     emit({"event": Event.START, "name": spec.name, "time": time.time()})
-    mode = ctx.device.type
-    outcome = _attempt(spec, ctx, recorder, plan, fake=False)
+    parent = _COVERED.get(spec.name)
+    if parent is not None and not spec.input_source.user_given:
+        emit.result(TargetResult(spec.name, Status.COVERED, ctx.device.type, covered_by=parent,
+                                 elapsed_ms=(time.perf_counter() - started) * 1000))  # fmt: skip
+        return
+    _register_source(plan)
+    verdict = _search(spec, ctx, recorder, plan)
+    chosen = verdict.attempt
+    if chosen is not verdict.tried[-1]:  # the recorder holds the last attempt's records: run the chosen again
+        outcome, mode = _run(chosen.spec, ctx, recorder, plan, chosen.guesses)
+        outcome["file"] = plan.file
+        chosen = Attempt(chosen.spec, chosen.guesses, outcome, mode, chosen.notes)
+    outcome, mode = chosen.outcome, chosen.mode
     err = outcome["error"]
-    if (
-        ctx.device.type == "meta"
-        and err is not None
-        and _classify(err, outcome["stage"]) in ("shape", "build", "datadep")
-        and any(marker in f"{type(err).__name__}: {err}" for marker in NEEDS_FAKE)
-    ):
-        ctx.device = torch.device("cpu")  # FakeTensorMode's tensors claim the CPU, storage-less all the same
-        try:
-            outcome = _attempt(spec, ctx, recorder, plan, fake=True)
-        finally:
-            ctx.device = torch.device("meta")
-        mode = "fake"
-        err = outcome["error"]
     if outcome["model"] is None and err is None:
         emit.result(TargetResult(spec.name, Status.SKIPPED, mode))
         return
     error = None
     status = Status.ERROR
-    if err is None:
+    model = outcome["model"]
+    kept = list(recorder.mismatches)
+    if verdict.proven:
+        kept = [m for m in kept if model is None or _module_name(model, m.module) in verdict.proven]
+    if err is None and not (verdict.guess and kept):
         error = _swallowed_refusal(ctx, plan)
         status = Status.OK
-    else:
+    elif err is not None:
         kind = _classify(err, outcome["stage"])
         if kind == "noinput":
             error = TraceError(ErrorKind.NOINPUT, str(err))
         else:
             error = explain.failure(kind, err, plan, recorder, outcome["stage"])
-    model = outcome["model"]
+    failed = error is not None and error.kind not in OWN_FAILURES
+    if verdict.guess and (failed or kept):
+        error = _guess_error(verdict, error, kept, spec)
+        status = Status.ERROR
+        kept = []
     mismatches = [
         Mismatch(
             m.code, type(m.module).__name__, recorder.sites.get(id(m.module)), m.attr, m.declared, m.actual,
             list(m.factors) if m.factors else None, list(m.where) if m.where else None, list(m.input_shape),
         )
-        for m in recorder.mismatches
+        for m in kept
     ]  # fmt: skip
+    if status == Status.OK and model is not None:
+        for sub in model.modules():
+            if sub is not model and type(sub).__module__ == plan.module and id(sub) in recorder.uses:
+                _COVERED.setdefault(type(sub).__name__, spec.name)
+    notes = [*chosen.notes, *getattr(recorder, "loop_notes_list", list)()]
     emit.result(
         TargetResult(
             spec.name,
@@ -264,8 +466,77 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
             mismatches=mismatches,
             error=error,
             elapsed_ms=(time.perf_counter() - started) * 1000,
+            inputs=traced_inputs(model, outcome, chosen),
+            notes=notes,
         )
     )
+
+
+# failures no guess explains away: they stay what they are (a timeout, memory, a refusal, no input at all)
+OWN_FAILURES = (ErrorKind.NOINPUT, ErrorKind.TIMEOUT, ErrorKind.MEMORY, ErrorKind.REFUSED)
+
+
+def _module_name(model: nn.Module, module: nn.Module) -> str:
+    for name, candidate in model.named_modules():
+        if candidate is module:
+            return name or type(module).__name__
+    return type(module).__name__
+
+
+def _guess_error(verdict: Verdict, error: TraceError | None, kept: list[Any], spec: TargetSpec) -> TraceError:
+    """The information finding of a guessed trace that failed: what was tried, what it met, how to say more."""
+    tried = []
+    for attempt in verdict.tried:
+        text = _describe(attempt.guesses) if attempt.guesses else None
+        if text and text not in tried:
+            tried.append(text)
+    if error is not None:
+        reason = error.message
+    else:
+        m = kept[0]
+        reason = f"{type(m.module).__name__} `{m.attr}` is {m.declared} but it received {m.actual}"
+    what = f"traced with {' or '.join(tried)} (guessed)" if tried else "traced with a guessed constructor"
+    param = verdict.attempt.guesses[0].name if verdict.attempt.guesses else "x"
+    return TraceError(
+        ErrorKind.GUESS,
+        f"{what} and it failed: {reason}; give the input with `# shapelens: {param}=(...)`",
+        error.path if error else None,
+        error.line if error else None,
+        stage=error.stage if error else "forward",
+        operands=error.operands if error else [],
+        exception=error.exception if error else None,
+        traceback=error.traceback if error else None,
+    )
+
+
+def traced_inputs(model: nn.Module | None, outcome: dict[str, Any], chosen: Attempt) -> list[TracedInput]:
+    """What forward was called with, by parameter name: the hover and JSON show it, a guess as a guess."""
+    if model is None or "args" not in outcome:
+        return []
+    guesses = {g.name: g for g in chosen.guesses or []}
+    try:
+        bound = inspect.signature(model.forward).bind_partial(*outcome["args"], **outcome["kwargs"]).arguments
+    except (TypeError, ValueError):
+        bound = {f"arg{i}": a for i, a in enumerate(outcome["args"])} | dict(outcome["kwargs"])
+    out = []
+    for name, value in bound.items():
+        items = value if isinstance(value, tuple | list) else [value]
+        tensor = next((v for v in items if isinstance(v, torch.Tensor)), None)  # a tuple shows its first
+        shape = shape_of(tensor) if tensor is not None else None
+        dtype = dtype_name(tensor) if tensor is not None else None
+        note = None
+        guess = guesses.get(name)
+        if guess is not None:
+            free = [i for i, d in enumerate(guess.dims) if d.kind == "free"]
+            note = guess.note
+            own = [n.split(": ", 1)[1] for n in chosen.notes if n.startswith(f"{name}: ")]
+            if own:
+                note += "; " + "; ".join(own)
+            elif free:
+                dims = ", ".join(map(str, free))
+                note += f"; dim{'s' if len(free) > 1 else ''} {dims} free (no layer fixes them): a default size"
+        out.append(TracedInput(name, shape, dtype, note))
+    return out
 
 
 def collect_records(recorder: Recorder) -> list[Record]:

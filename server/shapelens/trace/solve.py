@@ -1,0 +1,239 @@
+"""Free input sizes solved, not guessed: one forward with symbolic sizes (FakeTensorMode + ShapeEnv, as DESIGN.md's
+"Facts measured" says) for the batch and every free dim of a guessed input, while a layer pre-hook reads the
+size expression each layer meets (`16*((H//4) - 3)*((W//4) - 3)` at LeNet's fc1) beside the size it declares.
+Each `expr == declared` is an equation over the free sizes, solved by search over positive integers (sympy
+cannot solve floor divisions): tied sizes (an image's H = W) first, common sizes first. An expression with no
+free size left that differs from the declared size is a mismatch no input can fix: a real error.
+
+Runs only when the plain trace with the default sizes failed or met a mismatch (the fast path stays plain).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from shapelens.trace.inference import Dim, Guess
+
+PREFERRED = [32, 28, 64, 224, 16, 8, 128, 256, 96, 48, 299, 227, 512, 12, 10, 20, 24, 40, 100, 160, 192, 384]
+SEARCH = 1024  # sizes tried: 1..SEARCH
+MAX_COMBINATIONS = 20_000
+
+
+@dataclass
+class Equation:
+    expr: Any  # a sympy expression over the input's symbols
+    declared: int
+    layer: str  # "fc1 (Linear.in_features)"
+
+
+@dataclass
+class Proven:
+    """A layer meets a size no input changes: the model's own error."""
+
+    layer: str
+    declared: Any
+    actual: Any
+
+
+@dataclass
+class Pass:
+    equations: list[Equation] = field(default_factory=list)
+    proven: list[Proven] = field(default_factory=list)
+    error: BaseException | None = None
+    symbols: dict[Any, tuple[int, int]] = field(default_factory=dict)  # symbol → (input index, dim index)
+
+
+def _name(model: nn.Module, module: nn.Module) -> str:
+    for name, candidate in model.named_modules():
+        if candidate is module:
+            return name or type(module).__name__
+    return type(module).__name__
+
+
+def _expr(size: Any) -> Any:
+    import sympy
+
+    return size.node.expr if isinstance(size, torch.SymInt) else sympy.Integer(int(size))
+
+
+def _hook(model: nn.Module, found: Pass) -> Callable[[nn.Module, tuple[Any, ...]], Any]:
+    """The checks recording.py makes, on symbolic sizes: an equation (or a proven mismatch) per layer, then a
+    right-sized stand-in so the layers after it are reached too."""
+
+    def note(module: nn.Module, attr: str, declared: int, size: Any) -> bool:
+        expr = _expr(size)
+        label = f"{_name(model, module)} ({type(module).__name__}.{attr})"
+        if expr.free_symbols:
+            found.equations.append(Equation(expr, int(declared), label))
+            return True
+        if int(expr) != int(declared):
+            found.proven.append(Proven(label, declared, int(expr)))
+            return True
+        return False
+
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> Any:
+        if not args or not isinstance(args[0], torch.Tensor) or args[0].dim() == 0:
+            return None
+        x = args[0]
+        shape = list(x.shape)
+        if isinstance(module, nn.Linear) and not isinstance(module, nn.LazyLinear):
+            declared = int(module.weight.shape[1])
+            if note(module, "in_features", declared, shape[-1]):
+                return (x.new_zeros((*shape[:-1], declared)), *args[1:])
+        elif isinstance(module, nn.RNNBase):
+            if note(module, "input_size", module.input_size, shape[-1]):
+                return (x.new_zeros((*shape[:-1], module.input_size)), *args[1:])
+        elif isinstance(module, nn.modules.conv._ConvNd | nn.modules.batchnorm._BatchNorm | nn.GroupNorm):
+            attr = "in_channels" if isinstance(module, nn.modules.conv._ConvNd) else (
+                "num_channels" if isinstance(module, nn.GroupNorm) else "num_features")  # fmt: skip
+            declared = getattr(module, attr)
+            spatial = len(module.kernel_size) if isinstance(module, nn.modules.conv._ConvNd) else None
+            dim = 0 if spatial is not None and x.dim() == spatial + 1 else 1
+            if declared and x.dim() > dim and note(module, attr, declared, shape[dim]):
+                shape[dim] = declared
+                return (x.new_zeros(shape), *args[1:])
+        elif isinstance(module, nn.LayerNorm):
+            declared_shape = list(module.normalized_shape)
+            tail = shape[len(shape) - len(declared_shape) :]
+            changed = [note(module, "normalized_shape", d, s) for d, s in zip(declared_shape, tail, strict=False)]
+            if any(changed):
+                return (x.new_zeros((*shape[: len(shape) - len(declared_shape)], *declared_shape)), *args[1:])
+        return None
+
+    return hook
+
+
+def symbolic_pass(build: Callable[[], nn.Module | None], guesses: list[Guess], limit: float) -> Pass:
+    """Build the model (on meta) and run its forward once on inputs whose batch and free sizes are symbols."""
+    from torch._dispatch.python import enable_python_dispatcher
+    from torch._dynamo.source import ConstantSource
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
+
+    found = Pass()
+    with torch.device("meta"):
+        model = build()
+    if model is None:
+        return found
+    mode = FakeTensorMode(
+        shape_env=ShapeEnv(duck_shape=False, allow_dynamic_output_shape_ops=True), allow_non_fake_inputs=True
+    )
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(_hook(model, found))
+    try:
+        metas = []  # made outside the mode: a tensor made inside it is already fake, with static sizes
+        for guess in guesses:
+            hints = [max(d.size, 64) if d.kind == "free" and d.size >= 16 else d.size for d in guess.dims]
+            metas.append(torch.empty(hints, dtype=getattr(torch, guess.dtype), device="meta"))
+        with mode, enable_python_dispatcher():
+            inputs = []
+            for index, (guess, meta) in enumerate(zip(guesses, metas, strict=True)):
+                dynamic = [DimDynamic.DYNAMIC if d.kind != "fixed" else DimDynamic.STATIC for d in guess.dims]
+                context: Any = StatelessSymbolicContext(dynamic_sizes=dynamic)
+                tensor = mode.from_tensor(meta, source=ConstantSource(f"input{index}"), symbolic_context=context)
+                for position, size in enumerate(tensor.shape):
+                    if isinstance(size, torch.SymInt):
+                        for symbol in size.node.expr.free_symbols:
+                            found.symbols[symbol] = (index, position)
+                inputs.append(tensor)
+            model(*inputs)
+    except Exception as err:  # what the model raises on symbolic sizes: the equations met so far still count
+        found.error = err
+    finally:
+        handle.remove()
+    return found
+
+
+_FUNCTIONS: dict[str, Any] = {
+    "FloorDiv": lambda a, b: a // b, "CeilDiv": lambda a, b: -(-a // b), "Mod": lambda a, b: a % b,
+    "PythonMod": lambda a, b: a % b, "Max": max, "Min": min, "floor": math.floor, "ceiling": math.ceil,
+    "FloorToInt": math.floor, "CeilToInt": math.ceil, "IntTrueDiv": lambda a, b: a / b,
+    "FloatTrueDiv": lambda a, b: a / b, "TruncToInt": int, "Abs": abs, "sqrt": math.sqrt,
+}  # fmt: skip
+
+
+def _compiled(expr: Any, names: list[str]) -> Callable[..., Any]:
+    """`expr` as a Python function of the symbols (sympy prints floor division as `//`); sympy's own
+    substitution where the text is not Python."""
+    text = str(expr)
+    try:
+        function = eval(f"lambda {', '.join(names)}: {text}", dict(_FUNCTIONS))  # our own printed expression
+        function(*[7] * len(names))
+        return function  # type: ignore[no-any-return]
+    except Exception:
+        import sympy
+
+        symbols = [sympy.Symbol(n, integer=True, positive=True) for n in names]
+        return lambda *values: expr.xreplace(dict(zip(symbols, [sympy.Integer(v) for v in values], strict=True)))
+
+
+def _order() -> list[int]:
+    return PREFERRED + [v for v in range(1, SEARCH + 1) if v not in PREFERRED]
+
+
+@dataclass
+class Solved:
+    guesses: list[Guess]
+    notes: list[str]
+
+
+def solve(found: Pass, guesses: list[Guess]) -> Solved | None:
+    """Sizes for the free dims that meet every equation; None when there are none to meet or no size does."""
+    if not found.equations:
+        return None
+    batch = {s for s, (i, d) in found.symbols.items() if guesses[i].dims[d].kind == "batch"}
+    equations = [(e.expr.xreplace(dict.fromkeys(batch, 2)), e.declared, e.layer) for e in found.equations]
+    free = sorted({s for e, _, _ in equations for s in e.free_symbols}, key=str)
+    if not free:
+        return None
+    groups: dict[tuple[int, str], list[Any]] = {}
+    for symbol in free:
+        index, position = found.symbols.get(symbol, (-1, -1))
+        group = guesses[index].dims[position].group if index >= 0 else str(symbol)
+        groups.setdefault((index, group), []).append(symbol)
+    names = [str(s) for s in free]
+    checks = [(_compiled(e, names), declared) for e, declared, _ in equations]
+
+    def meets(values: dict[Any, int]) -> bool:
+        args = [values[s] for s in free]
+        try:
+            return all(check(*args) == declared for check, declared in checks)
+        except Exception:  # a division by zero at a size too small
+            return False
+
+    order = _order()
+    for layout in (list(groups.values()), [[s] for s in free]):  # tied first, then each size on its own
+        # the search is bounded (each value tried costs microseconds): the first values are the likely ones
+        width = max(2, int(MAX_COMBINATIONS ** (1 / len(layout))))
+        combos = itertools.product(order[:width], repeat=len(layout))
+        for combo in combos:
+            values = {s: v for group, v in zip(layout, combo, strict=True) for s in group}
+            if meets(values):
+                return _apply(values, found, guesses, equations)
+    return None
+
+
+def _apply(values: dict[Any, int], found: Pass, guesses: list[Guess], equations: list[Any]) -> Solved:
+    out = [Guess(g.name, [Dim(d.size, d.kind, d.group) for d in g.dims], g.dtype, g.note) for g in guesses]
+    for symbol, value in values.items():
+        index, position = found.symbols[symbol]
+        out[index].dims[position].size = value
+    layers = " and ".join(sorted({layer.split(" ")[0] for _, _, layer in equations}))
+    notes = []
+    for index, guess in enumerate(out):
+        solved = sorted(p for s, (i, p) in found.symbols.items() if i == index and s in values)
+        if not solved:
+            continue
+        sizes = {guess.dims[p].size for p in solved}
+        if len(sizes) == 1:
+            where = f"dim{'s' if len(solved) > 1 else ''} {', '.join(map(str, solved))} = {sizes.pop()}"
+        else:
+            where = ", ".join(f"dim {p} = {guess.dims[p].size}" for p in solved)
+        notes.append(f"{guess.name}: {where}, the size {layers} accepts")
+    return Solved(out, notes)

@@ -1,0 +1,153 @@
+"""Zero edits (#8), the trace child's half: models with no directive and no example call get their inputs from
+the model itself, along forward's data flow; free sizes (an image's H and W) are solved so the whole model
+fits; a submodule a traced parent reached is not traced again; and a guessed input never accuses the code,
+while a failure no input can cause stays the code's error.
+
+Every model here is traced with zero directives (fixtures in tests/fixtures/reach/, our own code in the
+patterns of the issue's reproductions) and its hints are compared with a real CPU run (tests/oracle.py) at the
+inputs the trace chose."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from engine_support import Analyse
+from oracle import run_on_cpu
+from shapelens.analysis.plan import build_plan
+from shapelens.analysis.worker_client import TraceWorker
+from shapelens.core.findings import FileReport, Severity
+from shapelens.core.options import Options
+from shapelens.core.source import Source, parse
+from shapelens.core.wire import ErrorKind, Status, TargetResult
+
+FIXTURES = Path(__file__).parent / "fixtures" / "reach"
+
+
+def trace(worker: TraceWorker, tmp_path: Path, name: str) -> tuple[str, dict[str, TargetResult]]:
+    """The fixture copied into a fresh project and traced as `shapelens check` plans it: results by target."""
+    path = tmp_path / name
+    shutil.copy(FIXTURES / name, path)
+    source = parse(str(path), path.read_text())
+    assert isinstance(source, Source)
+    plan = build_plan(source, str(tmp_path), Options())
+    result = worker.trace(plan.message())
+    return str(path), {t.name: t for t in result.targets}
+
+
+def cpu_truth(path: str, results: dict[str, TargetResult]) -> dict[tuple[str, int, str], set[tuple[int, ...]]]:
+    """What each traced model binds per statement on real CPU tensors of the shapes its trace reports."""
+    truth: dict[tuple[str, int, str], set[tuple[int, ...]]] = {}
+    for name, result in results.items():
+        if result.status != Status.OK or name.startswith("<"):
+            continue
+        inputs = {}
+        for given in result.inputs:
+            assert given.shape is not None and all(d is not None for d in given.shape)
+            dims = tuple(int(d) for d in given.shape if d is not None)
+            inputs[given.name] = torch.randint(0, 2, dims) if given.dtype == "int64" else dims
+        run = run_on_cpu(path, name, inputs)
+        assert run.error is None, f"{name} fails on CPU at the inputs the trace chose: {run.error}"
+        for key, shapes in run.shapes().items():
+            if not key[2].startswith("self."):
+                truth.setdefault(key, set()).update(tuple(s) for s in shapes)
+    return truth
+
+
+def hints(report: FileReport) -> dict[tuple[str, int, str], set[tuple[int | None, ...]]]:
+    return {(h.path, h.line, h.target): set(h.shapes) for h in report.hints}
+
+
+def errors(report: FileReport) -> list[str]:
+    return [f"{f.code} {f.message}" for f in report.findings if f.severity == Severity.ERROR]
+
+
+def check_against_cpu(analyse: Analyse, worker: TraceWorker, tmp_path: Path, name: str) -> dict[str, TargetResult]:
+    """Zero directives: no error finding, and every hint is what the CPU run at the chosen inputs bound."""
+    path, results = trace(worker, tmp_path, name)
+    report = analyse((FIXTURES / name).read_text(), name=name)[path]
+    assert errors(report) == []
+    assert [r.name for r in results.values() if r.error is not None] == []
+    ours = hints(report)
+    assert ours, "no shapes with zero edits"
+    assert ours == cpu_truth(path, results)
+    return results
+
+
+def test_conv_first_network_follows_the_data_flow(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    # `x = F.max_pool2d(F.relu(self.conv1(x)), 2)`: conv1 meets x first, not fc2 (bug 2 of #8)
+    results = check_against_cpu(analyse, worker, tmp_path, "cifar_net.py")
+    [given] = results["Net"].inputs
+    assert (given.name, given.shape[:2]) == ("x", [2, 3]) and "Conv2d" in (given.note or "")
+
+
+def test_free_image_size_is_solved_for_the_first_linear(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    results = check_against_cpu(analyse, worker, tmp_path, "lenet.py")
+    assert results["LeNet"].inputs[0].shape == [2, 1, 32, 32]
+    # kernel 3: 32 does not fit fc1 (16 * 6 * 6 features); the solve picks a size that does
+    small = results["SmallKernel"]
+    height, width = small.inputs[0].shape[2:]
+    assert height == width and height != 32
+    assert any("fc1" in note for note in small.notes), small.notes
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 6, 3), torch.nn.MaxPool2d(2), torch.nn.Conv2d(6, 16, 3), torch.nn.MaxPool2d(2)
+    )
+    assert net(torch.randn(2, 3, height, width)).flatten(1).shape[1] == 16 * 5 * 5
+
+
+def test_reshape_with_literal_sizes_gives_the_input(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    # `input.reshape(-1, 28, 28)` before the LSTM: no guess contradicting the code's own reshape (bug 3)
+    results = check_against_cpu(analyse, worker, tmp_path, "mnist_lstm.py")
+    assert results["RowLSTM"].inputs[0].shape == [2, 28, 28]
+
+
+def test_submodules_reached_by_a_parent_are_not_traced_again(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    # SelfAttention unpacks `B, T, C = x.shape`: alone with a 2-D guess it gave a false SL001 (bug 4)
+    path, results = trace(worker, tmp_path, "attention.py")
+    assert results["TinyGPT"].status == Status.OK
+    assert results["TinyGPT"].inputs[0].dtype == "int64"
+    assert {name: (r.status, r.covered_by) for name, r in results.items() if name != "TinyGPT"} == {
+        "Block": (Status.COVERED, "TinyGPT"),
+        "SelfAttention": (Status.COVERED, "TinyGPT"),
+    }
+    report = analyse((FIXTURES / "attention.py").read_text(), name="attention.py")[path]
+    assert report.findings == []
+    assert hints(report) == cpu_truth(path, results)
+
+
+def test_embedding_gru_transformer_and_two_inputs(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    results = check_against_cpu(analyse, worker, tmp_path, "inputs_kinds.py")
+    shapes = {name: [(i.name, i.shape, i.dtype) for i in r.inputs] for name, r in results.items()}
+    assert shapes["TwoInputs"][1] == ("extra", [2, 5], "float32")
+    assert shapes["TwoInputs"][0][1][:2] == [2, 3]
+    assert shapes["Tagger"][0][2] == "int64"
+    assert shapes["Recurrent"][0][1][0] == 2 and shapes["Recurrent"][0][1][2] == 12  # batch_first
+    assert shapes["Encoder"][0][1][0] == 2 and shapes["Encoder"][0][1][2] == 32
+
+
+def test_a_mismatch_no_input_changes_stays_an_error(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    path, results = trace(worker, tmp_path, "wrong_linear.py")
+    [mismatch] = results["Broken"].mismatches
+    assert (mismatch.code, mismatch.declared, mismatch.actual) == ("SL101", 60, 50)
+    report = analyse((FIXTURES / "wrong_linear.py").read_text(), name="wrong_linear.py")[path]
+    assert [(f.code, f.severity) for f in report.findings] == [("SL101", Severity.ERROR)]
+    assert isinstance(run_on_cpu(path, "Broken", {"x": (2, 100)}).error, RuntimeError)  # the CPU run fails too
+
+
+def test_a_guess_never_accuses_the_code(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    path, results = trace(worker, tmp_path, "guess_fails.py")
+    fixed = results["FixedSize"]
+    assert fixed.error is not None and fixed.error.kind == ErrorKind.GUESS
+    assert "guessed" in fixed.error.message and "# shapelens: x=" in fixed.error.message
+    assert fixed.mismatches == []
+    # no image size makes fc1's input 401 features: that one is the code's error, with the reason
+    no_fit = results["NoSizeFits"]
+    assert [(m.code, m.declared) for m in no_fit.mismatches] == [("SL101", 401)]
+    assert any("fc1" in note for note in no_fit.notes)
+    report = analyse((FIXTURES / "guess_fails.py").read_text(), name="guess_fails.py")[path]
+    assert [(f.code, f.severity) for f in report.findings if f.severity == Severity.ERROR] == [
+        ("SL101", Severity.ERROR)
+    ]
