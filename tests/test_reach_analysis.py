@@ -283,6 +283,32 @@ def test_a_config_with_no_class_is_a_namespace_of_what_the_model_reads(analyse: 
     assert_matches_cpu(reports, run_on_cpu(path, build=found.model["code"], inputs=[(2, 8, 64)]).shapes())
 
 
+def test_a_placeholder_size_in_a_config_gets_a_small_value(tmp_path: Path) -> None:
+    text = """
+        from dataclasses import dataclass
+        from torch import nn
+
+
+        @dataclass
+        class ModelArgs:
+            dim: int = 32
+            vocab_size: int = -1  # defined later by the tokenizer
+
+
+        class Transformer(nn.Module):
+            def __init__(self, model_args: ModelArgs):
+                super().__init__()
+                self.emb = nn.Embedding(model_args.vocab_size, model_args.dim)
+
+            def forward(self, tokens):
+                return self.emb(tokens)
+    """
+    found = inputs_of(tmp_path, text, "Transformer")
+    assert found.model == {"code": "Transformer(model_args=ModelArgs(vocab_size=100))"}
+    [note] = found.synthesized
+    assert note == "model_args=ModelArgs(vocab_size=100) (its defaults, vocab_size=100 for a placeholder)"
+
+
 HEAD = """
     import torch
     from torch import nn

@@ -130,6 +130,30 @@ class _Class:
     node: ast.ClassDef | None  # None: a library class we cannot read
     buildable: bool  # every field or parameter has a default
 
+    def call(self) -> tuple[str, str]:
+        """`ModelArgs(vocab_size=100)` and what it says: the defaults, with a placeholder size (`vocab_size:
+        int = -1  # defined later by tokenizer`) given a small value by its name."""
+        placeholders = _placeholders(self.node) if self.node is not None else {}
+        listed = ", ".join(f"{k}={v!r}" for k, v in placeholders.items())
+        why = f"its defaults, {listed} for a placeholder" if placeholders else "its defaults"
+        return f"{self.name}({listed})", why
+
+
+def _placeholders(cls: ast.ClassDef) -> dict[str, object]:
+    """The int fields whose default is a negative placeholder, each with a value chosen by its name."""
+    found: dict[str, object] = {}
+    for stmt in cls.body:
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and ast.unparse(stmt.annotation) == "int"
+            and isinstance(stmt.value, ast.UnaryOp)
+            and isinstance(stmt.value.op, ast.USub)
+        ):
+            value = value_by_name(stmt.target.id)
+            found[stmt.target.id] = value if isinstance(value, int) and value > 0 else 8
+    return found
+
 
 def _buildable(cls: ast.ClassDef) -> bool:
     """A dataclass or NamedTuple whose fields all have defaults, or a class whose `__init__` needs nothing."""
@@ -340,12 +364,13 @@ def _options(
         if annotation and annotation in visible.classes:
             cls = visible.classes[annotation]
             if cls.buildable or cls.node is None:
-                found.append((f"{annotation}()", f"{name}={annotation}() (its defaults)", False))
+                code, why = cls.call()
+                found.append((code, f"{name}={code} ({why})", False))
         if _CONFIG_NAME.search(name.lower()) or (annotation and _CONFIG_CLASS.search(annotation)):
             for cls in visible.classes.values():
-                code = f"{cls.name}()"
+                code, why = cls.call()
                 if _CONFIG_CLASS.search(cls.name) and cls.buildable and all(code != f[0] for f in found):
-                    found.append((code, f"{name}={code} (its defaults)", False))
+                    found.append((code, f"{name}={code} ({why})", False))
         if not found and _CONFIG_NAME.search(name.lower()):
             namespace = _namespace(owner, name, distinct)
             if namespace:

@@ -430,8 +430,10 @@ def from_a_guess(found: Finding, target: TargetResult, how: str) -> Finding:
     shape trace), saying what was tried and how to give the input."""
     tried = ", ".join(f"{i.name}: {_dims(i.shape)}" for i in target.inputs)
     said = f" with {tried} ({how})" if tried else f" with a guessed input ({how})"
-    if found.code == SL010.code:
-        message = f"{found.message} — traced{said}; give the real input: `# shapelens: x=(...)` above the class"
+    if found.code == SL010.code:  # the trace's own account of the guess: add what it does not say
+        message = found.message + (f" — traced{said}" if tried else "")
+        if "shapelens:" not in message:
+            message += "; give the real input: `# shapelens: x=(...)` above the class"
         return replace(found, message=message)
     if found.severity != Severity.ERROR:
         return found
