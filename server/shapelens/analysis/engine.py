@@ -10,7 +10,7 @@ import time
 
 from shapelens.analysis import plan as plan_mod
 from shapelens.analysis import suppress
-from shapelens.analysis.rules import static_findings
+from shapelens.analysis.rules import scripts, static_findings
 from shapelens.analysis.rules.trace_failures import worker_unavailable
 from shapelens.analysis.trace_report import reports_from_trace
 from shapelens.analysis.worker_client import TraceWorker, WorkerUnavailable
@@ -65,5 +65,7 @@ def analyze(
         other_text = text if other == path else read_source_or_empty(other)
         other_report.findings = suppress.filter_findings(other_text, other_report.findings)
         reports.setdefault(other, FileReport(other)).merge(other_report)
+    if not plan.models and not result.targets:  # nothing ran: say so (SL011), never a bare "No findings."
+        report.findings += suppress.filter_findings(text, [f for f in [scripts.nothing_to_trace(parsed)] if f])
     report.elapsed_ms = (time.perf_counter() - started) * 1000
     return reports

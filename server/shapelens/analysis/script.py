@@ -85,12 +85,11 @@ def statement_skip(stmt: ast.stmt) -> str | None:
     value: ast.AST | None = None
     if isinstance(stmt, ast.Expr | ast.Assign | ast.AnnAssign | ast.AugAssign):
         value = stmt.value
-    if isinstance(value, ast.Await):
-        value = value.value
-    if isinstance(value, ast.Call):
-        reason = skip_reason(value)
-        if reason:
-            return reason
+    for call in ast.walk(value) if value is not None else ():  # `n = int(input())` as well as `input()`
+        if isinstance(call, ast.Call):
+            reason = skip_reason(call)
+            if reason:
+                return reason
     if isinstance(stmt, ast.With):
         for item in stmt.items:
             if isinstance(item.context_expr, ast.Call):

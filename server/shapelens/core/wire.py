@@ -74,6 +74,7 @@ class ErrorKind(_Name):
     NOFORWARD = "noforward"  # the class has no forward yet (SL008)
     REFUSED = "refused"  # the sandbox refused what user code tried (a write, a socket, a process) (SL009)
     GUESS = "guess"  # a trace with a guessed input or constructor failed in a way the guess may cause (info)
+    UNTRACED = "untraced"  # a script's statements skipped: a name they read is unknown, and why (SL011, info)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,9 @@ def _statements(plan: TracePlan) -> tuple[list[tuple[ast.stmt, str | None]], set
     return order, inner
 
 
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
 class _Discard:
     """A stdout that keeps nothing (the script's prints are not the trace's business)."""
 
@@ -142,7 +145,9 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
     table = recorder.files[file_id][1]
     if RECORD not in ns:
         ns[RECORD], ns[RETURN] = recorder.bind(file_id)
-    unknown: dict[str, str] = {}  # name -> why it is unknown
+    # name -> why it is unknown, and whether a failure made it so (not a print or a plot skipped on purpose)
+    unknown: dict[str, tuple[str, bool]] = {}
+    untraced: list[tuple[int, str, str]] = []  # statements skipped for a name a failure left unknown
     notes: list[str] = []
     errors: list[TraceError] = []
     bound_in_order: list[str] = []
@@ -159,14 +164,18 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                 line = stmt.lineno
                 if skip is not None:
                     for name in names:
-                        unknown[name] = f"line {line} was not run: it {skip}"
+                        unknown[name] = (f"line {line} was not run: it {skip}", False)
                     continue
-                needs = sorted(loaded_names(stmt) & unknown.keys())
+                # a def or class never waits for a name its body reads: defining it is harmless
+                reads = set() if isinstance(stmt, _DEFINITIONS) else loaded_names(stmt)
+                needs = sorted(reads & unknown.keys())
                 if needs:
-                    why = unknown[needs[0]]
+                    why, failed = unknown[needs[0]]
                     for name in names:
-                        unknown[name] = why
-                    notes.append(f"line {line} not traced: `{needs[0]}` is unknown ({why})")
+                        unknown[name] = (why, failed)
+                    notes.append(f"line {line} not traced: `{needs[0]}` is unknown ({why.split(':')[0]})")
+                    if failed:
+                        untraced.append((line, needs[0], why))
                     continue
                 code = compile(
                     ast.Module(body=instrument_statements([stmt], plan.source, table), type_ignores=[]),
@@ -179,14 +188,15 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                     raise
                 except BaseException as err:
                     want = _want(err)
-                    for name in names:
-                        unknown[name] = f"line {line} did not run: {want or type(err).__name__}"
-                    if want is not None:
-                        notes.append(
-                            f"line {line} not traced: {want} ({type(err).__name__}: {explain.plain(str(err))})"
-                        )
+                    if want is None:  # the code's own error: a finding; what needs its names is skipped quietly
+                        errors.append(explain.failure(_classify(err, "forward"), err, plan, recorder, "forward"))
+                        for name in names:
+                            unknown[name] = (f"line {line} failed", False)
                         continue
-                    errors.append(explain.failure(_classify(err, "forward"), err, plan, recorder, "forward"))
+                    cause = f"{want} ({type(err).__name__}: {explain.plain(str(err))})"
+                    for name in names:
+                        unknown[name] = (f"line {line} did not run: {cause}", True)
+                    notes.append(f"line {line} not traced: {cause}")
                     continue
                 bound_in_order += [n for n in names if n not in bound_in_order]
                 for name in names:
@@ -197,15 +207,24 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
         notes.append(f"the script stopped: {type(err).__name__}({', '.join(map(str, err.args))})")
     finally:
         recorder.active = False
+    if untraced:  # never silent: the first statement left out, and why (SL011)
+        line, name, why = untraced[0]
+        more = (
+            f" (and {len(untraced) - 1} more statement{'s' * (len(untraced) > 2)} after it)"
+            if len(untraced) > 1
+            else ""
+        )
+        message = f"not traced{more}: `{name}` is unknown: {why}"
+        errors.append(TraceError(ErrorKind.UNTRACED, message, plan.file, line, stage="forward"))
     notes += recorder.loop_notes_list()
     refusal = _refusal_note(ctx)
-    if refusal:
+    if refusal and not any("refused" in note for note in notes):  # one the script's own code caught
         notes.append(refusal)
     layers = _module_layers(ns, bound_in_order, recorder)
     emit.result(
         TargetResult(
             SCRIPT_TARGET,
-            Status.ERROR if errors else Status.OK,
+            Status.ERROR if any(e.kind != ErrorKind.UNTRACED for e in errors) else Status.OK,
             device.type,
             records=collect_records(recorder),
             layers=layers,

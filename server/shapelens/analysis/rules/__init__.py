@@ -1,7 +1,8 @@
 """The rule registry: every finding Shapelens can report, collected from the family modules that declare
 each rule once, beside its check, message and fix.
 
-- `trace_failures`: SL000-SL008, the file does not parse or the traced model could not run;
+- `trace_failures`: SL000-SL009, the file does not parse or the traced model could not run;
+- `scripts`: SL011, part of a script (or all of a PyTorch file) was not traced, and why;
 - `layer_sizes`: SL101-SL105, a layer's declared size against what it received (traced);
 - `dropout`: SL201 and SL203, where a dropout sits and which one (static, and SL203's traced half);
 - `train_eval`: SL202, a functional dropout that ignores `model.eval()` (static);
@@ -15,7 +16,7 @@ runs every rule's bad and good example.
 
 from __future__ import annotations
 
-from shapelens.analysis.rules import dropout, layer_resize, layer_sizes, trace_failures, train_eval
+from shapelens.analysis.rules import dropout, layer_resize, layer_sizes, scripts, trace_failures, train_eval
 from shapelens.analysis.rules.base import RULES_URL, Rule, StaticCheck
 from shapelens.analysis.rules.resolution import FileModel
 from shapelens.analysis.rules.walk import Walk
@@ -24,7 +25,7 @@ from shapelens.core.source import Source
 
 __all__ = ["RULES", "RULES_URL", "STATIC_CHECKS", "Rule", "render_markdown", "rule", "static_findings"]
 
-_FAMILIES = (trace_failures, layer_sizes, dropout, train_eval, layer_resize)
+_FAMILIES = (trace_failures, scripts, layer_sizes, dropout, train_eval, layer_resize)
 
 RULES: dict[str, Rule] = {r.code: r for r in sorted((r for f in _FAMILIES for r in f.RULES), key=lambda r: r.code)}
 STATIC_CHECKS: tuple[type[StaticCheck], ...] = (*dropout.CHECKS, *train_eval.CHECKS, *layer_resize.CHECKS)
