@@ -106,19 +106,80 @@ def _has(config: Any, name: str) -> bool:
 
 
 def build(cls: Any) -> Any:
-    """The plan item `{"build": "ClassName"}`: a transformers model from its config made small, else the
-    class with its defaults."""
+    """The plan item `{"build": "ClassName"}`: a transformers model from its config made small; a block of a
+    transformers model file that takes the config (`GPT2Block(config, layer_idx)`) with that config made
+    small; else the class with its defaults."""
     if isinstance(cls, type) and is_transformers_model(cls):
         config, _ = small_config(cls.config_class)  # type: ignore[attr-defined]
         return cls(config)
+    block = _block_arguments(cls)
+    if block is not None:
+        return cls(**block[0])
     return cls()
+
+
+# A block's other required parameters, by name (`GPT2MLP(intermediate_size, config)`, `LlamaAttention(config,
+# layer_idx)`); a block that needs anything else is built with its defaults, and fails as it would.
+BLOCK_PARAMETERS = {"layer_idx": 0, "layer_id": 0, "layer_number": 0, "intermediate_size": INNER, "hidden_size": WIDTH}
+
+
+def _block_arguments(cls: Any) -> tuple[dict[str, Any], list[str]] | None:
+    """Keyword arguments for a class whose first parameter is `config` in a module that imports exactly one
+    config class of its name's family (GPT2Config for GPT2Block): the config made small, the rest by name."""
+    if not isinstance(cls, type):
+        return None
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    required = [p for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if not any(p.name == "config" for p in required):
+        # `LlamaRMSNorm(hidden_size)`: a transformers block that takes only sizes
+        if not required or not cls.__module__.startswith("transformers."):
+            return None
+        if not all(p.name in BLOCK_PARAMETERS for p in required):
+            return None
+        return {p.name: BLOCK_PARAMETERS[p.name] for p in required}, [
+            f"{p.name}={BLOCK_PARAMETERS[p.name]}" for p in required
+        ]
+    config_class = _config_class_of(cls)
+    if config_class is None:
+        return None
+    config, notes = small_config(config_class)
+    arguments: dict[str, Any] = {}
+    for param in required:
+        if param.name == "config":
+            arguments["config"] = config
+        elif param.name in BLOCK_PARAMETERS:
+            arguments[param.name] = BLOCK_PARAMETERS[param.name]
+            notes.append(f"{param.name}={BLOCK_PARAMETERS[param.name]}")
+        else:
+            return None
+    return arguments, notes
+
+
+def _config_class_of(cls: type) -> type | None:
+    module = sys.modules.get(cls.__module__)
+    if module is None:
+        return None
+    configs = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and value.__name__.endswith("Config")
+        and any(base.__name__ in ("PretrainedConfig", "PreTrainedConfig") for base in value.__mro__)
+    ]
+    family = [c for c in configs if cls.__name__.startswith(c.__name__.removesuffix("Config"))]
+    found = family or configs
+    return found[0] if len(found) == 1 else None
 
 
 def synthesized_notes(cls: Any) -> list[str]:
     """What `build(cls)` made up, for the hover ("n_layer=2", ...); empty for a class built with defaults."""
     if isinstance(cls, type) and is_transformers_model(cls):
         return small_config(cls.config_class)[1]  # type: ignore[attr-defined]
-    return []
+    block = _block_arguments(cls)
+    return block[1] if block is not None else []
 
 
 def _parameters(model: nn.Module) -> list[str]:
