@@ -334,7 +334,14 @@ export class ServerManager implements vscode.Disposable {
       // Never the workspace as working folder: see pythonCwd and pythonEnv.
       options: {
         cwd: this.pythonCwd(),
-        env: pythonEnv({ PYTHONPATH: pythonPath, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8" }),
+        // SHAPELENS_START_WORKER: in a trusted workspace the server starts its trace worker (torch's import,
+        // seconds) first thing, beside its own start-up, rather than after `initialized`.
+        env: pythonEnv({
+          PYTHONPATH: pythonPath,
+          PYTHONUNBUFFERED: "1",
+          PYTHONIOENCODING: "utf-8",
+          SHAPELENS_START_WORKER: vscode.workspace.isTrusted ? "1" : "0",
+        }),
       },
     };
     const clientOptions: LanguageClientOptions = {

@@ -52,13 +52,42 @@ class TraceWorker:
         self._cancelled = False
         self._next_id = 0
         self._problem: str | None = None
+        self._hello_pending = False  # spawned, its "ready" not read yet
+        self._closed = False  # `close` was called: a trace does not start it again
         self.pass_fds: tuple[int, ...] = ()  # descriptors the worker inherits (a warm pool's sibling pipes)
         self.entered: list[str] = []  # the project files the last trace entered (the results cache's key)
 
     # -- life cycle ---------------------------------------------------------------------------------------
 
     def ensure_started(self) -> None:
-        """Start the worker if it is not running; raises WorkerUnavailable with the reason."""
+        """Start the worker if it is not running (again, after `close`), and wait until it is ready; raises
+        WorkerUnavailable with the reason."""
+        self._closed = False
+        self._ensure()
+
+    def _ensure(self) -> None:
+        if self._proc is not None and self._proc.poll() is None and not self._hello_pending:
+            return
+        self.spawn()
+        self._hello_pending = False
+        hello = self._read(deadline=time.monotonic() + self.start_timeout)
+        if hello is None or hello.get("event") != "ready":
+            if hello is None and self._proc is not None and self._proc.poll() is None:
+                problem = (
+                    f"the trace worker ({self.python}) did not start within {self.start_timeout:g} s; "
+                    "is it a Python with torch installed? (setting shapelens.interpreter)"
+                )
+            else:
+                problem = (hello or {}).get("message") or "the trace worker exited during start-up"
+            self._problem = problem
+            self._end()
+            raise WorkerUnavailable(problem)
+        self.torch_version = hello.get("torch")
+        self.cuda_available = bool(hello.get("cuda"))
+
+    def spawn(self) -> None:
+        """Start the worker process without waiting for it: its `import torch` runs while this process goes on
+        (the language server's own start-up); `ensure_started` then waits for its hello."""
         if self._proc is not None and self._proc.poll() is None:
             return
         env = dict(os.environ if self.env is None else self.env)
@@ -84,24 +113,16 @@ class TraceWorker:
             )
         except OSError as err:
             raise WorkerUnavailable(f"cannot start {self.python}: {err}") from err
-        hello = self._read(deadline=time.monotonic() + self.start_timeout)
-        if hello is None or hello.get("event") != "ready":
-            if hello is None and self._proc is not None and self._proc.poll() is None:
-                problem = (
-                    f"the trace worker ({self.python}) did not start within {self.start_timeout:g} s; "
-                    "is it a Python with torch installed? (setting shapelens.interpreter)"
-                )
-            else:
-                problem = (hello or {}).get("message") or "the trace worker exited during start-up"
-            self._problem = problem
-            self.close()
-            raise WorkerUnavailable(problem)
-        self.torch_version = hello.get("torch")
-        self.cuda_available = bool(hello.get("cuda"))
+        self._hello_pending = True
 
     def close(self) -> None:
         """End the worker: it exits at the end of its input; one that does not (hung, or no worker at all) is
-        killed with its whole process group, so nothing it started outlives it."""
+        killed with its whole process group, so nothing it started outlives it. A trace running meanwhile (in
+        another thread) ends with WorkerUnavailable; it does not start the worker again."""
+        self._closed = True
+        self._end()
+
+    def _end(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -122,12 +143,14 @@ class TraceWorker:
         with self._lock:
             self._cancelled = False
             for attempt in (1, 2):
-                self.ensure_started()
+                if self._closed:
+                    raise WorkerUnavailable("the trace worker was closed")
+                self._ensure()
                 try:
                     return self._trace_once(plan)
                 except BrokenPipeError:
                     # The worker itself died (it should not: children do the work); start a fresh one once.
-                    self.close()
+                    self._end()
                     if attempt == 2:
                         raise WorkerUnavailable("the trace worker stopped unexpectedly") from None
             raise AssertionError("unreachable")

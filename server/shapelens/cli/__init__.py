@@ -33,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.command == "serve":
+        from shapelens.lsp import prestart
+
+        prestart.start_from_env()  # before the server's own imports: torch loads meanwhile
         from shapelens.lsp.server import main as serve
 
         serve()

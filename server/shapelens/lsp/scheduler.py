@@ -5,7 +5,8 @@ code actions and `shutdown`; the results are kept and published when they are st
 The debounce adapts to the document's own trace cost: a wait exists so that a burst of keystrokes does not
 start traces that the next keystroke kills, and a trace of 40 ms wastes little when it is killed, so its
 document waits about as long as its trace takes (never less than MIN_DEBOUNCE_S, never more than the
-`debounceMs` setting, which stays the maximum). A document opened with no result yet shows its last result
+`debounceMs` setting, which stays the maximum; a setting over a second is kept as it is: a user holding
+traces while typing). A document opened with no result yet shows its last result
 from the on-disk results cache at once, marked cached, until its fresh trace lands and replaces it.
 """
 
@@ -37,6 +38,9 @@ from shapelens.lsp.worker_host import WorkerHost
 log = logging.getLogger("shapelens.lsp")
 
 MIN_DEBOUNCE_S = 0.03  # keystrokes come 30-100 ms apart in a burst: below this every one would start a trace
+# A debounceMs up to this is a typing debounce: its maximum, the trace's cost sets the wait. A longer one is a
+# user's choice to hold traces while typing (traceNow or a pause traces), and is kept as it is.
+ADAPTIVE_UP_TO_S = 1.0
 COSTS_KEPT = 5  # the last traces of a document whose cost sets its debounce
 
 
@@ -74,7 +78,7 @@ class Scheduler:
         [MIN_DEBOUNCE_S, the debounceMs setting]; the setting itself until a trace has been timed."""
         setting = self.config.settings.debounce_ms / 1000
         costs = self.costs.get(uri)
-        if not costs:
+        if not costs or setting > ADAPTIVE_UP_TO_S:
             return setting
         return min(setting, max(MIN_DEBOUNCE_S, statistics.median(costs)))
 

@@ -27,7 +27,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from shapelens import __version__
-from shapelens.lsp import code_actions, commands, hints, hover, notebooks, reconfigure, sync
+from shapelens.lsp import code_actions, commands, hints, hover, notebooks, prestart, reconfigure, sync
 from shapelens.lsp.configuration import Config, register_for_changes
 from shapelens.lsp.convert import UTF16, enum_value
 from shapelens.lsp.diagnostics import Diagnostics
@@ -123,6 +123,7 @@ def create_server() -> ShapelensServer:
         if ls.config.settings.trusted:
             await ls.host.warm()
         else:
+            prestart.discard()
             ls.notify.untrusted()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)

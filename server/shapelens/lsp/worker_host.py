@@ -10,6 +10,7 @@ import threading
 import time
 
 from shapelens.analysis.worker_client import TraceWorker, WorkerUnavailable
+from shapelens.lsp import prestart
 from shapelens.lsp.configuration import Config
 from shapelens.lsp.notify import Notifier
 from shapelens.lsp.threads import in_thread
@@ -64,7 +65,8 @@ class WorkerHost:
         if self.problem is not None:
             return None
         if self.worker is None:
-            self.worker = TraceWorker(python=self.config.settings.interpreter)
+            interpreter = self.config.settings.interpreter
+            self.worker = prestart.take(interpreter) or TraceWorker(python=interpreter)
         worker = self.worker
         if worker.torch_version is not None:
             return worker  # started once; `trace` itself restarts a worker that died
