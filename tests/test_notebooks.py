@@ -12,6 +12,9 @@ from typing import Any
 
 from oracle import run_on_cpu
 from shapelens.analysis import notebook
+from shapelens.cli.formats import render_github, sarif_document
+from shapelens.core.findings import Edit, FileReport, Finding, Fix, Related, Severity, Span
+from test_formats import assert_valid_sarif
 
 IMPORTS = ["%matplotlib inline\n", "import torch\n", "import torch.nn as nn"]
 MODEL = [
@@ -169,3 +172,27 @@ def test_cell_lines_keep_their_columns_and_count() -> None:
     built = notebook.build("/nb.ipynb", [notebook.CodeCell(1, "a = 1\n"), notebook.CodeCell(4, "b = a\nc = b")], str)
     assert built.virtual == "a = 1\nb = a\nc = b\n"
     assert [built.locate(n) for n in (1, 2, 3, 4)] == [(1, 1), (4, 1), (4, 2), None]
+
+
+def test_github_and_sarif_name_the_notebook_and_say_the_cell(tmp_path: Path, monkeypatch: Any) -> None:
+    """Neither format has a place for a cell: the notebook file, and the cell and line in the message (a cell's
+    line is no line of the notebook's JSON, so no line number that would point at the wrong place)."""
+    monkeypatch.chdir(tmp_path)
+    cell = notebook.cli_cell_path(str(tmp_path / "nb.ipynb"), 2)
+    span = Span(cell, 5, 29, 5, 32)
+    fix = Fix("Set in_features to 8 * 30 * 30", (Edit(span, "8 * 30 * 30"),), True)
+    related = (Related(Span(cell, 10, 9, 10, 26), "Linear meets its input here: [4, 7200]"),)
+    found = Finding("SL101", Severity.ERROR, span, "Linear(in_features=100) receives [4, 7200]", (fix,), related)
+    reports = [FileReport(cell, findings=[found])]
+    assert render_github(reports) == (
+        "::error file=nb.ipynb,title=SL101 linear-in-features::"
+        "cell 3, line 5, column 29: Linear(in_features=100) receives [4, 7200]\n"
+    )
+    document = sarif_document(reports)
+    assert_valid_sarif(document)
+    [result] = document["runs"][0]["results"]
+    assert result["message"]["text"].startswith("cell 3, line 5, column 29: Linear(in_features=100)")
+    assert result["locations"] == [
+        {"physicalLocation": {"artifactLocation": {"uri": "nb.ipynb", "uriBaseId": "%SRCROOT%"}}}
+    ]
+    assert "fixes" not in result  # a region inside a cell is not one of the notebook file's

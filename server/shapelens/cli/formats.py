@@ -86,6 +86,13 @@ def _notebook_cell(entry: dict[str, Any], path: str) -> dict[str, Any]:
     return entry
 
 
+def _in_cell(span: Span) -> str:
+    """The words `cell 3, line 5, column 29: ` for a place in a notebook cell ("" elsewhere): what a format
+    that can only name the notebook file says of the place."""
+    cell = notebook.parse_cell_path(span.path)
+    return "" if cell is None else f"cell {cell[1] + 1}, line {span.line}, column {span.column}: "
+
+
 def _source_text(path: str) -> str:
     """A file's text, or a notebook cell's source for a `nb.ipynb:cell N` path ("" when unreadable)."""
     cell = notebook.parse_cell_path(path)
@@ -154,8 +161,13 @@ def render_github(reports: list[FileReport]) -> str:
                 "endColumn": span.end_column,
                 "title": f"{finding.code} {rule.name}" if rule else finding.code,
             }
+            message = finding.message
+            cell = notebook.parse_cell_path(span.path)
+            if cell is not None:  # no line of the notebook's JSON is the cell's: the file, and the place in words
+                properties = {"file": display_path(cell[0]), "title": properties["title"]}
+                message = _in_cell(span) + message
             listed = ",".join(f"{key}={_github_property(str(value))}" for key, value in properties.items())
-            out.append(f"::{_GITHUB_LEVEL[finding.severity]} {listed}::{_github_data(finding.message)}")
+            out.append(f"::{_GITHUB_LEVEL[finding.severity]} {listed}::{_github_data(message)}")
     return "".join(line + "\n" for line in out)
 
 
@@ -228,14 +240,14 @@ def _sarif_result(finding: Finding, codes: list[str], columns: _Utf16Columns) ->
     if finding.code in codes:
         result["ruleIndex"] = codes.index(finding.code)
     result["level"] = _SARIF_LEVEL[finding.severity]
-    result["message"] = {"text": finding.message}
+    result["message"] = {"text": _in_cell(finding.span) + finding.message}
     result["locations"] = [_sarif_location(finding.span, columns)]
     if finding.related:
         result["relatedLocations"] = [
             {"id": i, **_sarif_location(r.span, columns), "message": {"text": r.message}}
             for i, r in enumerate(finding.related)
         ]
-    if finding.fixes:
+    if finding.fixes and notebook.parse_cell_path(finding.span.path) is None:  # a region of a cell: not SARIF's
         result["fixes"] = [_sarif_fix(fix_, columns) for fix_ in finding.fixes]
     return result
 
@@ -256,6 +268,9 @@ def _sarif_fix(fix_: Fix, columns: _Utf16Columns) -> dict[str, object]:
 
 
 def _sarif_location(span: Span, columns: _Utf16Columns) -> dict[str, object]:
+    cell = notebook.parse_cell_path(span.path)
+    if cell is not None:  # a notebook: the file only, the cell and line are in the message
+        return {"physicalLocation": {"artifactLocation": _sarif_artifact(cell[0])}}
     return {
         "physicalLocation": {"artifactLocation": _sarif_artifact(span.path), "region": _sarif_region(span, columns)}
     }
