@@ -7,6 +7,7 @@ The worker runs with a fake HOME holding a fake credential, so reading secrets i
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -137,6 +138,7 @@ ATTACKS = [
     Attack("dns", 'socket.getaddrinfo("example.com", 443)', "refused to look up", _same),
     Attack("read-ssh-key", 'open(os.path.expanduser("~/.ssh/id_ed25519")).read()', "refused to read", _same),
     Attack("read-aws", 'open(os.path.expanduser("~/.aws/credentials")).read()', "refused to read", _same),
+    Attack("np.save", '__import__("numpy").save("{outside}/array.npy", [1, 2])', "refused to write", _same),
 ]  # fmt: skip
 
 
@@ -274,6 +276,165 @@ def test_top_level_refusal_names_the_file(analyse: Analyse, outside: Path) -> No
     [report] = analyse(source).values()
     [finding] = report.findings
     assert finding.code == "SL009" and finding.span.line == 5 and "loading model.py" in finding.message
+    assert _same(outside, {})
+    assert_worker_still_serves(analyse)
+
+
+def test_a_refusal_caught_while_the_file_loads_is_reported_with_the_shapes(analyse: Analyse, outside: Path) -> None:
+    """The top level ran on (its own `try` caught the refusal): every model says what was refused, where."""
+    source = f"""
+        from torch import nn
+
+        try:
+            LOG = open("{outside}/log.txt", "w")
+        except OSError:
+            LOG = None
+
+
+        # shapelens: x=(2, 6)
+        class Logged(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(6, 3)
+                self.log = LOG
+
+            def forward(self, x):
+                y = self.fc(x)
+                return y
+    """
+    [report] = analyse(source).values()
+    [finding] = report.findings
+    assert finding.code == "SL009" and finding.severity == Severity.INFORMATION
+    assert finding.span.line == 5 and "refused to write" in finding.message
+    assert "shapes after it are unaffected" in finding.message
+    assert (19, (2, 3)) in [(h.line, h.shape) for h in report.hints]
+    assert _same(outside, {})
+    assert_worker_still_serves(analyse)
+
+
+# -- beneath the audit hook: what the kernel enforces (trace/confine.py), where this platform allows it -------
+
+
+def kernel_layers() -> dict[str, str]:
+    """What `confine` holds on this machine, asked of a fresh process (it cannot be undone)."""
+    probe = (
+        "import json, tempfile; from shapelens.trace.confine import confine; "
+        "print(json.dumps(confine(tempfile.mkdtemp())))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    return json.loads(done.stdout) if done.returncode == 0 else {}
+
+
+@pytest.fixture(scope="module")
+def kernel() -> dict[str, str]:
+    return kernel_layers()
+
+
+def test_torch_cpp_writer_the_hook_cannot_see_is_refused_by_the_kernel(
+    analyse: Analyse, outside: Path, kernel: dict[str, str]
+) -> None:
+    """`torch._C.PyTorchFileWriter` opens its file in C++ (no audit event, and not the guarded torch.save):
+    Landlock refuses it, and the RuntimeError torch raises is still an SL009 at the line."""
+    if not kernel.get("landlock", "").startswith("ABI"):
+        pytest.skip(f"Landlock is not available here: {kernel}")
+    source = f"""
+        import torch
+        from torch import nn
+
+
+        # shapelens: x=(2, 6)
+        class Saver(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(6, 3)
+
+            def forward(self, x):
+                y = self.fc(x)
+                torch._C.PyTorchFileWriter("{outside}/ckpt.pt")
+                return y
+    """
+    [report] = analyse(source).values()
+    [finding] = report.findings
+    assert finding.code == "SL009" and finding.severity == Severity.INFORMATION, finding
+    assert finding.span.line == 14 and "refused to write" in finding.message, finding.message
+    assert [(h.line, h.shape) for h in report.hints] == [(13, (2, 3))]
+    assert _same(outside, {})
+    assert_worker_still_serves(analyse)
+
+
+NETWORK = """
+    from torch import nn
+
+
+    def interfaces():
+        with open("/proc/net/dev") as handle:
+            return len(handle.read().splitlines()) - 2
+
+
+    # shapelens: x=(2, 6)
+    class Counts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, interfaces())
+
+        def forward(self, x):
+            y = self.fc(x)
+            return y
+"""
+
+
+def test_the_trace_sees_no_network_interface_but_a_loopback(analyse: Analyse, kernel: dict[str, str]) -> None:
+    """In its own network namespace the trace has one interface, `lo` (down): the model's width is the count."""
+    if kernel.get("network") != "namespace":
+        pytest.skip(f"unprivileged network namespaces are not allowed here: {kernel}")
+    [report] = analyse(NETWORK).values()
+    assert report.findings == []
+    assert [(h.target, h.shape) for h in report.hints] == [("y", (2, 1)), ("return", (2, 1))]
+
+
+ESCAPE = """
+    import os, _posixsubprocess
+    from torch import nn
+
+
+    def escape(command):
+        read, write = os.pipe()
+        args = [b"/bin/sh", b"-c", command.encode()]
+        common = (args, [b"/bin/sh"], True, (), None, None, -1, -1, -1, -1, -1, -1, read, write, True, False)
+        tails = ((-1, None, None, None, -1, None, True), (-1, None, None, None, -1, None), (None, None, None, -1, None))
+        for tail in tails:
+            try:
+                pid = _posixsubprocess.fork_exec(*common, *tail)
+            except TypeError:
+                continue
+            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        return -1
+
+
+    # shapelens: x=(2, 6)
+    class Escaped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 3 + escape("touch {outside}/escaped && echo x > {outside}/victim.txt"))
+
+        def forward(self, x):
+            y = self.fc(x)
+            return y
+"""
+
+
+def test_a_process_started_past_the_hook_cannot_write_either(
+    analyse: Analyse, outside: Path, kernel: dict[str, str]
+) -> None:
+    """A shell started with `_posixsubprocess.fork_exec` (no audit event) inherits Landlock's rules: its
+    `touch` fails (exit status 1, so the layer is 4 wide) and nothing outside changed."""
+    if not kernel.get("landlock", "").startswith("ABI"):
+        pytest.skip(f"Landlock is not available here: {kernel}")
+    [report] = analyse(ESCAPE.replace("{outside}", str(outside))).values()
+    shapes = [h.shape for h in report.hints if h.target == "y"]
+    if shapes == [(2, 2)]:
+        pytest.skip("this Python's _posixsubprocess.fork_exec takes other arguments")
+    assert shapes == [(2, 4)], report
     assert _same(outside, {})
     assert_worker_still_serves(analyse)
 

@@ -286,6 +286,8 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None 
             emit.result(TargetResult(spec.name, Status.ERROR, device.type, error=error))
         return
     # -- loading ends: the module is ctx.module; tracing each target starts --
+    if ctx.sandbox is not None:  # refusals the top level caught are reported with each model (sandbox.py)
+        ctx.sandbox.loaded()
     parsed = parse(plan.file, plan.source)
     ctx.nodes = _find_nodes(parsed.tree) if isinstance(parsed, Source) else {}
     emit({"event": Event.IMPORTS, "modules": library_imports(before, is_project)})

@@ -13,8 +13,13 @@ Refused, with a `SandboxRefusal` (a `PermissionError`) that names what and where
 - `ctypes`: loading a library or looking up a symbol (`ctypes.CDLL("libc.so.6").system` would get round all
   of the above), except under `--device cuda`, where torch's CUDA set-up loads its libraries lazily.
 
-This is a floor against accidents (a `forward` that saves a checkpoint, a constructor that downloads
-weights), not a security boundary: audit hooks do not hold against code written to get round them.
+The hook is a floor against accidents (a `forward` that saves a checkpoint, a constructor that downloads
+weights), not a security boundary: audit hooks do not hold against code written to get round them. Beneath
+it, where Linux allows it unprivileged, `confine.py` has the kernel enforce the same promise on all code of
+the process, C and C++ included (Landlock: no file changes outside the private folder, no TCP, no signals
+out; a network namespace: no network at all). What the kernel refuses reaches the user's code as an
+`OSError` (or torch's `RuntimeError` naming "Permission denied"), which `refusal_of` turns into a refusal
+too, so it is reported the same way.
 
 Each refusal is noted (message, and the innermost line of the user's project) so that one the model's own
 `try`/`except` swallowed, or one in a thread, still becomes a finding.
@@ -24,11 +29,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import signal
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from shapelens.trace.confine import confine
 
 # under the home folder, never read by a trace (files, or folders and everything in them)
 SECRETS = (
@@ -58,7 +66,8 @@ class SandboxRefusal(PermissionError):
 
 
 def refusal_of(err: BaseException) -> SandboxRefusal | None:
-    """The refusal that `err` is, or was raised from (a library that re-raised it as an error of its own)."""
+    """The refusal that `err` is, or was raised from (a library that re-raised it as an error of its own);
+    under the kernel's rules, also a denial of theirs (`kernel_refusal`)."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
@@ -66,7 +75,43 @@ def refusal_of(err: BaseException) -> SandboxRefusal | None:
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
+    return kernel_refusal(err) if KERNEL.get("landlock", "").startswith("ABI") else None
+
+
+KERNEL: dict[str, str] = {}  # what confine.confine() enforced in this process (empty: nothing, or not yet)
+KERNEL_WHY = "enforced by the kernel: a trace changes no file outside its temporary folder and talks to no one"
+
+
+def kernel_refusal(err: BaseException) -> SandboxRefusal | None:
+    """A refusal for an error that Landlock caused: C or C++ code (torch's file writer, a C extension) got
+    EACCES/EPERM where the audit hook saw nothing. A `PermissionError` on a path counts only where the path
+    (or, for a new file, its folder) is writable by the file's own permissions: `access()` does not consult
+    Landlock, so a read the file's permissions forbid is not mistaken for a refused write."""
+    private = KERNEL.get("private", "")
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.EACCES, errno.EPERM):
+            path = current.filename
+            if path is None:
+                return SandboxRefusal(f"the trace refused this call ({current.strerror}; {KERNEL_WHY})")
+            full = os.path.realpath(os.fsdecode(path)) if isinstance(path, str | bytes) else ""
+            inside = full == private or full.startswith(private + os.sep)
+            target = full if os.path.lexists(full) else os.path.dirname(full)
+            if full and not inside and os.access(target, os.W_OK):
+                return SandboxRefusal(f"the trace refused to write `{os.fsdecode(path)}` ({KERNEL_WHY})")
+            return None
+        text = str(current)
+        if not isinstance(current, OSError) and "Permission denied" in text:  # torch's C++: RuntimeError
+            return SandboxRefusal(f"the trace refused to write a file ({KERNEL_WHY}; {_first_line(text)})")
+        current = current.__cause__ or current.__context__
     return None
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= 160 else line[:157] + "..."
 
 
 def _load_libc() -> Any:
@@ -104,7 +149,7 @@ class Sandbox:
     def __init__(self, private: str, is_project: Callable[[str], bool], ctypes_allowed: bool = False) -> None:
         self.private = os.path.realpath(private)
         self.is_project = is_project
-        self.ctypes_allowed = ctypes_allowed
+        self.ctypes_allowed = ctypes_allowed  # under --device cuda, which also lets the GPU's devices be written
         homes = {os.path.expanduser("~")}
         try:
             import pwd
@@ -115,7 +160,7 @@ class Sandbox:
         self.secrets = tuple(
             os.path.join(os.path.realpath(home), name) for home in homes if home and home != "/" for name in SECRETS
         )
-        self.refusals: list[tuple[str, str, int]] = []  # (message, path, line) in the order refused
+        self.refusals = _Refusals()  # (message, path, line) in the order refused
         self.pid = os.getpid()
         self._handlers: dict[str, Callable[[tuple[Any, ...]], None]] = {
             "open": self._open,
@@ -161,6 +206,10 @@ class Sandbox:
             })  # fmt: skip
 
     def install(self) -> None:
+        """The kernel's rules first (`confine` writes /proc/self/uid_map, which the hook would refuse), unless
+        SHAPELENS_KERNEL_SANDBOX=0; then the audit hook and the guards of torch's savers."""
+        if os.environ.get("SHAPELENS_KERNEL_SANDBOX", "1") != "0":
+            KERNEL.update(confine(self.private, gpu=self.ctypes_allowed), private=self.private)
         handlers = self._handlers
 
         def hook(event: str, args: tuple[Any, ...]) -> None:
@@ -186,6 +235,11 @@ class Sandbox:
 
         torch.save = torch.serialization.save = guarded(torch.serialization.save)
         torch.jit.save = guarded(torch.jit.save)
+
+    def loaded(self) -> None:
+        """The file's top level has run: what was refused while it loaded (and the module caught) is kept,
+        and reported with every model's trace, as what is refused in the model's own code is."""
+        self.refusals.pin()
 
     # -- the checks ---------------------------------------------------------------------------------------
 
@@ -261,6 +315,22 @@ class Sandbox:
                 return frame.f_code.co_filename, frame.f_lineno
             frame = frame.f_back  # type: ignore[assignment]
         return "", 0
+
+
+class _Refusals(list[tuple[str, str, int]]):
+    """The refusals of one model's trace: `clear()` (at each model's start) keeps those pinned, the ones met
+    while the file loaded, which every model's trace reports (they are no less swallowed for being earlier)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pinned: list[tuple[str, str, int]] = []
+
+    def pin(self) -> None:
+        self.pinned = list(self)
+
+    def clear(self) -> None:
+        super().clear()
+        self.extend(self.pinned)
 
 
 def _text(path: Any) -> str:
