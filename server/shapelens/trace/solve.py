@@ -237,3 +237,14 @@ def _apply(values: dict[Any, int], found: Pass, guesses: list[Guess], equations:
             where = ", ".join(f"dim {p} = {guess.dims[p].size}" for p in solved)
         notes.append(f"{guess.name}: {where}, the size {layers} accepts")
     return Solved(out, notes)
+
+
+def warm_up() -> None:
+    """One symbolic pass and solve on a tiny conv net, in the warm worker before it forks: the first pass in a
+    process pays for lazily made kernels, sympy printers and guards (seconds), which every child then shares."""
+
+    def build() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 3 * 3, 2))
+
+    guesses = [Guess("x", [Dim(2, "batch"), Dim(1, "fixed"), Dim(32, "free", "x"), Dim(32, "free", "x")])]
+    solve(symbolic_pass(build, guesses, 10.0), guesses)

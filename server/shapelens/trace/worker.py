@@ -86,6 +86,9 @@ def _exercise_kernels() -> None:
     with _fake_mode():  # the fallback for data-dependent ops: its first use costs ≈2.5 s
         h = nn.Linear(2, 2)(torch.randn(3, 2))
         h[h > 0].sum()
+    from shapelens.trace import solve
+
+    solve.warm_up()  # the symbolic pass that solves free input sizes (#8): its first use costs seconds
 
 
 def _rss_mb(pid: int) -> float:
