@@ -3,12 +3,14 @@ unprivileged process, applied after the libraries are loaded and before any user
 
 - **Landlock** (Linux 5.13+; `landlock_create_ruleset` / `landlock_add_rule` / `landlock_restrict_self`,
   called through `ctypes.CDLL(None).syscall`): the process may create, write, truncate, delete, rename or link
-  files only beneath the trace's private folder (and write `/dev/null`, `/dev/zero`, `/dev/full`; under CUDA,
-  the GPU's device files). Reading stays allowed everywhere. From ABI 4, TCP `bind`/`connect` are denied; from
-  ABI 6, signals to processes outside the trace and abstract Unix sockets are. This holds for C and C++ code
-  the audit hook cannot see (torch's own file writer, a C extension, a process started past the hook: the
-  rules are inherited and cannot be lifted). Not covered by Landlock: chmod/chown/utime/xattrs (the audit hook
-  refuses them from Python), UDP and pathname Unix sockets (the network namespace below covers the network).
+  files only beneath the trace's private folder (and write `/dev/null`, `/dev/zero`, `/dev/full`). Reading
+  stays allowed everywhere. From ABI 4, TCP `bind`/`connect` are denied; from ABI 6, signals to processes
+  outside the trace and abstract Unix sockets are. This holds for C and C++ code the audit hook cannot see
+  (torch's own file writer, a C extension, a process started past the hook: the rules are inherited and
+  cannot be lifted). Not covered by Landlock: chmod/chown/utime/xattrs (the audit hook refuses them from
+  Python), UDP and pathname Unix sockets (the network namespace below covers the network). Not applied under
+  `--device cuda`: CUDA opens its device files read-write and writes its caches lazily, which has not been
+  tried on a GPU machine yet (the audit hook and the namespace still hold there).
 - **A network namespace** in a new user namespace (`unshare(CLONE_NEWUSER | CLONE_NEWNET)`), where the kernel
   allows it unprivileged: the trace sees only a loopback interface that is down, so no packet leaves it, by
   any protocol. Only possible in a single-threaded process: the forked child is one (fork copies only the
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import glob
 import os
 import sys
 from typing import Any
@@ -60,7 +61,6 @@ FS_CHANGES = (
 )  # fmt: skip
 FILE_RIGHTS = FS_WRITE_FILE | FS_TRUNCATE  # what a rule on a file (not a folder) may grant
 WRITABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full")
-GPU_DEVICES = ("/dev/nvidia*", "/dev/dri/*", "/dev/kfd")  # CUDA/ROCm open theirs read-write, lazily
 
 
 class _RulesetAttr(ctypes.Structure):
@@ -101,7 +101,7 @@ def _fail(what: str) -> OSError:
     return OSError(code, f"{what}: {os.strerror(code)}")
 
 
-def landlock(private: str, gpu: bool = False) -> int:
+def landlock(private: str) -> int:
     """Restrict this process (and everything it starts) for good: changes to files only beneath `private`,
     no TCP, no signals out. Returns the ABI used; raises OSError where the kernel refuses."""
     abi = landlock_abi()
@@ -116,10 +116,7 @@ def landlock(private: str, gpu: bool = False) -> int:
         raise _fail("landlock_create_ruleset")
     try:
         _allow(ruleset, private, fs)
-        devices = list(WRITABLE_DEVICES)
-        if gpu:
-            devices += [path for pattern in GPU_DEVICES for path in glob.glob(pattern)]
-        for device in devices:
+        for device in WRITABLE_DEVICES:
             if os.path.exists(device):
                 _allow(ruleset, device, FILE_RIGHTS & fs)
         if _LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
@@ -168,8 +165,11 @@ def confine(private: str, gpu: bool = False) -> dict[str, str]:
         held["network"] = "namespace"
     except OSError as err:
         held["network"] = f"not confined ({err.strerror or err})"
+    if gpu:
+        held["landlock"] = "not applied under CUDA"
+        return held
     try:
-        held["landlock"] = f"ABI {landlock(private, gpu)}"
+        held["landlock"] = f"ABI {landlock(private)}"
     except OSError as err:
         held["landlock"] = f"not confined ({err.strerror or err})"
     return held
