@@ -194,11 +194,29 @@ def failure(kind: str, err: BaseException, plan: TracePlan, recorder: Recorder, 
     )
 
 
-def _special(err: BaseException, plan: TracePlan) -> TraceError | None:
+def _special(err: BaseException, plan: TracePlan, recorder: Recorder) -> TraceError | None:
     """Failures of the loading machinery itself: an import over its budget, a failed import used."""
     if isinstance(err, ImportTimeout):
+        running = [
+            t
+            for t in _frames(err.__cause__.__traceback__ if err.__cause__ else None)
+            if t.tb_frame.f_code.co_filename != err.path
+        ]
+        project = [t for t in running if recorder.is_project_file(t.tb_frame.f_code.co_filename)]
+        inner = project[-1] if project else None
+        note = (
+            f"({os.path.basename(inner.tb_frame.f_code.co_filename)} line {inner.tb_lineno} was running)"
+            if inner
+            else None
+        )
         return TraceError(
-            ErrorKind.TIMEOUT, str(err.args[0]), err.path, err.line, stage="import", exception="ImportTimeout"
+            ErrorKind.TIMEOUT,
+            str(err.args[0]),
+            err.path,
+            err.line,
+            stage="import",
+            note=note,
+            exception="ImportTimeout",
         )
     missing = _missing_import(err)
     if missing is not None:
@@ -215,7 +233,7 @@ def _special(err: BaseException, plan: TracePlan) -> TraceError | None:
 
 
 def _failure(kind: str, err: BaseException, plan: TracePlan, recorder: Recorder, stage: str) -> TraceError:
-    special = _special(err, plan)
+    special = _special(err, plan, recorder)
     if special is not None:
         return special
     tb = _user_frame(err.__traceback__, recorder)
