@@ -33,10 +33,6 @@ from shapelens.core.source import Source, parse
 from shapelens.core.wire import InputSource, Status, TargetResult, TraceResult
 from shapelens.lsp import render
 
-# The trace child's half of #8 (helper h1: `{"tuple": ...}` items, `TargetResult.inputs`) is not committed yet:
-# these fail until it is, and then must pass (strict), at which point this mark goes.
-NEEDS_CHILD = pytest.mark.xfail(reason="needs the child's tuple items and TargetResult.inputs (#8)", strict=True)
-
 
 def parsed(folder: Path, name: str, text: str) -> Source:
     path = write(folder, name, text)
@@ -122,7 +118,6 @@ LSTM_STATE = """
 """
 
 
-@NEEDS_CHILD
 def test_directive_tuples_of_tensors_and_none(analyse: Analyse, tmp_path: Path) -> None:
     found = inputs_of(tmp_path, LSTM_STATE, "Encoder")
     tensor = {"tensor": [1, 2, 16], "dtype": "float32"}
@@ -197,7 +192,6 @@ GPT_LIKE = """
 """
 
 
-@NEEDS_CHILD
 def test_a_config_object_is_built_from_its_dataclass_defaults(analyse: Analyse, tmp_path: Path) -> None:
     found = inputs_of(tmp_path, GPT_LIKE, "GPT")
     assert found.source == InputSource.INFER
@@ -309,6 +303,31 @@ def test_a_placeholder_size_in_a_config_gets_a_small_value(tmp_path: Path) -> No
     assert note == "model_args=ModelArgs(vocab_size=100) (its defaults, vocab_size=100 for a placeholder)"
 
 
+def test_a_constructor_inherited_from_a_base_of_the_file_or_a_torch_layer(tmp_path: Path) -> None:
+    text = """
+        import torch
+        from torch import nn
+
+
+        class Base(nn.Module):
+            def __init__(self, hidden):
+                super().__init__()
+                self.fc = nn.Linear(hidden, 2)
+
+
+        class Child(Base):
+            def forward(self, x):
+                return self.fc(x)
+
+
+        class Flat(nn.Linear):
+            def forward(self, x):
+                return super().forward(x.flatten(1))
+    """
+    assert inputs_of(tmp_path, text, "Child").model == {"code": "Child(hidden=64)"}
+    assert inputs_of(tmp_path, text, "Flat").model == {"code": "Flat(in_features=64, out_features=64)"}
+
+
 HEAD = """
     import torch
     from torch import nn
@@ -328,7 +347,6 @@ HEAD = """
 """
 
 
-@NEEDS_CHILD
 def test_required_ints_get_small_values_chosen_by_name(analyse: Analyse, tmp_path: Path) -> None:
     found = inputs_of(tmp_path, HEAD, "Head")
     assert found.model == {"code": "Head(hidden=64, num_classes=10, n_layers=2, dropout=0.1, bias=False)"}
@@ -522,7 +540,6 @@ def test_a_covered_target_has_no_finding_and_counts_as_reached(tmp_path: Path) -
 # -- where the input came from, as the user sees it ----------------------------------------------------------
 
 
-@NEEDS_CHILD
 def test_json_names_each_models_input_source(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -286,10 +286,16 @@ def _downloads(init: ast.FunctionDef, off: set[str]) -> str | None:
 
 def constructors_for(source: Source, model: Model, root: str) -> Constructors:
     """How to build `model` (a class) with nobody's help; no candidates (and the reason) when nothing can."""
-    init = model.init
     name = model.name
+    init = model.init or _inherited_init(source, model.node)
     if init is None:
-        return Constructors([Candidate(f"{name}()", InputSource.INFER)])
+        layer = _torch_base(model.node)
+        if layer is None:
+            return Constructors([Candidate(f"{name}()", InputSource.INFER)])
+        values = {p: value_by_name(p) or 8 for p in TORCH_LAYER_PARAMS[layer]}
+        listed = ", ".join(f"{p}={v!r}" for p, v in values.items())
+        said = [f"{p}={v!r} (no value known: a small one)" for p, v in values.items()]
+        return Constructors([Candidate(f"{name}({listed})", InputSource.INFER, said, True)])
     visible = Visible(source, root)
     params = _all_params(init)
     fixed: dict[str, str] = {}  # keyword → code, passed whatever else is chosen
@@ -348,6 +354,52 @@ def constructors_for(source: Source, model: Model, root: str) -> Constructors:
         if all(c.code != candidate.code for c in candidates):
             candidates.append(candidate)
     return Constructors(candidates[:5])
+
+
+# the required parameters of the torch layers a model class extends without an `__init__` of its own
+TORCH_LAYER_PARAMS = {
+    "Linear": ("in_features", "out_features"),
+    "Bilinear": ("in1_features", "in2_features", "out_features"),
+    **{f"Conv{d}": ("in_channels", "out_channels", "kernel_size") for d in ("1d", "2d", "3d")},
+    **{f"ConvTranspose{d}": ("in_channels", "out_channels", "kernel_size") for d in ("1d", "2d", "3d")},
+    "Embedding": ("num_embeddings", "embedding_dim"),
+    "EmbeddingBag": ("num_embeddings", "embedding_dim"),
+    **{k: ("input_size", "hidden_size") for k in ("LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell")},
+    **{f"BatchNorm{d}": ("num_features",) for d in ("1d", "2d", "3d")},
+    **{f"InstanceNorm{d}": ("num_features",) for d in ("1d", "2d", "3d")},
+    "LayerNorm": ("normalized_shape",),
+    "GroupNorm": ("num_groups", "num_channels"),
+    "MultiheadAttention": ("embed_dim", "num_heads"),
+    "TransformerEncoderLayer": ("d_model", "nhead"),
+    "TransformerDecoderLayer": ("d_model", "nhead"),
+}
+
+
+def _bases(node: ast.AST) -> list[ast.expr]:
+    return list(node.bases) if isinstance(node, ast.ClassDef) else []
+
+
+def _inherited_init(source: Source, node: ast.AST, depth: int = 0) -> ast.FunctionDef | None:
+    """The `__init__` a class without its own takes from a base class of the same file."""
+    classes = {n.name: n for n in source.tree.body if isinstance(n, ast.ClassDef)}
+    for base in _bases(node):
+        cls = classes.get(base.id) if isinstance(base, ast.Name) else None
+        if cls is None or depth > 4:
+            continue
+        init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+        found = init or _inherited_init(source, cls, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _torch_base(node: ast.AST) -> str | None:
+    """The torch layer a class without any `__init__` extends (`class Linear(Bottle, nn.Linear): pass`)."""
+    for base in _bases(node):
+        last = base.attr if isinstance(base, ast.Attribute) else base.id if isinstance(base, ast.Name) else ""
+        if last in TORCH_LAYER_PARAMS:
+            return last
+    return None
 
 
 def _options(
