@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -181,3 +181,53 @@ async def poll(
             return value
         assert time.monotonic() < deadline, f"timed out: last {value!r}"
         await asyncio.sleep(0.1)
+
+
+async def test_cells_added_and_removed(client: LanguageClient, tmp_path: Path) -> None:
+    """The call cell replaced by another (one deleted, one added, as VS Code sends it): the model cell's SL101
+    follows the new call's input, and the deleted cell's diagnostics are cleared."""
+    s = Session(client, tmp_path)
+    notebook, (_, model, call) = await open_notebook(s, [("code", IMPORTS), ("code", MODEL), ("code", CALL)])
+
+    def sl101(batch: int) -> bool:
+        return any(f"receives [{batch}, 7200]" in d.message for d in last_diagnostics(s, model) or [])
+
+    await wait_for(lambda: sl101(4), 60, "SL101 for the call's batch of 4")
+    other = cell_uri(tmp_path / "nb.ipynb", 7)
+    text = "out = Net()(torch.randn(8, 3, 32, 32))"
+    structure(
+        s, notebook, 1, start=2, delete=1, added=[types.TextDocumentItem(other, "python", 1, text)], removed=[call]
+    )
+    await wait_for(lambda: sl101(8), 60, "SL101 for the new call's batch of 8")
+    assert last_diagnostics(s, call) == []
+
+
+def structure(
+    s: Session,
+    notebook: str,
+    version: int,
+    *,
+    start: int,
+    delete: int,
+    added: Sequence[types.TextDocumentItem] = (),
+    removed: Sequence[str] = (),
+) -> None:
+    """A cell structure change as VS Code sends it: `delete` cells from `start` replaced by `added`."""
+    s.client.notebook_document_did_change(
+        types.DidChangeNotebookDocumentParams(
+            notebook_document=types.VersionedNotebookDocumentIdentifier(version=version, uri=notebook),
+            change=types.NotebookDocumentChangeEvent(
+                cells=types.NotebookDocumentCellChanges(
+                    structure=types.NotebookDocumentCellChangeStructure(
+                        array=types.NotebookCellArrayChange(
+                            start=start,
+                            delete_count=delete,
+                            cells=[types.NotebookCell(kind=types.NotebookCellKind.Code, document=a.uri) for a in added],
+                        ),
+                        did_open=list(added),
+                        did_close=[types.TextDocumentIdentifier(u) for u in removed],
+                    )
+                )
+            ),
+        )
+    )
