@@ -308,6 +308,33 @@ def test_a_forward_loop_stops_early_with_the_right_shapes(analyse: Analyse, tmp_
     assert hints[(18, "return")] == [(4, 300, 24)]
 
 
+def test_a_loop_over_a_data_loader_runs_its_first_batch_only(analyse: Analyse, tmp_path: Path) -> None:
+    source = """
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader, TensorDataset
+
+        data = TensorDataset(torch.randn(200, 20), torch.randint(0, 3, (200,)))
+        loader = DataLoader(data, batch_size=64, shuffle=True)
+        model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 3))
+        opt = torch.optim.Adam(model.parameters())
+        for epoch in range(10):
+            for x, y in loader:
+                out = model(x)
+                loss = nn.functional.cross_entropy(out, y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    """
+    report = only(analyse(source, name="loader.py"))
+    assert errors(report) == []
+    assert_hints_match_cpu(report, tmp_path / "loader.py")
+    hints = {(h.line, h.target): h.shapes for h in report.hints}
+    assert hints[(12, "out")] == [(64, 3)] and hints[(13, "loss")] == [()]
+    script = next(m for m in report.models if m.name == "<module>")
+    assert "loop at line 11 traced for its first batch only" in script.notes
+
+
 # -- nothing silent ---------------------------------------------------------------------------------------
 
 

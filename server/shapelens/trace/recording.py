@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -315,7 +316,11 @@ class Loop:
         self.line = line
         self.kind = _stoppable(iterable)
         self.total = _length(iterable) if self.kind else None
-        self.iterator = iter(iterable)
+        # a DataLoader draws its indices (and a shuffle's seed) with tensors of the default device: on meta
+        # they have no values, so its sampler runs on the CPU; the batches are what its dataset holds
+        self.sampling = torch.device("cpu") if self.kind == "batches" else nullcontext()
+        with self.sampling:
+            self.iterator = iter(iterable)
         self.frame = frame
         self.count = 0
         self.start = len(recorder.log)
@@ -334,7 +339,8 @@ class Loop:
                 self._stop()
                 raise StopIteration
             self.previous = current
-        value = next(self.iterator)
+        with self.sampling:
+            value = next(self.iterator)
         if self.count == 0 and self.kind is not None:
             self.sizes = [self._list_sizes()]
         self.count += 1
