@@ -151,3 +151,34 @@ def test_a_guess_never_accuses_the_code(analyse: Analyse, worker: TraceWorker, t
     assert [(f.code, f.severity) for f in report.findings if f.severity == Severity.ERROR] == [
         ("SL101", Severity.ERROR)
     ]
+
+
+def test_directive_inputs_are_reported_by_parameter_name(worker: TraceWorker, tmp_path: Path) -> None:
+    (tmp_path / "given.py").write_text(
+        "from torch import nn\n\n\n"
+        "# shapelens: x=(4, 6), scale=2.0\n"
+        "class Given(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(6, 3)\n\n"
+        "    def forward(self, x, scale=1.0):\n"
+        "        return self.fc(x) * scale\n"
+    )
+    source = parse(str(tmp_path / "given.py"), (tmp_path / "given.py").read_text())
+    assert isinstance(source, Source)
+    [result] = worker.trace(build_plan(source, str(tmp_path), Options()).message()).targets
+    assert result.status == Status.OK
+    assert [(i.name, i.shape, i.dtype) for i in result.inputs] == [("x", [4, 6], "float32"), ("scale", None, None)]
+
+
+def test_a_tuple_item_is_a_tuple_of_values() -> None:
+    import types
+
+    from shapelens.core.wire import InputSource, TargetSpec
+    from shapelens.trace.model_run import Target
+
+    spec = TargetSpec("M", "class", 1, InputSource.DIRECTIVE, [], None, [], {}, None)
+    target = Target(spec, types.ModuleType("m"), "m.py", {}, torch.device("meta"))
+    item = {"tuple": [{"tensor": [2, 4, 8], "dtype": "float32"}, {"tuple": [{"code": "None"}, {"code": "3"}]}]}
+    value = target.value(item, {})
+    assert isinstance(value, tuple) and value[0].shape == (2, 4, 8) and value[1] == (None, 3)

@@ -318,6 +318,8 @@ def _search(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan)
     real = same and not chosen_sizes and first.outcome["error"] is not None
     if real and first.outcome["stage"] == "forward" and not spec.synthesized:
         return Verdict(first, False, tried)
+    if first.outcome["stage"] == "build" and not spec.synthesized:
+        return Verdict(first, False, tried)  # its own constructor (defaults, the user's init) failed: no guess
     return Verdict(first, True, tried)
 
 
@@ -495,11 +497,16 @@ def _guess_error(verdict: Verdict, error: TraceError | None, kept: list[Any], sp
     else:
         m = kept[0]
         reason = f"{type(m.module).__name__} `{m.attr}` is {m.declared} but it received {m.actual}"
-    what = f"traced with {' or '.join(tried)} (guessed)" if tried else "traced with a guessed constructor"
     param = verdict.attempt.guesses[0].name if verdict.attempt.guesses else "x"
+    if error is not None and error.stage == "build":  # the constructor failed: its arguments were ours
+        made = f" ({', '.join(spec.synthesized)})" if spec.synthesized else ""
+        what, how = f"built with a guessed constructor{made}", "its arguments with `# shapelens: init(...)`"
+    else:
+        what = f"traced with {' or '.join(tried)} (guessed)" if tried else "traced with a guessed constructor"
+        how = f"the input with `# shapelens: {param}=(...)`"
     return TraceError(
         ErrorKind.GUESS,
-        f"{what} and it failed: {reason}; give the input with `# shapelens: {param}=(...)`",
+        f"{what} and it failed: {reason}; give {how}",
         error.path if error else None,
         error.line if error else None,
         stage=error.stage if error else "forward",
@@ -534,7 +541,8 @@ def traced_inputs(model: nn.Module | None, outcome: dict[str, Any], chosen: Atte
                 note += "; " + "; ".join(own)
             elif free:
                 dims = ", ".join(map(str, free))
-                note += f"; dim{'s' if len(free) > 1 else ''} {dims} free (no layer fixes them): a default size"
+                many = len(free) > 1
+                note += f"; dim{'s' if many else ''} {dims} free (no layer fixes {'them' if many else 'it'}): a default"
         out.append(TracedInput(name, shape, dtype, note))
     return out
 
