@@ -353,6 +353,28 @@ def test_missing_imports_block_only_the_model_that_uses_them(analyse: Analyse, t
     assert_matches_cpu(reports, {(path, line, target): shapes for (_, line, target), shapes in truth.items()})
 
 
+def test_a_missing_import_used_in_arithmetic_names_the_import(analyse: Analyse, tmp_path: Path) -> None:
+    reports = analyse("""
+        from torch import nn
+        from shapelens_missing_vision.models.resnet import Bottleneck
+
+
+        # shapelens: x=(2, 4)
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4 * Bottleneck.expansion)
+
+            def forward(self, x):
+                return self.fc(x)
+    """)
+    path = str(tmp_path / "model.py")
+    [finding] = reports[path].findings
+    assert (finding.code, finding.span.line, finding.severity) == ("SL004", 3, Severity.WARNING)
+    assert finding.message.startswith("`from shapelens_missing_vision.models.resnet import Bottleneck` failed")
+    assert "Bottleneck.expansion" in finding.message
+
+
 # -- 7. stock attention with a mask, on meta ----------------------------------------------------------------
 
 

@@ -225,7 +225,7 @@ def _special(err: BaseException, plan: TracePlan, recorder: Recorder) -> TraceEr
         note = (
             f"(used at line {used_at.tb_lineno})" if used_at is not None and used_at.tb_lineno != missing.line else None
         )
-        message = plain(f"`import {missing.module}` failed ({missing.reason}) and the traced code uses {missing.used}")
+        message = plain(f"`{missing.statement}` failed ({missing.reason}) and the traced code uses {missing.used}")
         return TraceError(
             ErrorKind.BUILD, message, missing.path, missing.line, stage="import", note=note, exception="ImportError"
         )

@@ -51,11 +51,11 @@ class ImportTimeout(TraceTimeout):
 
 
 class MissingImport(ImportError):
-    """Traced code used a name whose import failed; says which import, where, and why it failed."""
+    """Traced code used a name whose import failed; says which import statement, where, and why it failed."""
 
-    def __init__(self, used: str, module: str, path: str, line: int, reason: str) -> None:
-        super().__init__(f"the model uses {used}, but `import {module}` (line {line}) failed: {reason}")
-        self.used, self.module, self.path, self.line, self.reason = used, module, path, line, reason
+    def __init__(self, used: str, statement: str, path: str, line: int, reason: str) -> None:
+        super().__init__(f"the model uses {used}, but `{statement}` (line {line}) failed: {reason}")
+        self.used, self.statement, self.path, self.line, self.reason = used, statement, path, line, reason
 
 
 class ImportClock:
@@ -96,8 +96,8 @@ class ImportClock:
 class StandIn:
     """What a failed import's names are bound to: harmless until used, then `MissingImport`."""
 
-    def __init__(self, used: str, module: str, path: str, line: int, reason: str) -> None:
-        object.__setattr__(self, "_shapelens_missing", (used, module, path, line, reason))
+    def __init__(self, used: str, statement: str, path: str, line: int, reason: str) -> None:
+        object.__setattr__(self, "_shapelens_missing", (used, statement, path, line, reason))
 
     def _fail(self) -> MissingImport:
         return MissingImport(*object.__getattribute__(self, "_shapelens_missing"))
@@ -105,8 +105,8 @@ class StandIn:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)  # copy, pickle and inspect ask for dunders: no stand-in for those
-        used, module, path, line, reason = object.__getattribute__(self, "_shapelens_missing")
-        return StandIn(f"{used}.{name}", module, path, line, reason)
+        used, statement, path, line, reason = object.__getattribute__(self, "_shapelens_missing")
+        return StandIn(f"{used}.{name}", statement, path, line, reason)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise self._fail()
@@ -120,16 +120,25 @@ class StandIn:
     def __getitem__(self, key: Any) -> Any:
         raise self._fail()
 
+    def _raise(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._fail()
+
+    # arithmetic and conversions use the value too (`planes * Bottleneck.expansion`, `int(spaces.n)`)
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _raise
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _raise
+    __neg__ = __pos__ = __abs__ = __int__ = __float__ = __index__ = __len__ = __lt__ = __le__ = _raise
+    __gt__ = __ge__ = __contains__ = __enter__ = __setitem__ = _raise
+
     def __repr__(self) -> str:
-        used, module, _, line, _ = object.__getattribute__(self, "_shapelens_missing")
-        return f"<{used}: `import {module}` at line {line} failed>"
+        used, statement, _, line, _ = object.__getattribute__(self, "_shapelens_missing")
+        return f"<{used}: `{statement}` at line {line} failed>"
 
 
 def stand_in_factory(is_project: Callable[[str], bool]) -> Callable[..., StandIn]:
-    """`__shapelens_stand_in__(err, used, module, path, line)`: the stand-in for a failed library import, or
+    """`__shapelens_stand_in__(err, used, statement, path, line)`: the stand-in for a failed library import, or
     the failure itself re-raised when it happened inside a project file (that file's own finding)."""
 
-    def stand_in(err: BaseException, used: str, module: str, path: str, line: int) -> StandIn:
+    def stand_in(err: BaseException, used: str, statement: str, path: str, line: int) -> StandIn:
         tb = err.__traceback__.tb_next if err.__traceback__ is not None else None
         while tb is not None:
             if is_project(tb.tb_frame.f_code.co_filename):
@@ -138,7 +147,7 @@ def stand_in_factory(is_project: Callable[[str], bool]) -> Callable[..., StandIn
         if isinstance(err, MissingImport):
             raise err
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        return StandIn(used, module, path, line, text)
+        return StandIn(used, statement, path, line, text)
 
     return stand_in
 
@@ -200,7 +209,7 @@ def _guarded(node: ast.Import | ast.ImportFrom, path: str, stand_in: bool) -> li
                 args=[
                     ast.Name(error, ast.Load()),
                     ast.Constant(used),
-                    ast.Constant(module),
+                    ast.Constant(ast.unparse(node)),  # the statement, as written
                     ast.Constant(path),
                     ast.Constant(node.lineno),
                 ],
