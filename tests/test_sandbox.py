@@ -408,34 +408,60 @@ ESCAPE = """
             except TypeError:
                 continue
             return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-        return -1
+        return None
+
+
+    def width():
+        status = escape({command!r})
+        return 5 if status is None else 3 + (status != 0)
 
 
     # shapelens: x=(2, 6)
     class Escaped(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc = nn.Linear(6, 3 + escape("touch {outside}/escaped && echo x > {outside}/victim.txt"))
+            self.fc = nn.Linear(6, width())
 
         def forward(self, x):
             y = self.fc(x)
             return y
 """
+# what a process started past the audit hook tries (the worker's pid is the trace child's parent's)
+ESCAPES = {
+    "write": "touch {outside}/escaped && echo x > {outside}/victim.txt",
+    "kill-the-worker": 'kill -9 "$(cut -d" " -f4 /proc/$PPID/stat)"',
+    "connect": f"{sys.executable} -c 'import socket; socket.create_connection((\"127.0.0.1\", {{port}}), 2)'",
+}
 
 
-def test_a_process_started_past_the_hook_cannot_write_either(
-    analyse: Analyse, outside: Path, kernel: dict[str, str]
+@pytest.mark.parametrize("attack", list(ESCAPES))
+def test_a_process_started_past_the_hook_is_confined_too(
+    attack: str, analyse: Analyse, worker: TraceWorker, outside: Path, kernel: dict[str, str]
 ) -> None:
-    """A shell started with `_posixsubprocess.fork_exec` (no audit event) inherits Landlock's rules: its
-    `touch` fails (exit status 1, so the layer is 4 wide) and nothing outside changed."""
-    if not kernel.get("landlock", "").startswith("ABI"):
-        pytest.skip(f"Landlock is not available here: {kernel}")
-    [report] = analyse(ESCAPE.replace("{outside}", str(outside))).values()
-    shapes = [h.shape for h in report.hints if h.target == "y"]
-    if shapes == [(2, 2)]:
-        pytest.skip("this Python's _posixsubprocess.fork_exec takes other arguments")
-    assert shapes == [(2, 4)], report
-    assert _same(outside, {})
+    """A shell started with `_posixsubprocess.fork_exec` raises no audit event, and the Python it may start has
+    no hook at all: the kernel's rules, inherited, still hold. Its command fails (exit status not 0, so the
+    layer is 4 wide; 3 had it succeeded, 5 if fork_exec could not be called), nothing outside changed, nothing
+    was received, and the same worker serves on."""
+    if not kernel.get("landlock", "").startswith("ABI") or kernel.get("network") != "namespace":
+        pytest.skip(f"the kernel layers are not all available here: {kernel}")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.3)
+    command = ESCAPES[attack].format(outside=outside, port=listener.getsockname()[1])
+    worker_pid = worker._proc.pid if worker._proc else None
+    try:
+        [report] = analyse(ESCAPE.replace("{command!r}", repr(command))).values()
+        shapes = [h.shape for h in report.hints if h.target == "y"]
+        if shapes == [(2, 5)]:
+            pytest.skip(f"this Python's _posixsubprocess.fork_exec takes other arguments ({report})")
+        assert shapes == [(2, 4)], report
+        assert _same(outside, {})
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    finally:
+        listener.close()
+    assert worker._proc is not None and worker._proc.pid == worker_pid and worker._proc.poll() is None
     assert_worker_still_serves(analyse)
 
 
