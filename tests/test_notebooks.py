@@ -102,6 +102,9 @@ def test_text_names_the_cell_and_the_line_in_it(tmp_path: Path) -> None:
     assert "nb.ipynb:cell 3:5:29: SL101 [error] Linear(in_features=100) receives [4, 7200]" in result.stdout
     assert "fix (safe): Set in_features to 8 * 30 * 30" in result.stdout
     assert "── nb.ipynb:cell 3 " in result.stdout and "x = torch.flatten(x, 1)  # x: [4, 7200]" in result.stdout
+    # the call cell's top level: the statement that bound a tensor, shown alone
+    assert "── nb.ipynb:cell 4 " in result.stdout
+    assert "   2 │ out = model(torch.randn(4, 3, 32, 32))  # out: [4, 10]" in result.stdout
 
 
 def test_json_gives_the_cell_and_fix_rewrites_only_that_cell(tmp_path: Path) -> None:

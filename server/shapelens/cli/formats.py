@@ -337,7 +337,8 @@ def render_text(reports: list[FileReport]) -> str:
 
 
 def _annotated_source(report: FileReport) -> list[str]:
-    """Each function the trace went through, with the shapes at the end of the statements that bound them."""
+    """Each function the trace went through, with the shapes at the end of the statements that bound them, then
+    the top-level statements that bound tensors."""
     if not report.hints:
         return []
     parsed = parse(report.path, _source_text(report.path))
@@ -366,6 +367,16 @@ def _annotated_source(report: FileReport) -> list[str]:
         for number in range(first, last + 1):
             line = lines[number - 1]
             note = by_line.get(number)
+            out.append(f"{number:4} │ {line.ljust(width)}  # {' · '.join(note)}" if note else f"{number:4} │ {line}")
+        out.append("")
+    # Statements outside any function (a script's or a notebook cell's top level): each hinted one alone.
+    inside = {n for f in functions for n in range(f.lineno, (f.end_lineno or f.lineno) + 1)}
+    top = sorted({n for h in report.hints if h.end_line not in inside for n in range(h.line, h.end_line + 1)})
+    if top:
+        width = min(max(len(lines[n - 1]) for n in top), 88)
+        for number in top:
+            note = by_line.get(number)
+            line = lines[number - 1]
             out.append(f"{number:4} │ {line.ljust(width)}  # {' · '.join(note)}" if note else f"{number:4} │ {line}")
         out.append("")
     return out
