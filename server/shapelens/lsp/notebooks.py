@@ -95,8 +95,11 @@ class NotebookScheduler(Scheduler):
         if state.task is not None and not state.in_trace:
             state.task.cancel()
         self.host.cancel_trace_of(uri)
-        self.results.drop(state.path)
-        self._clear([*state.cells, *cell_uris])
+        cells = [*state.cells, *cell_uris]
+        # a module the notebook's trace entered: its hints and findings from this notebook go too
+        others = self.results.drop(state.path) - {state.path} - {path_of(c) for c in cells}
+        self._clear(cells)
+        self.diagnostics.publish_paths(others)
 
     def _sync_cells(self, state: NotebookState) -> None:
         """The notebook's Python code cells, in order, as open documents; cells gone are cleared."""
