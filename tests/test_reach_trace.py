@@ -126,6 +126,8 @@ def test_embedding_gru_transformer_and_two_inputs(analyse: Analyse, worker: Trac
     assert shapes["Tagger"][0][2] == "int64"
     assert shapes["Recurrent"][0][1][0] == 2 and shapes["Recurrent"][0][1][2] == 12  # batch_first
     assert shapes["Encoder"][0][1][0] == 2 and shapes["Encoder"][0][1][2] == 32
+    assert shapes["GraphConv"] == [("features", [2, 7], "float32")]
+    assert [i.note for i in results["Pairwise"].inputs] == ["no layer fixes its size: a guess"] * 2
 
 
 def test_a_mismatch_no_input_changes_stays_an_error(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:

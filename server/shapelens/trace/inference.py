@@ -382,6 +382,8 @@ class Flow:
             self._functional(first, name, node)
         if name in ("reshape", "view") and len(node.args) == 2:
             self._reshape(first, node.args[1:], node)
+        if name in ("mm", "matmul") and len(node.args) == 2:
+            self._matmul(first, node.args[1])
         return None
 
     def method(self, value: Track, name: str, node: ast.Call) -> Any:
@@ -622,13 +624,10 @@ def infer(model: nn.Module) -> list[list[Guess]]:
         if tree is None:
             raise NoInput(f"the source of {model_name}.forward cannot be read")
         per_param.update(Flow(model, forward, tree, 0).run())
-    missing = [p for p in params if p not in per_param]
-    if missing:
-        which = ", ".join(f"`{p}`" for p in missing)
-        raise NoInput(
-            f"no input is known for {model_name}: no layer in its forward fixes the size of {which}; add "
-            f"`# shapelens: {missing[0]}=(...)` above the class or its forward, or an example call in the file"
-        )
+    for param in params:
+        if param not in per_param:  # nothing in forward fixes it: any shape is a guess, said as such
+            dims = [_batch(), _free(SEQUENCE, param)]
+            per_param[param] = Found([dims], "float32", "no layer fixes its size: a guess")
     count = max(len(per_param[p].options) for p in params)
     candidates = []
     for index in range(min(count, 3)):

@@ -539,7 +539,7 @@ def traced_inputs(model: nn.Module | None, outcome: dict[str, Any], chosen: Atte
             own = [n.split(": ", 1)[1] for n in chosen.notes if n.startswith(f"{name}: ")]
             if own:
                 note += "; " + "; ".join(own)
-            elif free:
+            elif free and "no layer fixes" not in note:
                 dims = ", ".join(map(str, free))
                 many = len(free) > 1
                 note += f"; dim{'s' if many else ''} {dims} free (no layer fixes {'them' if many else 'it'}): a default"
