@@ -16,12 +16,25 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from shapelens.analysis.names import qualified_name
+from shapelens.analysis.names import names_for, qualified_name
 from shapelens.core.source import Source, parse, read_source_or_empty
 
 # any torch.nn class as a base (Module, Sequential, ModuleList, ...), and the base classes of the model
 # libraries, which jedi does not always follow (transformers' lazy `__init__` stops it)
-MODULE_BASES = ("torch.nn.", "transformers.modeling_utils.PreTrainedModel", "transformers.PreTrainedModel")
+MODULE_BASES = (
+    "torch.nn.",
+    "transformers.modeling_utils.PreTrainedModel",
+    "transformers.PreTrainedModel",
+    "transformers.modeling_layers.GradientCheckpointingLayer",
+)
+# bases known not to be modules, so that jedi (seconds on transformers) is not asked: `ModelOutput` (a dict),
+# `GenerationMixin`, configs, the `GenericFor*` mixins beside a model's PreTrainedModel
+NOT_MODULE_BASES = (
+    "transformers.utils.",
+    "transformers.generation.",
+    "transformers.configuration_utils.",
+    "transformers.modeling_layers.GenericFor",
+)
 
 
 @dataclass
@@ -127,7 +140,7 @@ def library_model_call(source: Source, value: ast.expr, root: str) -> bool:
     call = _unchain(value)
     if not isinstance(call, ast.Call):
         return False
-    qualified = qualified_name(source.tree, call.func)
+    qualified = _qualified(source, call.func)
     if qualified is None:
         return False
     last = qualified.rpartition(".")[2]
@@ -179,10 +192,20 @@ def _jedi_installed_module_class(source: Source, func: ast.expr, root: str) -> b
     return False
 
 
+def _qualified(source: Source, expr: ast.expr) -> str | None:
+    """`qualified_name`, reading the file's package from its path: a file inside a package
+    (`transformers/models/bert/modeling_bert.py`) imports relatively (`from ...modeling_layers import X`)."""
+    if source.path and os.path.isfile(source.path):
+        return names_for(source.tree, source.path).resolve(expr)
+    return qualified_name(source.tree, expr)
+
+
 def _base_is_module(source, base, classes, is_module, root, depth) -> bool:  # type: ignore[no-untyped-def]
-    qualified = qualified_name(source.tree, base)
+    qualified = _qualified(source, base)
     if qualified and qualified.startswith(MODULE_BASES):
         return True
+    if qualified and qualified.startswith(NOT_MODULE_BASES):
+        return False
     if isinstance(base, ast.Name) and base.id in classes:
         return bool(is_module(classes[base.id], depth + 1))
     if depth > 4 or not isinstance(base, ast.Name | ast.Attribute):
