@@ -205,7 +205,10 @@ def library_input_specs(model: nn.Module) -> list[tuple[str, list[int], str, str
     if first == "input_ids":
         vocab = getattr(config, "vocab_size", None) or VOCAB
         note = f"token ids: 2 sequences of {SEQUENCE} below vocab_size={vocab}"
-        found = [("input_ids", [2, SEQUENCE], "int64", note)]
+        dims = [2, SEQUENCE]
+        if type(model).__name__.endswith("ForMultipleChoice"):  # each row holds its choices: [batch, choices, T]
+            dims, note = [2, 2, SEQUENCE], f"token ids: 2 questions of 2 choices of {SEQUENCE} below vocab_size={vocab}"
+        found = [("input_ids", dims, "int64", note)]
         if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in _parameters(model):
             found.append(("decoder_input_ids", [2, SEQUENCE], "int64", note))  # T5, BART
         return found
