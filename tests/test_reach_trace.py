@@ -94,6 +94,10 @@ def test_free_image_size_is_solved_for_the_first_linear(analyse: Analyse, worker
         torch.nn.Conv2d(3, 6, 3), torch.nn.MaxPool2d(2), torch.nn.Conv2d(6, 16, 3), torch.nn.MaxPool2d(2)
     )
     assert net(torch.randn(2, 3, height, width)).flatten(1).shape[1] == 16 * 5 * 5
+    # a 1-D pool too (torch's own max_pool1d would fix the symbolic length to its example value)
+    sensor = results["SensorCNN"]
+    assert sensor.inputs[0].shape[:2] == [2, 6] and sensor.inputs[0].shape[2] != 32
+    assert any("classifier" in note for note in sensor.notes), sensor.notes
 
 
 def test_reshape_with_literal_sizes_gives_the_input(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:

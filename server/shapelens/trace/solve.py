@@ -126,6 +126,9 @@ def symbolic_pass(build: Callable[[], nn.Module | None], guesses: list[Guess], l
         shape_env=ShapeEnv(duck_shape=False, allow_dynamic_output_shape_ops=True), allow_non_fake_inputs=True
     )
     handle = torch.nn.modules.module.register_module_forward_pre_hook(_hook(model, found))
+    functional = torch.nn.functional
+    pool1d = functional.max_pool1d
+    functional.max_pool1d = _max_pool1d  # type: ignore[assignment]
     try:
         metas = []  # made outside the mode: a tensor made inside it is already fake, with static sizes
         for guess in guesses:
@@ -147,7 +150,22 @@ def symbolic_pass(build: Callable[[], nn.Module | None], guesses: list[Guess], l
         found.error = err
     finally:
         handle.remove()
+        functional.max_pool1d = pool1d
     return found
+
+
+def _max_pool1d(x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
+                ceil_mode: bool = False, return_indices: bool = False) -> Any:  # fmt: skip
+    """max_pool1d as the 2-D pool of a height-1 image: torch's own 1-D pool fixes a symbolic length to its
+    example value (which would hide the equation a later layer gives)."""
+    one = lambda v: (1, v[0] if isinstance(v, tuple | list) else v)  # noqa: E731
+    out = torch.nn.functional.max_pool2d(
+        x.unsqueeze(-2), one(kernel_size), one(stride if stride else kernel_size), (0, one(padding)[1]),
+        one(dilation), ceil_mode=ceil_mode, return_indices=return_indices,
+    )  # fmt: skip
+    if return_indices:
+        return out[0].squeeze(-2), out[1].squeeze(-2)
+    return out.squeeze(-2)
 
 
 _FUNCTIONS: dict[str, Any] = {
