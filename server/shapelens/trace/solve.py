@@ -159,7 +159,8 @@ def _max_pool1d(x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: 
     """max_pool1d as the 2-D pool of a height-1 image: torch's own 1-D pool fixes a symbolic length to its
     example value (which would hide the equation a later layer gives)."""
     one = lambda v: (1, v[0] if isinstance(v, tuple | list) else v)  # noqa: E731
-    out = torch.nn.functional.max_pool2d(
+    pool2d: Any = torch.nn.functional.max_pool2d  # the overloads cannot see return_indices as a bool
+    out = pool2d(
         x.unsqueeze(-2), one(kernel_size), one(stride if stride else kernel_size), (0, one(padding)[1]),
         one(dilation), ceil_mode=ceil_mode, return_indices=return_indices,
     )  # fmt: skip
