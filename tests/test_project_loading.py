@@ -451,6 +451,24 @@ def test_an_import_over_its_budget_is_sl002_at_the_import(budget_worker: TraceWo
     assert finding.message.startswith("import of slowlib did not finish in 3 s")
 
 
+def test_an_import_stuck_in_native_code_is_still_named(budget_worker: TraceWorker, tmp_path: Path) -> None:
+    """The child's timer cannot fire (the signal is blocked, as in a C extension's long call): the worker
+    kills the child, and says which import it was stuck in, not "killed by SIGKILL"."""
+    write(tmp_path, "slowlib.py", """
+        import signal
+        import time
+
+        BLOCKED = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
+        time.sleep(60)
+        WIDTH = 6
+    """)  # fmt: skip
+    reports = analyser(budget_worker, tmp_path)(SLOW_IMPORT, timeout=1)
+    path = str(tmp_path / "model.py")
+    [finding] = reports[path].findings
+    assert (finding.code, finding.span.line) == ("SL002", line_of(path, "import slowlib"))
+    assert finding.message.startswith("import of slowlib did not finish in 3 s")
+
+
 # -- 9. messages ------------------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ import importlib.machinery
 import os
 import resource
 import stat
+import struct
 import sys
 import tempfile
 import traceback
@@ -278,6 +279,7 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None 
         recorder, lambda file_id, path: emit({"event": Event.FILE, "id": file_id, "path": path}), is_project
     )
     sys.meta_path.insert(0, ProjectFinder(loader, is_project))
+    loader.clock.on_change = lambda path, line: report_import(progress, recorder, path, line)
     # -- loading: the checked file's kept top level (and, through ProjectFinder, the project files it
     # imports, whole); a failure here fails every target alike --
     error = load_main(plan, ctx, recorder, loader)
@@ -299,6 +301,14 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None 
             message = f"shapelens could not report this trace ({type(err).__name__}: {err})"
             error = TraceError(ErrorKind.CRASH, message, plan.file, 0)
             emit.result(TargetResult(spec.name, Status.ERROR, ctx.device.type, error=error))
+
+
+def report_import(progress: Any, recorder: Recorder, path: str, line: int) -> None:
+    """Where the import running now is, in the memory the worker reads if it has to kill this process."""
+    if progress is None:
+        return
+    file_id = next((i for i, (known, _) in enumerate(recorder.files) if known == path), -1) if path else -1
+    struct.pack_into("ii", progress, 8, file_id, line)
 
 
 def register_main(module: types.ModuleType, plan: TracePlan) -> None:

@@ -63,6 +63,9 @@ class ImportClock:
 
     def __init__(self, budget: float | None = None) -> None:
         self.budget = import_budget() if budget is None else budget
+        # told (path, line) when an import starts and ("", 0) when it ends: the worker, which kills a child
+        # stuck in native code, then says which import it was
+        self.on_change: Callable[[str, int], None] | None = None
         self.left = self.budget
         self.depth = 0  # an import that imports (a project file's own imports) is still the outer import
 
@@ -80,6 +83,8 @@ class ImportClock:
             signal.setitimer(signal.ITIMER_REAL, max(self.left, 0.001))
         started = time.monotonic()
         self.depth = 1
+        if self.on_change is not None:
+            self.on_change(path, line)
         try:
             yield
         except TraceTimeout as err:
@@ -88,6 +93,8 @@ class ImportClock:
             raise
         finally:
             self.depth = 0
+            if self.on_change is not None:
+                self.on_change("", 0)
             self.left -= time.monotonic() - started
             if paused > 0:
                 signal.setitimer(signal.ITIMER_REAL, paused)
@@ -150,6 +157,18 @@ def stand_in_factory(is_project: Callable[[str], bool]) -> Callable[..., StandIn
         return StandIn(used, statement, path, line, text)
 
     return stand_in
+
+
+def imported_module(text: str, line: int) -> str | None:
+    """The module the import statement at `line` of a file imports (`import timm` → "timm")."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import | ast.ImportFrom) and node.lineno == line:
+            return _module_of(node)
+    return None
 
 
 # -- the rewrite ---------------------------------------------------------------------------------------------

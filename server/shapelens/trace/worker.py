@@ -135,8 +135,9 @@ class Run:
         from shapelens.trace import child
 
         read_fd, write_fd = os.pipe()
-        self.progress = mmap.mmap(-1, 8)
-        struct.pack_into("ii", self.progress, 0, -1, 0)
+        # (file id, line) of the last statement, then of the import running now (-1: none; trace/imports.py)
+        self.progress = mmap.mmap(-1, 16)
+        struct.pack_into("iiii", self.progress, 0, -1, 0, -1, 0)
         self.folder = tempfile.mkdtemp(prefix="shapelens-trace-")  # the only place the child may write
         worker = os.getpid()
         pid = os.fork()
@@ -223,6 +224,22 @@ class Run:
         with contextlib.suppress(ProcessLookupError):  # it already ended
             os.kill(self.pid, signal.SIGKILL)
 
+    def _importing(self) -> tuple[str, int, str] | None:
+        """The import the child was running when it was stopped: where, and the message that says so."""
+        from shapelens.trace.imports import import_budget, imported_module
+
+        file_id, line = struct.unpack_from("ii", self.progress, 8)
+        if not 0 <= file_id < len(self.files) or line <= 0:
+            return None
+        path = self.files[file_id]
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                text = handle.read() if path != self.plan.file else self.plan.source
+        except OSError:
+            text = self.plan.source if path == self.plan.file else ""
+        module = imported_module(text, line) or "a module"
+        return path, line, f"import of {module} did not finish in {import_budget():g} s"
+
     def _fill_missing(self, status: int) -> None:
         """Targets the child never reported: it was killed (time, memory, cancel) or it crashed."""
         done = {t["name"] for t in self.targets}
@@ -243,6 +260,10 @@ class Run:
                 "timeout": ("timeout", f"loading {loading} did not finish in {timeout:g} s"),
                 "memory": ("memory", f"loading {loading} needed more than {self.plan.memory_mb} MB"),
             }
+            importing = self._importing()
+            if importing is not None and self.killed_for == "timeout":  # stuck in an import (in native code)
+                path, line, message = importing
+                messages["timeout"] = ("timeout", message)
         for spec in self.plan.targets:
             if spec.name in done:
                 continue
