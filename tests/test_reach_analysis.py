@@ -256,19 +256,29 @@ def test_a_config_with_no_class_is_a_namespace_of_what_the_model_reads(analyse: 
         from torch import nn
 
 
+        class Head(nn.Module):
+            def __init__(self, args):
+                super().__init__()
+                self.fc = nn.Linear(args.d_hidden, args.n_classes)
+
+            def forward(self, x):
+                return self.fc(x)
+
+
         class Encoder(nn.Module):
             def __init__(self, args):
                 super().__init__()
                 self.args = args
                 self.rnn = nn.GRU(args.d_embed, args.d_hidden, num_layers=args.n_layers, batch_first=True)
+                self.head = Head(args)  # reads args.n_classes, which Encoder never does
 
             def forward(self, x):
                 out, h = self.rnn(x)
                 last = out[:, -1] if not self.args.use_mean else out.mean(1)
-                return last
+                return self.head(last)
     """
     found = inputs_of(tmp_path, text, "Encoder")
-    namespace = "__import__('types').SimpleNamespace(d_embed=64, d_hidden=64, n_layers=2, use_mean=False)"
+    namespace = "__import__('types').SimpleNamespace(d_hidden=64, n_classes=10, d_embed=64, n_layers=2, use_mean=False)"
     assert found.model == {"code": f"Encoder(args={namespace})"}
     assert found.guessed
     reports = analyse(text)

@@ -324,7 +324,7 @@ def constructors_for(source: Source, model: Model, root: str) -> Constructors:
     missing: list[str] = []
     distinct = iter(_DISTINCT)
     for arg in required:
-        found = _options(arg, init, visible, distinct, model.node)
+        found = _options(arg, init, visible, distinct)
         if not found:
             missing.append(arg.arg)
         options[arg.arg] = found
@@ -402,9 +402,7 @@ def _torch_base(node: ast.AST) -> str | None:
     return None
 
 
-def _options(
-    arg: ast.arg, init: ast.FunctionDef, visible: Visible, distinct: Any, owner: ast.AST
-) -> list[tuple[str, str, bool]]:
+def _options(arg: ast.arg, init: ast.FunctionDef, visible: Visible, distinct: Any) -> list[tuple[str, str, bool]]:
     """The values that could stand for one required parameter, best first: (code, note, guessed)."""
     name = arg.arg
     found: list[tuple[str, str, bool]] = []
@@ -424,7 +422,7 @@ def _options(
                 if _CONFIG_CLASS.search(cls.name) and cls.buildable and all(code != f[0] for f in found):
                     found.append((code, f"{name}={code} ({why})", False))
         if not found and _CONFIG_NAME.search(name.lower()):
-            namespace = _namespace(owner, name, distinct)
+            namespace = _namespace(visible.source.tree, name, distinct)
             if namespace:
                 shown = namespace.removeprefix("__import__('types').")
                 shown = shown if len(shown) <= 70 else shown[:69] + "…)"
@@ -451,22 +449,26 @@ def _options(
     return [(repr(value), f"{name}={value!r} (no value known: a small one)", True)]
 
 
-def _namespace(cls: ast.AST, param: str, distinct: Any) -> str | None:
+def _namespace(tree: ast.AST, param: str, distinct: Any) -> str | None:
     """A stand-in for a config object with no class in sight (`args`, an argparse Namespace): a
-    `SimpleNamespace` of every attribute the class reads on it (`config.d_hidden`, `self.config.birnn`), each
-    a value chosen by its name."""
+    `SimpleNamespace` of every attribute the file reads on an object of that name (`config.d_hidden`,
+    `self.config.birnn`: the blocks the model hands its config to read it too), each a value chosen by its
+    name."""
     stored = {param}  # `self.config = config`: the attribute it is kept under
-    for node in ast.walk(cls):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id == param:
             stored |= {t.attr for t in node.targets if isinstance(t, ast.Attribute)}
-    fields: dict[str, object] = {}
-    for node in ast.walk(cls):
+    reads: list[ast.Attribute] = []
+    for node in ast.walk(tree):
         if not (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)):
             continue
         base = node.value
         held = isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id == "self"
-        ours = (isinstance(base, ast.Name) and base.id == param) or (held and getattr(base, "attr", "") in stored)
-        if ours and node.attr not in fields and not node.attr.startswith("__"):
+        if (isinstance(base, ast.Name) and base.id == param) or (held and getattr(base, "attr", "") in stored):
+            reads.append(node)
+    fields: dict[str, object] = {}
+    for node in sorted(reads, key=lambda n: (n.lineno, n.col_offset)):  # in the order the file reads them
+        if node.attr not in fields and not node.attr.startswith("__"):
             value = value_by_name(node.attr)
             if value is None:
                 value = False if _BOOLEAN.search(node.attr.lower()) else next(distinct, 8)
