@@ -68,7 +68,10 @@ def find_models(source: Source, root: str) -> list[Model]:
     models: list[Model] = []
     for node in source.tree.body:
         if isinstance(node, ast.ClassDef) and is_module(node):
-            models.append(Model(node.name, "class", node, _method(node, "forward"), _method(node, "__init__")))
+            forward = _method(node, "forward")
+            if forward is None and node.name.endswith("PreTrainedModel"):
+                continue  # a library's abstract base (GPT2PreTrainedModel): weights and config, nothing to run
+            models.append(Model(node.name, "class", node, forward, _method(node, "__init__")))
         elif (
             isinstance(node, ast.Assign)
             and len(node.targets) == 1

@@ -208,6 +208,9 @@ def library_input_specs(model: nn.Module) -> list[tuple[str, list[int], str, str
         dims = [2, SEQUENCE]
         if type(model).__name__.endswith("ForMultipleChoice"):  # each row holds its choices: [batch, choices, T]
             dims, note = [2, 2, SEQUENCE], f"token ids: 2 questions of 2 choices of {SEQUENCE} below vocab_size={vocab}"
+        if type(model).__name__.endswith("ForSequenceClassification") and getattr(config, "pad_token_id", 0) is None:
+            # it finds each row's last token by the padding token; without one it takes a single row
+            dims, note = [1, SEQUENCE], f"token ids: 1 sequence of {SEQUENCE} (no pad_token_id: one row only)"
         found = [("input_ids", dims, "int64", note)]
         if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in _parameters(model):
             found.append(("decoder_input_ids", [2, SEQUENCE], "int64", note))  # T5, BART
