@@ -486,6 +486,7 @@ _MAX_FILES = 2000
 _MAX_BYTES = 300_000
 _LISTING: dict[str, tuple[float, list[str]]] = {}  # root → (when listed, its .py files)
 _LISTING_TTL = 10.0
+_SCAN_BUDGET_S = 0.15  # reading files the cache does not know yet, per analysis
 
 
 def _python_files(root: str) -> list[str]:
@@ -502,6 +503,25 @@ def _python_files(root: str) -> list[str]:
     return files
 
 
+_CALLED: dict[str, tuple[float, int, frozenset[str]]] = {}  # path → (mtime, size, the names it calls)
+_CALL = re.compile(r"(\w+)\(")
+
+
+def _called_names(file: str) -> frozenset[str]:
+    """The names a file calls (`Net(` → "Net"), read once per version of the file: a warm look-up over a large
+    workspace is a `stat` per file, not a read."""
+    try:
+        stat = os.stat(file)
+    except OSError:
+        return frozenset()
+    cached = _CALLED.get(file)
+    if cached is not None and cached[:2] == (stat.st_mtime, stat.st_size):
+        return cached[2]
+    names = frozenset() if stat.st_size > _MAX_BYTES else frozenset(_CALL.findall(read_source_or_empty(file)))
+    _CALLED[file] = (stat.st_mtime, stat.st_size, names)
+    return names
+
+
 def workspace_calls(source: Source, name: str, root: str, visible: Visible) -> list[Candidate]:
     """Calls of the class in the workspace (this file included) whose arguments can be rebuilt from literals
     and constructors the model file can see."""
@@ -509,16 +529,20 @@ def workspace_calls(source: Source, name: str, root: str, visible: Visible) -> l
     stem = os.path.splitext(os.path.basename(here))[0]
     needle = f"{name}("
     found: list[Candidate] = []
-    files = [here, *(f for f in _python_files(os.path.abspath(root)) if os.path.abspath(f) != here)]
-    for file in files:
+    folder = os.path.dirname(here)
+    others = [f for f in _python_files(os.path.abspath(root)) if os.path.abspath(f) != here]
+    # the nearest files first (train.py beside model.py), and a first scan of a large workspace cut short:
+    # what it read is cached, so each later analysis reaches further
+    others.sort(key=lambda f: -len(os.path.commonpath([folder, os.path.dirname(os.path.abspath(f))])))
+    deadline = time.monotonic() + _SCAN_BUDGET_S
+    for file in [here, *others]:
+        if time.monotonic() > deadline:
+            break
         if file == here:
             text = source.text
+        elif name not in _called_names(file):
+            continue
         else:
-            try:
-                if os.path.getsize(file) > _MAX_BYTES:
-                    continue
-            except OSError:
-                continue
             text = read_source_or_empty(file)
         if needle not in text:
             continue
