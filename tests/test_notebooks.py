@@ -169,6 +169,15 @@ def test_a_folder_includes_its_notebooks_and_a_bad_one_says_why(tmp_path: Path) 
     assert diagnostic["code"] == "SL007" and "not a notebook: its JSON does not parse" in diagnostic["message"]
 
 
+def test_only_python_notebooks_are_read_as_python() -> None:
+    code = {"cell_type": "code", "source": "x <- c(1, 2)"}
+    r_notebook = {"cells": [code], "metadata": {"kernelspec": {"language": "R", "name": "ir"}}}
+    assert notebook.code_cells(r_notebook) == []
+    python = {"cells": [code], "metadata": {"language_info": {"name": "python"}, "kernelspec": {"language": "R"}}}
+    assert [c.text for c in notebook.code_cells(python)] == ["x <- c(1, 2)"]
+    assert len(notebook.code_cells({"cells": [code]})) == 1  # no metadata: Python, as Jupyter assumes
+
+
 def test_cell_lines_keep_their_columns_and_count() -> None:
     source = "x = 1\n%time y = 2\n  !ls\nz = x % 2\nhelp?\n"
     assert notebook.python_lines(source) == ["x = 1", "", "  pass", "z = x % 2", ""]

@@ -97,14 +97,30 @@ def load_json(text: str) -> dict[str, object]:
 
 
 def code_cells(document: dict[str, object]) -> list[CodeCell]:
-    """The notebook's code cells (Python is the only language a notebook's code cells are read as)."""
+    """The notebook's code cells; none for a notebook whose kernel is not Python's (an R or Julia notebook's
+    cells would each be a syntax error)."""
     cells = document["cells"]
     assert isinstance(cells, list)
+    if language(document) not in (None, "python"):
+        return []
     out = []
     for index, cell in enumerate(cells):
         if isinstance(cell, dict) and cell.get("cell_type") == "code":
             out.append(CodeCell(index, _joined(cell.get("source", ""))))
     return out
+
+
+def language(document: dict[str, object]) -> str | None:
+    """The notebook's language as Jupyter records it (`language_info.name`, else the kernelspec's), lower case."""
+    metadata = document.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    for key in ("language_info", "kernelspec"):
+        entry = metadata.get(key)
+        name = entry.get("name" if key == "language_info" else "language") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name:
+            return name.lower()
+    return None
 
 
 def load_cell_text(text: str, index: int) -> str:
