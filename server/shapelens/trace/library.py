@@ -35,6 +35,7 @@ from torch import nn
 
 LAYERS, WIDTH, HEADS, INNER, VOCAB, POSITIONS = 2, 64, 2, 128, 1000, 128
 SEQUENCE = 16  # tokens per row of made-up input_ids
+LIBRARIES = ("transformers.", "timm.", "torchvision.")  # whose model classes the input rules know
 IMAGE, PATCH = 32, 8  # a vision transformer's made-up image and patch size (16 patches)
 
 # The usual spellings of each size across transformers' configs (GPT-2 says n_layer, BART encoder_layers,
@@ -182,6 +183,15 @@ def synthesized_notes(cls: Any) -> list[str]:
     return block[1] if block is not None else []
 
 
+def _library_class(cls: type) -> bool:
+    """A class of transformers, timm or torchvision, imported (`transformers.models.gpt2...`) or in the file
+    being checked, which may be one of theirs run under another name (`modeling_gpt2`)."""
+    if cls.__module__.startswith(LIBRARIES):
+        return True
+    path = getattr(sys.modules.get(cls.__module__), "__file__", None) or ""
+    return any(f"{os.sep}site-packages{os.sep}{name.rstrip('.')}{os.sep}" in path for name in LIBRARIES)
+
+
 def _parameters(model: nn.Module) -> list[str]:
     """The names `forward` takes positionally or by keyword, in order."""
     try:
@@ -199,7 +209,10 @@ def _first_parameter(model: nn.Module) -> str | None:
 def library_input_specs(model: nn.Module) -> list[tuple[str, list[int], str, str]] | None:
     """The input a library model takes, as (forward parameter, dims, dtype, why this size) — keyword
     arguments, since a second input need not be forward's second parameter (T5's `decoder_input_ids`) — or
-    None when no library rule knows the model (the generic inference goes on)."""
+    None when no library rule knows the model (the generic inference goes on). Only a library's own classes:
+    the user's models are the generic inference's to read."""
+    if not _library_class(type(model)):
+        return None
     config = getattr(model, "config", None)
     first = _first_parameter(model)
     if first == "input_ids":
@@ -220,6 +233,13 @@ def library_input_specs(model: nn.Module) -> list[tuple[str, list[int], str, str
         size = size if isinstance(size, int) else int(size[0])
         channels = getattr(config, "num_channels", None) or 3
         return [("pixel_values", [2, channels, size, size], "float32", f"2 images of {channels}x{size}x{size}")]
+    size = getattr(model, "image_size", None)  # torchvision's VisionTransformer checks the size it was built for
+    if isinstance(size, int) and not isinstance(size, bool) and first is not None:
+        channels = 3
+        conv = getattr(model, "conv_proj", None)
+        if isinstance(conv, nn.Conv2d):
+            channels = conv.in_channels
+        return [(first, [2, channels, size, size], "float32", f"2 images of {channels}x{size}x{size} (its image_size)")]
     pretrained = getattr(model, "pretrained_cfg", None)  # timm
     if isinstance(pretrained, dict) and isinstance(pretrained.get("input_size"), tuple | list):
         dims = [2, *(int(d) for d in pretrained["input_size"])]
