@@ -193,9 +193,10 @@ def test_a_script_with_argparse_traces_with_the_defaults(
 
 
 def test_a_required_option_does_not_stop_the_trace(analyse: Analyse, tmp_path: Path) -> None:
-    reports = analyse(SCRIPT.replace('parser.add_argument("--scale", type=float, default="0.5")',
-                                     'parser.add_argument("--data", required=True); args_scale = 1') \
-                            .replace("* args.scale", ""))  # fmt: skip
+    required = 'parser.add_argument("--data", required=True); parser.add_argument("--act", required=True, ' \
+               'choices=["tanh", "relu"])'  # fmt: skip
+    reports = analyse(SCRIPT.replace('parser.add_argument("--scale", type=float, default="0.5")', required)
+                            .replace("* args.scale", ".tanh() if args.act == 'tanh' else None"))  # fmt: skip
     assert findings(reports) == []
     path = str(tmp_path / "model.py")
     assert hints_by_key(reports)[(path, line_of(path, "y = self.fc"), "y")] == [(4, 64)]

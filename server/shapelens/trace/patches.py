@@ -125,7 +125,8 @@ def attention_without_values() -> None:
 
 def empty_command_line() -> None:
     """A trace reads no command line: `parser.parse_args()` gives the parser's defaults (a required option
-    its default, None), never an exit; and an option added twice (a slice run again) replaces the first."""
+    its default, or its first choice, or None), never an exit; and an option added twice (a slice run again)
+    replaces the first."""
     parse_known = argparse.ArgumentParser.parse_known_args
 
     def parse_known_args(
@@ -138,6 +139,8 @@ def empty_command_line() -> None:
             if action.dest is argparse.SUPPRESS or action.default is argparse.SUPPRESS:
                 continue
             default = action.default
+            if default is None and action.required and action.choices:
+                default = next(iter(action.choices))  # a required choice: the first one the script offers
             if isinstance(default, str) and callable(action.type):
                 with contextlib.suppress(Exception):  # argparse would reject it; the string is the best there is
                     default = action.type(default)
