@@ -169,6 +169,11 @@ async def test_a_broken_cell_costs_the_others_nothing(client: LanguageClient, tm
     await wait_for(lambda: any(d.code == "SL101" for d in last_diagnostics(s, model) or []), 60, "SL101")
     [syntax] = last_diagnostics(s, broken) or []
     assert syntax.code == "SL000" and syntax.range.start.line == 0
+    # "Trace Current File Now" from a cell traces its notebook, and says so
+    answer = await s.client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="shapelens.traceNow", arguments=[model])
+    )
+    assert answer["traced"] is True, answer
 
 
 async def poll(

@@ -32,6 +32,6 @@ async def trace_now(
     task = scheduler.schedule(uri, 0.0)
     if task is not None:
         await asyncio.wait([task])
-    result = results.get(path_of(uri))
-    traced = result is not None and result.version == docs.version(uri) and not result.cached
+    result = results.get(scheduler.traced_path(uri))  # a notebook cell's: its notebook's trace
+    traced = result is not None and result.versions.get(path_of(uri)) == docs.version(uri) and not result.cached
     return {"traced": traced, "version": docs.version(uri)}

@@ -168,6 +168,10 @@ class NotebookScheduler(Scheduler):
             return self.schedule_notebook(notebook, delay_s)
         return super().schedule(uri, delay_s)
 
+    def traced_path(self, uri: str) -> str:
+        notebook = self.notebook_of(uri)
+        return notebook.path if notebook is not None else super().traced_path(uri)
+
     def schedule_notebook(self, state: NotebookState, delay_s: float) -> asyncio.Task[None] | None:
         if not self.config.settings.trusted or self.shutting_down:
             return None

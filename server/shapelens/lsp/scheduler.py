@@ -28,7 +28,7 @@ from shapelens.analysis.worker_client import TraceCancelled
 from shapelens.core.findings import FileReport
 from shapelens.lsp.configuration import Config
 from shapelens.lsp.diagnostics import Diagnostics
-from shapelens.lsp.documents import DocState, Documents
+from shapelens.lsp.documents import DocState, Documents, path_of
 from shapelens.lsp.notify import Notifier
 from shapelens.lsp.results import CACHED_NOTE, Results, TraceResult
 from shapelens.lsp.static_checks import StaticChecks
@@ -93,6 +93,10 @@ class Scheduler:
         self.host.cancel_trace_of(uri)  # tracing an older version: kill it, the newer one follows
         state.task = asyncio.ensure_future(self._debounced(uri, delay_s))
         return state.task
+
+    def traced_path(self, uri: str) -> str:
+        """The path the trace of the document `uri` is stored under (`Results.get`)."""
+        return path_of(uri)
 
     def retrace_all(self) -> None:
         for state in self.docs:
