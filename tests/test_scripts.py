@@ -335,6 +335,36 @@ def test_a_loop_over_a_data_loader_runs_its_first_batch_only(analyse: Analyse, t
     assert "loop at line 11 traced for its first batch only" in script.notes
 
 
+def test_a_while_loop_stops_once_its_shapes_repeat_and_one_that_changes_them_runs_on(
+    analyse: Analyse, tmp_path: Path
+) -> None:
+    source = """
+        import torch
+        from torch import nn
+
+        net = nn.Linear(8, 8)
+        x = torch.randn(4, 8)
+        step = 0
+        while True:
+            x = net(x).relu()
+            step += 1
+            if step >= 1000:
+                break
+        y = x.sum(1)
+        z = torch.randn(2, 64)
+        while z.shape[-1] > 4:
+            z = z[:, ::2]
+        w = z + 1
+    """
+    report = only(analyse(source, name="whiles.py"))
+    assert errors(report) == []
+    assert_hints_match_cpu(report, tmp_path / "whiles.py")
+    hints = {(h.line, h.target): h.shapes for h in report.hints}
+    assert hints[(16, "z")] == [(2, 32), (2, 16), (2, 8), (2, 4)] and hints[(17, "w")] == [(2, 4)]
+    script = next(m for m in report.models if m.name == "<module>")
+    assert script.notes == ["loop at line 8 stopped after 2 iterations: the shapes repeat"]
+
+
 # -- nothing silent ---------------------------------------------------------------------------------------
 
 

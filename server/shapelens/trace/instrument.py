@@ -49,6 +49,20 @@ def _target_names(target: ast.expr) -> list[str] | None:
     return None
 
 
+def _breaks(body: list[ast.stmt]) -> bool:
+    """Whether a loop body has a `break` of its own (not one of a loop nested in it), or a return."""
+    stack: list[ast.AST] = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Break | ast.Return | ast.Raise):
+            return True
+        if not isinstance(node, ast.For | ast.While | ast.AsyncFor | ast.FunctionDef | ast.Lambda | ast.ClassDef):
+            stack += ast.iter_child_nodes(node)
+        elif isinstance(node, ast.For | ast.While | ast.AsyncFor):
+            stack += node.orelse
+    return False
+
+
 class _Recorder(ast.NodeTransformer):
     def __init__(self, source: str, table: list[Statement]) -> None:
         self.lines = split_lines(source)
@@ -118,6 +132,22 @@ class _Recorder(ast.NodeTransformer):
         wrapper = ast.Attribute(ast.Name(RECORD, ast.Load()), LOOP, ast.Load())
         node.iter = ast.copy_location(ast.Call(wrapper, [ast.Constant(sid), node.iter], []), node.iter)
         return node
+
+    def visit_While(self, node: ast.While) -> list[ast.stmt]:
+        """`while c:` → `__shapelens_loop_<sid> = __shapelens_record__.loop(sid, None)` then
+        `while __shapelens_loop_<sid>.again() and c:` — the same early end as a `for`, as if `c` turned false."""
+        self.generic_visit(node)
+        if isinstance(node.test, ast.Constant) and node.test.value and not _breaks(node.body):
+            return [node]  # `while True:` with no way out: endless, and the timeout says so at its line (SL002)
+        sid = self._add(node, (), None)
+        name = f"__shapelens_loop_{sid}"
+        wrapper = ast.Attribute(ast.Name(RECORD, ast.Load()), LOOP, ast.Load())
+        start = ast.Assign(
+            [ast.Name(name, ast.Store())], ast.Call(wrapper, [ast.Constant(sid), ast.Constant(None)], [])
+        )
+        again = ast.Call(ast.Attribute(ast.Name(name, ast.Load()), "again", ast.Load()), [], [])
+        node.test = ast.copy_location(ast.BoolOp(ast.And(), [again, node.test]), node.test)
+        return [ast.copy_location(start, node), node]
 
     def visit_Assign(self, node: ast.Assign) -> ast.AST | list[ast.stmt]:
         names: list[str] = []

@@ -13,6 +13,7 @@ are also written whole, in one step each.
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from collections.abc import Callable
@@ -114,8 +115,9 @@ class Recorder:
             return value
 
         def loop(sid: int, iterable: Any) -> Any:
+            """A `for`'s iterable, or for a `while` (iterable None) the object whose `again()` it asks first."""
             if not self.active:
-                return iterable
+                return _FOREVER if iterable is None else iterable
             return Loop(self, file_id, sid, table[sid].line, iterable, sys._getframe(1))
 
         setattr(record, LOOP, loop)  # the instrumented `for` calls `__shapelens_record__.loop(sid, it)`
@@ -245,6 +247,16 @@ class Recorder:
 # -- loops that stop once their shapes repeat ---------------------------------------------------------------
 
 
+class _Forever:
+    """A `while` loop's companion when nothing is recorded: it never ends the loop."""
+
+    def again(self) -> bool:
+        return True
+
+
+_FOREVER = _Forever()
+
+
 def _stoppable(iterable: Any) -> str | None:
     """Whether a loop over `iterable` may end early once an iteration repeats the shapes of the one before:
     "steps" where the items differ only in value (a range, a tensor's rows, equal-shaped tensors, enumerate
@@ -314,7 +326,9 @@ class Loop:
         self.recorder = recorder
         self.key = (file_id, sid)
         self.line = line
-        self.kind = _stoppable(iterable)
+        self.kind = "steps" if iterable is None else _stoppable(iterable)  # None: a `while` (`again`)
+        if iterable is None:
+            iterable = itertools.count()
         self.total = _length(iterable) if self.kind else None
         # a DataLoader draws its indices (and a shuffle's seed) with tensors of the default device: on meta
         # they have no values, so its sampler runs on the CPU; the batches are what its dataset holds
@@ -345,6 +359,14 @@ class Loop:
             self.sizes = [self._list_sizes()]
         self.count += 1
         return value
+
+    def again(self) -> bool:
+        """A `while` loop's next turn: False once an iteration repeated the shapes of the one before."""
+        try:
+            next(self)
+        except StopIteration:
+            return False
+        return True
 
     def _list_sizes(self) -> dict[str, tuple[int, int]]:
         try:

@@ -187,6 +187,23 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                 except (TraceTimeout, SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as err:
+                    missing = getattr(err, "name", None) if isinstance(err, NameError) else None
+                    if missing in unknown:  # a function it called reads a name left unknown (a skipped `open`)
+                        why, failed = unknown[missing]
+                        for name in names:
+                            unknown[name] = (why, failed)
+                        notes.append(f"line {line} not traced: `{missing}` is unknown ({why.split(':')[0]})")
+                        if failed:
+                            untraced.append((line, missing, why))
+                        continue
+                    if explain.missing_forward(err):  # the model's own trace says so (SL008): once is enough
+                        for name in names:
+                            unknown[name] = (
+                                f"line {line} did not run: {explain.missing_forward(err)} has no forward",
+                                False,
+                            )
+                        notes.append(f"line {line} not traced: {explain.missing_forward(err)} has no forward yet")
+                        continue
                     want = _want(err)
                     if want is None:  # the code's own error: a finding; what needs its names is skipped quietly
                         errors.append(explain.failure(_classify(err, "forward"), err, plan, recorder, "forward"))
