@@ -226,3 +226,34 @@ def test_torchvision_builders_in_the_users_file(analyse: Analyse) -> None:
     truth = cpu_shapes(source)
     hints = hints_by_target(report)
     assert (hints.get("a"), hints.get("b")) == (truth["a"], truth["b"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is None, reason="torchvision is not installed")
+def test_torchvision_model_file_in_site_packages(worker: TraceWorker) -> None:
+    """`torchvision/models/mobilenetv2.py` checked in place: MobileNetV2 is built with its defaults and traced
+    with an inferred image batch; the shapes of its `_forward_impl` are those of a CPU run with that batch."""
+    import torch
+    from shapelens.trace import library
+
+    library.install()
+    from torchvision.models import mobilenetv2
+
+    path = Path(mobilenetv2.__file__)
+    report = analyze(str(path), path.read_text(), Options(), worker)[str(path)]
+    assert errors(report) == []
+    [model] = [m for m in report.models if m.name == "MobileNetV2"]
+    [image] = model.inputs
+    assert image.shape is not None and len(image.shape) == 4
+    with torch.no_grad():
+        x = torch.zeros([int(d or 0) for d in image.shape])
+        net = mobilenetv2.MobileNetV2()
+        features = net.features(x)
+        truth = [tuple(features.shape), (features.shape[0], features.shape[1], 1, 1), (features.shape[0], 1280)]
+        truth.append(tuple(net.classifier(torch.flatten(torch.zeros(truth[1]), 1)).shape))
+    forward = next(n for n in ast.walk(ast.parse(path.read_text())) if getattr(n, "name", "") == "_forward_impl")
+    inside = sorted(
+        (h.line, tuple(h.shape))
+        for h in report.hints
+        if forward.lineno <= h.line <= (forward.end_lineno or 0) and h.target == "x"
+    )
+    assert [shape for _, shape in inside] == truth
