@@ -501,6 +501,27 @@ def test_a_dtype_mismatch_the_real_run_raises_is_reported(analyse: Analyse, tmp_
     assert all(f.message.startswith(str(cpu.error)) for f in found)  # "mat1 and mat2 must have the same dtype"
 
 
+def test_the_dtype_checks_do_not_break_torch_compile(analyse: Analyse, tmp_path: Path) -> None:
+    """torch.compile registers kernels by their function's name: the checked matmuls keep theirs (nanoGPT's
+    `model = torch.compile(model)` was 'AssertionError: duplicate extern kernel: wrapper')."""
+    reports = analyse("""
+        import torch
+        from torch import nn
+
+
+        # shapelens: x=(2, 4)
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = torch.compile(nn.Linear(4, 3))
+
+            def forward(self, x):
+                y = self.fc(x)
+                return y
+    """)
+    assert [f for r in reports.values() for f in r.findings if f.code in ("SL001", "SL004")] == []
+
+
 def test_ansi_codes_never_reach_a_message(analyse: Analyse, tmp_path: Path) -> None:
     reports = analyse("""
         import torch
