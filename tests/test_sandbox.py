@@ -39,9 +39,15 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def worker(home: Path) -> Iterator[TraceWorker]:
-    """A worker of its own, whose HOME is the fake one."""
-    w = TraceWorker(env={**os.environ, "HOME": str(home)})
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tmpdir")
+
+
+@pytest.fixture(scope="module")
+def worker(home: Path, scratch: Path) -> Iterator[TraceWorker]:
+    """A worker of its own, whose HOME is the fake one and whose TMPDIR (where it makes each trace's private
+    folder) is the suite's own, so that other processes' trace folders never show there."""
+    w = TraceWorker(env={**os.environ, "HOME": str(home), "TMPDIR": str(scratch)})
     w.ensure_started()
     yield w
     w.close()
@@ -465,7 +471,7 @@ def test_a_process_started_past_the_hook_is_confined_too(
     assert_worker_still_serves(analyse)
 
 
-def test_the_private_folder_is_writable_and_removed_after(analyse: Analyse) -> None:
+def test_the_private_folder_is_writable_and_removed_after(analyse: Analyse, scratch: Path) -> None:
     source = """
         import os, tempfile
         from torch import nn
@@ -478,19 +484,17 @@ def test_the_private_folder_is_writable_and_removed_after(analyse: Analyse) -> N
                 self.fc = nn.Linear(6, 3)
                 with tempfile.NamedTemporaryFile("w", delete=False) as handle:
                     handle.write("scratch")
-                self.width = len(os.path.dirname(handle.name)) * 0 + 3
+                self.width = 3 if os.path.dirname(os.path.dirname(handle.name)) == SCRATCH else 2
                 os.environ["SHAPELENS_TEST_SCRATCH"] = handle.name
 
             def forward(self, x):
                 y = self.fc(x)[:, : self.width]
                 return y
     """
-    before = {p for p in os.listdir(os.environ.get("TMPDIR", "/tmp")) if p.startswith("shapelens-trace-")}
-    [report] = analyse(source).values()
+    [report] = analyse(source.replace("SCRATCH", repr(os.path.realpath(scratch)))).values()
     assert report.findings == []
-    assert (17, (2, 3)) in [(h.line, h.shape) for h in report.hints]
-    after = {p for p in os.listdir(os.environ.get("TMPDIR", "/tmp")) if p.startswith("shapelens-trace-")}
-    assert after <= before  # the worker removed the trace's folder
+    assert (17, (2, 3)) in [(h.line, h.shape) for h in report.hints]  # it wrote in a folder made in `scratch`
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("shapelens-trace-")] == []  # all removed
 
 
 FORK_EXEC = """
@@ -594,7 +598,7 @@ def test_killing_the_cli_ends_the_worker_and_its_trace(tmp_path: Path) -> None:
         while (alive(worker) or alive(child)) and time.monotonic() - killed < 5:
             time.sleep(0.05)
         assert not alive(worker) and not alive(child)
-        assert time.monotonic() - killed < 2
+        assert time.monotonic() - killed < 1  # the issue's bound; measured 76–157 ms at load ≈7 on 2 cores
     finally:
         if cli.poll() is None:
             cli.kill()
