@@ -178,6 +178,20 @@ def test_only_python_notebooks_are_read_as_python() -> None:
     assert len(notebook.code_cells({"cells": [code]})) == 1  # no metadata: Python, as Jupyter assumes
 
 
+def test_a_top_level_await_is_no_syntax_error() -> None:
+    cells = [notebook.CodeCell(0, "import asyncio\n"), notebook.CodeCell(1, "x = 1\nawait asyncio.sleep(0)")]
+    built = notebook.build("/nb.ipynb", cells, str)
+    finding = built.broken[1]
+    assert (finding.code, finding.severity.value, finding.span.line) == ("SL011", "information", 2)
+    assert built.virtual == "import asyncio\n"  # the rest of the program is traced without it
+    returning = notebook.build("/nb.ipynb", [notebook.CodeCell(0, "x = 1\nreturn x")], str).broken[0]
+    assert (returning.code, returning.span.line, returning.message) == (
+        "SL000",
+        2,
+        "cell does not compile: 'return' outside function",
+    )
+
+
 def test_cell_lines_keep_their_columns_and_count() -> None:
     source = "x = 1\n%time y = 2\n  !ls\nz = x % 2\nhelp?\n"
     assert notebook.python_lines(source) == ["x = 1", "", "  pass", "z = x % 2", ""]

@@ -20,12 +20,25 @@ cell N is `cells[N - 1]` and the N-th cell from the top in Jupyter and VS Code.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from shapelens.core.findings import Edit, FileReport, Finding, Fix, Hint, LayerCall, LayerInfo, Related, Span
+from shapelens.analysis.rules.scripts import SL011
+from shapelens.core.findings import (
+    Edit,
+    FileReport,
+    Finding,
+    Fix,
+    Hint,
+    LayerCall,
+    LayerInfo,
+    Related,
+    Severity,
+    Span,
+)
 from shapelens.core.source import LINE_BREAK, Source, parse, split_lines
 
 NOTEBOOK_SUFFIX = ".ipynb"
@@ -144,15 +157,37 @@ def build(path: str, cells: Iterable[CodeCell], cell_path: Callable[[int], str])
     pieces: list[str] = []
     for cell in notebook.cells:
         lines = python_lines(cell.text)
-        parsed = parse(cell_path(cell.index), "".join(line + "\n" for line in lines))
-        if not isinstance(parsed, Source):
-            notebook.broken[cell.index] = parsed
+        text = "".join(line + "\n" for line in lines)
+        parsed = parse(cell_path(cell.index), text)
+        problem = parsed if not isinstance(parsed, Source) else _compile_problem(cell_path(cell.index), text, lines)
+        if problem is not None:
+            notebook.broken[cell.index] = problem
             continue  # left out of the program: the other cells keep their shapes
         for number, line in enumerate(lines, start=1):
             pieces.append(line + "\n")
             notebook.line_map.append((cell.index, number))
     notebook.virtual = "".join(pieces)
     return notebook
+
+
+def _compile_problem(path: str, text: str, lines: list[str]) -> Finding | None:
+    """What compiling the cell finds that parsing does not: a top-level `await` (valid in IPython's event
+    loop, so SL011 information: the cell cannot be part of a plain program), or an error Jupyter would raise
+    too (`return` outside a function: SL000)."""
+    try:
+        compile(text, path, "exec", dont_inherit=True)
+    except SyntaxError as err:
+        line = min(max(err.lineno or 1, 1), max(len(lines), 1))
+        span = Span(path, line, 1, line, len(lines[line - 1]) + 1 if lines else 1)
+        try:
+            compile(text, path, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+        except SyntaxError:
+            return Finding("SL000", Severity.ERROR, span, f"cell does not compile: {err.msg}")
+        message = "cell not traced: its top-level `await` runs only in IPython's event loop, not in a plain program"
+        return SL011.finding(span, message)
+    except (ValueError, RecursionError, MemoryError):
+        return None  # parse() already said what it could
+    return None
 
 
 def python_lines(text: str) -> list[str]:
