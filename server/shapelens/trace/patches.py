@@ -33,6 +33,7 @@ def install_patches(recorder: Recorder, ctx: Context) -> None:
     nn.modules.module.register_module_forward_hook(recorder.forward_hook)
 
     def keep_factors(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)  # torch.compile and inspect know a function by its name
         def wrapper(tensor: Any, *args: Any, **kwargs: Any) -> Any:
             out = original(tensor, *args, **kwargs)
             if isinstance(tensor, torch.Tensor):
@@ -48,6 +49,7 @@ def install_patches(recorder: Recorder, ctx: Context) -> None:
     nn.Flatten.forward = lambda self, x: keep_factors(lambda t: flatten_forward(self, t))(x)  # type: ignore[method-assign,assignment]
 
     def redirect(original: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(original)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             if args and isinstance(args[0], str | torch.device | int) and not isinstance(args[0], bool):
                 args = (ctx.device, *args[1:])
