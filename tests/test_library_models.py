@@ -131,6 +131,8 @@ def test_discovery_finds_ready_made_models_and_leaves_other_variables_alone(tmp_
         loss = criterion(out, out)
         unused_layer = nn.Linear(3, 4)
         weights = models.get_model_weights("resnet18")
+        pretrained = models.resnet50(weights=models.ResNet50_Weights.DEFAULT)
+        pretrained_timm = timm.create_model("resnet18", pretrained=True)
         optimizer = torch.optim.Adam(gpt.parameters())
 
         if __name__ == "__main__":

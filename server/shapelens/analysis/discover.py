@@ -144,7 +144,7 @@ def library_model_call(source: Source, value: ast.expr, root: str) -> bool:
     if not isinstance(call, ast.Call):
         return False
     qualified = _qualified(source, call.func)
-    if qualified is None:
+    if qualified is None or _loads_weights(call):
         return False
     last = qualified.rpartition(".")[2]
     if qualified in FACTORIES or TRANSFORMERS_MODEL.match(qualified) or TRANSFORMERS_FROM_CONFIG.match(qualified):
@@ -156,6 +156,17 @@ def library_model_call(source: Source, value: ast.expr, root: str) -> bool:
     if qualified.startswith(("torch.", "transformers.", "timm.", "torchvision.")) or not CAMEL.match(last):
         return False
     return _jedi_installed_module_class(source, call.func, root)
+
+
+def _loads_weights(call: ast.Call) -> bool:
+    """`resnet18(weights=ResNet18_Weights.DEFAULT)`, `create_model("resnet18", pretrained=True)`: building it
+    downloads weights, which a trace never does (the sandbox would refuse it): not a model to trace."""
+    for keyword in call.keywords:
+        if keyword.arg in ("weights", "pretrained", "weights_backbone", "pretrained_backbone"):
+            value = keyword.value
+            if not (isinstance(value, ast.Constant) and value.value in (None, False)):
+                return True
+    return bool(call.args) and isinstance(call.args[0], ast.Constant) and call.args[0].value is True
 
 
 def _called_in_file(tree: ast.Module, call: ast.Call) -> bool:
