@@ -116,12 +116,30 @@ class Target:
         kwargs = {k: self.value(v, ns) for k, v in self.spec.kwargs.items()}
         if not args and not kwargs and self.spec.infer_from is not None:
             if guesses is None:
-                self.candidates = infer(model)
+                self.candidates = library_candidates(model) or infer(model)
                 guesses = self.candidates[0]
             self.guesses = guesses
-            args = [make_tensor(g.shape, g.dtype, self.device) for g in guesses]
+            # by name: a library model's second input need not be forward's second parameter (T5's decoder ids)
+            kwargs = {g.name: make_tensor(g.shape, g.dtype, self.device) for g in guesses}
         to_device = lambda v: v.to(self.device) if self.move and isinstance(v, torch.Tensor) else v  # noqa: E731
         return model, [to_device(a) for a in args], {k: to_device(v) for k, v in kwargs.items()}
+
+
+def library_candidates(model: nn.Module) -> list[list[Guess]] | None:
+    """The input a library model (transformers, timm, torchvision) takes, from trace/library.py's rules; None
+    for the user's own models, which the generic inference reads."""
+    try:
+        from shapelens.trace.library import library_input_specs
+    except ImportError:
+        return None
+    specs = library_input_specs(model)
+    if not specs:
+        return None
+    guesses = []
+    for name, dims, dtype, note in specs:
+        kinds = [Dim(int(size), "batch" if i == 0 else "fixed") for i, size in enumerate(dims)]
+        guesses.append(Guess(name, kinds, dtype, note))
+    return [guesses]
 
 
 def make_tensor(dims: list[int], dtype_text: str, device: torch.device) -> torch.Tensor:
@@ -457,7 +475,7 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
         for sub in model.modules():
             if sub is not model and type(sub).__module__ == plan.module and id(sub) in recorder.uses:
                 _COVERED.setdefault(type(sub).__name__, spec.name)
-    notes = [*chosen.notes, *getattr(recorder, "loop_notes_list", list)()]
+    notes = [*_built_notes(chosen.spec, ctx), *chosen.notes, *getattr(recorder, "loop_notes_list", list)()]
     emit.result(
         TargetResult(
             spec.name,
@@ -472,6 +490,19 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
             notes=notes,
         )
     )
+
+
+def _built_notes(spec: TargetSpec, ctx: Context) -> list[str]:
+    """What `{"build": "ClassName"}` made up for the constructor (trace/library.py: "n_layer=2", ...)."""
+    item = spec.model or {}
+    cls = ctx.module.__dict__.get(item.get("build", ""))
+    if cls is None:
+        return []
+    try:
+        from shapelens.trace.library import synthesized_notes
+    except ImportError:
+        return []
+    return list(synthesized_notes(cls))
 
 
 # failures no guess explains away: they stay what they are (a timeout, memory, a refusal, no input at all)
