@@ -375,6 +375,28 @@ def test_a_missing_import_used_in_arithmetic_names_the_import(analyse: Analyse, 
     assert "Bottleneck.expansion" in finding.message
 
 
+def test_a_missing_submodule_leaves_its_package_usable(analyse: Analyse, tmp_path: Path) -> None:
+    reports = analyse("""
+        import torch
+        import torch.shapelens_missing_board
+        from torch import nn
+
+
+        # shapelens: x=(2, 4)
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 3)
+
+            def forward(self, x):
+                y = torch.relu(self.fc(x))
+                return y
+    """)
+    assert findings(reports) == []
+    path = str(tmp_path / "model.py")
+    assert hints_by_key(reports)[(path, line_of(path, "y = torch.relu"), "y")] == [(2, 3)]
+
+
 # -- 7. stock attention with a mask, on meta ----------------------------------------------------------------
 
 

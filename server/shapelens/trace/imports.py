@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -141,11 +142,11 @@ class StandIn:
         return f"<{used}: `{statement}` at line {line} failed>"
 
 
-def stand_in_factory(is_project: Callable[[str], bool]) -> Callable[..., StandIn]:
+def stand_in_factory(is_project: Callable[[str], bool]) -> Callable[..., Any]:
     """`__shapelens_stand_in__(err, used, statement, path, line)`: the stand-in for a failed library import, or
     the failure itself re-raised when it happened inside a project file (that file's own finding)."""
 
-    def stand_in(err: BaseException, used: str, statement: str, path: str, line: int) -> StandIn:
+    def stand_in(err: BaseException, used: str, statement: str, path: str, line: int) -> Any:
         tb = err.__traceback__.tb_next if err.__traceback__ is not None else None
         while tb is not None:
             if is_project(tb.tb_frame.f_code.co_filename):
@@ -153,6 +154,9 @@ def stand_in_factory(is_project: Callable[[str], bool]) -> Callable[..., StandIn
             tb = tb.tb_next
         if isinstance(err, MissingImport):
             raise err
+        package = sys.modules.get(used)
+        if package is not None and statement.startswith("import ") and f" {used}." in f" {statement}":
+            return package  # `import torch.utils.tensorboard` failed, but `torch` itself did not
         text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return StandIn(used, statement, path, line, text)
 
