@@ -186,8 +186,9 @@ def capabilities() -> types.ClientCapabilities:
 class Session:
     """One server process and the client side of it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, env: dict[str, str] | None = None) -> None:
         self.root = root
+        self.env = env  # the server's environment (None: ours)
         self.rec = Recorder()
         self.client = LanguageClient("shapelens-bench", "1")
         rec = self.rec
@@ -209,7 +210,7 @@ class Session:
 
     async def start(self) -> float:
         spawned = time.perf_counter()
-        await self.client.start_io(sys.executable, "-m", "shapelens.cli", "serve")
+        await self.client.start_io(sys.executable, "-m", "shapelens.cli", "serve", env=self.env)
         server = self.client._server
         assert server is not None and server.stderr is not None
         stderr = server.stderr

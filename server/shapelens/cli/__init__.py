@@ -8,6 +8,7 @@ one: SL007), 2 for a usage error or a path that does not exist.
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 
 from shapelens.cli.check import EXIT_OK, run_check
@@ -29,7 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     check.add_argument("--no-trace", action="store_true", help="static findings only; run no user code")
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even with error findings")
     check.add_argument(
-        "--jobs", type=_positive_int, default=1, help="trace workers for several files (default 1; see README)"
+        "--jobs",
+        type=_positive_int,
+        default=os.cpu_count() or 1,
+        help="trace workers for several files, forked from one warm worker (default: one per core)",
     )
     args = parser.parse_args(argv)
     if args.command == "serve":

@@ -49,7 +49,8 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"shapelens: no such file or folder: {err}", file=sys.stderr)
         return EXIT_USAGE
     options = Options(device=args.device, timeout=args.timeout, trusted=not args.no_trace)
-    # The pool's workers are forked from one warm worker (one `import torch`, one warm-up); see README.
+    # One worker per core by default: the pool's workers are forked from one warm worker (one `import torch`,
+    # one warm-up), so a second one costs a fork, not torch's start-up again; see README.
     jobs = max(1, min(args.jobs, len(files)))
     cuda = args.device == "cuda"
     progress = Progress(len(files), sys.stderr.isatty() and args.format not in ("json", "sarif"))
