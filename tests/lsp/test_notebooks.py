@@ -117,6 +117,15 @@ async def test_notebook_cells_traced_as_one_program(client: LanguageClient, tmp_
         assert truth[cell_line] in hint_at(hints, cell_line), (cell_line, hint_at(hints, cell_line))
     hover = await s.hover(doc, 8, 9)
     assert hover is not None and "[4, 7200]" in str(hover.contents)
+    # a layer's hover in the cell: what it received, and its FLOPs once the second pass has counted them
+    conv = MODEL.split("\n")[3].index("nn.Conv2d") + 4
+
+    async def conv_hover() -> list[str]:
+        found = await s.hover(doc, 3, conv)
+        return [str(found.contents)] if found is not None else []
+
+    [text] = await poll(conv_hover, lambda texts: bool(texts) and "FLOPs" in texts[0])
+    assert "[4, 3, 32, 32]" in text, text
 
     # the quick fix edits the model cell
     actions = await s.code_actions(doc, diagnostic.range, [diagnostic], only=[types.CodeActionKind.QuickFix])

@@ -12,6 +12,7 @@ one; its result is stored under the notebook's own path with one report per cell
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -196,17 +197,22 @@ class NotebookScheduler(Scheduler):
                 return  # closed, or a newer request is queued behind us
             state.in_trace = True
             try:
-                await self._trace_notebook(state)
+                traced = await self._trace_notebook(state)
+                if traced is not None:
+                    await self._count_notebook_flops(state, *traced)
             finally:
                 state.in_trace = False
 
-    async def _trace_notebook(self, state: NotebookState) -> None:
+    async def _trace_notebook(
+        self, state: NotebookState
+    ) -> tuple[nb.Notebook, dict[str, int | None], TraceResult] | None:
+        """Trace the notebook's program and publish per cell; what was traced when the results are fresh."""
         if not self.config.settings.trusted or self.shutting_down:
-            return
+            return None
         program, versions = self.program(state)
         worker = await self.host.ensure()
         if worker is None or self._versions(state) != versions:
-            return
+            return None
         epoch = self.epoch
         options = self.config.settings.options()
         root = self.docs.root_for(state.path)
@@ -237,6 +243,7 @@ class NotebookScheduler(Scheduler):
             and self.notebooks.get(state.uri) is state
             and self._versions(state) == versions
         )
+        result: TraceResult | None = None
         if fresh:
             per_cell: dict[str, FileReport] = {}
             for path, report in reports.items():
@@ -254,6 +261,37 @@ class NotebookScheduler(Scheduler):
             name = os.path.basename(state.path)
             self.notify.status("idle", f"{name}: {outcome} in {elapsed:.0f} ms", elapsed, state.uri)
         log.info("trace %s v%s: %s in %.0f ms%s", state.path, version, outcome, elapsed, "" if fresh else " (stale)")
+        return (program, versions, result) if result is not None else None
+
+    async def _count_notebook_flops(
+        self, state: NotebookState, program: nb.Notebook, versions: dict[str, int | None], result: TraceResult
+    ) -> None:
+        """The same program again with the flop counter, for the layer hover only (as for a file: the hints
+        and diagnostics are out already, and an edit meanwhile kills it like any trace)."""
+        worker = self.host.worker
+        if worker is None or self.results.get(state.path) is not result or self._versions(state) != versions:
+            return
+        options = dataclasses.replace(self.config.settings.options(), flops=True)
+        root = self.docs.root_for(state.path)
+        self.host.running = (state.uri, result.version)
+        try:
+            reports = await in_thread(
+                lambda: analyze(state.path, program.virtual, options, worker, root), "shapelens-flops"
+            )
+        except Exception:  # cancelled by an edit, or failed: the hover just shows no FLOPs
+            return
+        finally:
+            self.host.running = None
+        if self.results.get(state.path) is not result or self._versions(state) != versions:
+            return
+        counted: dict[tuple[object, ...], int | None] = {}
+        for path, report in reports.items():
+            split = nb.split_report(program, report, with_broken=False) if path == state.path else {path: report}
+            for cell_report in split.values():
+                counted.update({(x.model, x.name, x.span): x.flops for x in cell_report.layers})
+        for cell_report in result.reports.values():
+            for layer in cell_report.layers:
+                layer.flops = counted.get((layer.model, layer.name, layer.span), layer.flops)
 
     def _versions(self, state: NotebookState) -> dict[str, int | None]:
         return {path_of(uri): self.docs.version(uri) for uri in state.cells}
