@@ -31,6 +31,7 @@ from shapelens.lsp.documents import path_of
 from shapelens.lsp.results import TraceResult
 from shapelens.lsp.scheduler import Scheduler
 from shapelens.lsp.shift import Change
+from shapelens.lsp.static_checks import STATIC_INTERVAL_S
 from shapelens.lsp.threads import in_thread
 
 log = logging.getLogger("shapelens.lsp")
@@ -52,6 +53,7 @@ class NotebookState:
     cells: list[str]  # the uris of its Python code cells, in order
     task: asyncio.Task[None] | None = None
     in_trace: bool = False
+    static_pending: bool = False  # a coalesced static check is due
 
 
 class NotebookScheduler(Scheduler):
@@ -86,7 +88,7 @@ class NotebookScheduler(Scheduler):
             if cells.structure is not None:
                 self._clear(c.uri for c in cells.structure.did_close or [])
         self._sync_cells(state)
-        self.refresh_static(state)
+        self._static_soon(state)
         self.schedule_notebook(state, self.config.settings.debounce_ms / 1000)
 
     def notebook_closed(self, uri: str, cell_uris: list[str]) -> None:
@@ -146,6 +148,20 @@ class NotebookScheduler(Scheduler):
             cells.append(nb.CodeCell(index, self.docs.source(uri) or ""))
             versions[path_of(uri)] = self.docs.version(uri)
         return nb.build(state.path, cells, lambda index: path_of(state.cells[index])), versions
+
+    def _static_soon(self, state: NotebookState) -> None:
+        """After an edit: the static checks at most every STATIC_INTERVAL_S during a burst of keystrokes (the
+        whole program is checked each time), as for a file."""
+        if state.static_pending:
+            return
+        state.static_pending = True
+
+        def run() -> None:
+            state.static_pending = False
+            if self.notebooks.get(state.uri) is state:
+                self.refresh_static(state)
+
+        asyncio.get_running_loop().call_later(STATIC_INTERVAL_S, run)
 
     def refresh_static(self, state: NotebookState) -> None:
         """The static findings of the whole program, each cell given its share, published per cell."""
