@@ -110,6 +110,29 @@ def test_script_that_only_uses_a_ready_made_model_gets_hints_on_its_lines(analys
     assert [(i.name, list(i.shape or []), i.dtype) for i in model.inputs] == [("input_ids", [2, 16], "int64")]
 
 
+@pytest.mark.parametrize(
+    ("build", "vocab"),
+    [
+        ("GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=2))", 50257),
+        ("AutoModelForCausalLM.from_config(LlamaConfig(num_hidden_layers=2, hidden_size=64, vocab_size=300))", 300),
+    ],
+)
+def test_ready_made_model_without_a_call_is_traced_with_token_ids(analyse: Analyse, build: str, vocab: int) -> None:
+    """No example call: the child gives a transformers model the input its forward starts with (input_ids),
+    below its vocabulary, and says it was a guess."""
+    source = f"""
+        from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig
+
+        model = {build}
+    """
+    [report] = analyse(source, name="ready_made.py").values()
+    assert report.findings == []
+    [model] = [m for m in report.models if m.name == "model"]
+    assert str(model.input_source) == "inferred"
+    assert [(i.name, list(i.shape or []), i.dtype) for i in model.inputs] == [("input_ids", [2, 16], "int64")]
+    assert f"vocab_size={vocab}" in (model.inputs[0].note or "")
+
+
 def test_discovery_finds_ready_made_models_and_leaves_other_variables_alone(tmp_path: Path) -> None:
     text = textwrap.dedent("""
         import timm
