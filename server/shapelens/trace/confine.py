@@ -16,6 +16,10 @@ unprivileged process, applied after the libraries are loaded and before any user
   any protocol. Only possible in a single-threaded process: the forked child is one (fork copies only the
   calling thread), whatever threads the warm worker has. The user and group ids are mapped to themselves.
 
+- **No new session or process group** (a seccomp filter: `setsid` and `setpgid` fail with EPERM, on x86-64 and
+  arm64): every process the trace starts, even past the hook and double-forked as a daemon, stays in the
+  trace child's process group, which the worker kills whole when the trace ends.
+
 Each layer is tried on its own and skipped where the platform refuses it; `confine` says which held.
 """
 
@@ -34,6 +38,8 @@ SYS_LANDLOCK_RESTRICT_SELF = 446
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 
@@ -139,6 +145,45 @@ def _allow(ruleset: int, path: str, rights: int) -> None:
         os.close(fd)
 
 
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+# (AUDIT_ARCH_*, setsid, setpgid) of the architectures the filter knows
+SESSION_CALLS = {"x86_64": (0xC000003E, 112, 109), "aarch64": (0xC00000B7, 157, 154)}
+
+
+def no_new_sessions() -> None:
+    """A seccomp filter for this process and all it starts: `setsid` and `setpgid` fail (EPERM), so nothing
+    leaves the process group the worker kills. Other architectures (and the 32-bit/x32 system call
+    tables) are let through: the audit hook refuses `start_new_session` there."""
+    known = SESSION_CALLS.get(os.uname().machine)
+    if _LIBC is None or known is None:
+        raise OSError(errno.ENOSYS, f"no filter for {os.uname().machine}")
+    arch, setsid, setpgid = known
+    ld_abs, jeq, ret = 0x20, 0x15, 0x06  # BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JEQ|BPF_K, BPF_RET|BPF_K
+    allow, refuse = 0x7FFF0000, 0x00050000 | errno.EPERM  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EPERM
+    program = [
+        (ld_abs, 0, 0, 4),  # seccomp_data.arch
+        (jeq, 0, 4, arch),  # another architecture: allow
+        (ld_abs, 0, 0, 0),  # seccomp_data.nr
+        (jeq, 1, 0, setsid),
+        (jeq, 0, 1, setpgid),
+        (ret, 0, 0, refuse),
+        (ret, 0, 0, allow),
+    ]
+    filters = (_SockFilter * len(program))(*[_SockFilter(*op) for op in program])
+    prog = _SockFprog(len(program), filters)
+    if _LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise _fail("prctl(PR_SET_NO_NEW_PRIVS)")
+    if _LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        raise _fail("prctl(PR_SET_SECCOMP)")
+
+
 def no_network() -> None:
     """Move this (single-threaded) process into a new user and network namespace: only a loopback that is
     down. The user and group ids map to themselves, so files and `getpwuid` see the same ids as before."""
@@ -165,6 +210,11 @@ def confine(private: str, gpu: bool = False) -> dict[str, str]:
         held["network"] = "namespace"
     except OSError as err:
         held["network"] = f"not confined ({err.strerror or err})"
+    try:
+        no_new_sessions()
+        held["sessions"] = "seccomp"
+    except OSError as err:
+        held["sessions"] = f"not confined ({err.strerror or err})"
     if gpu:
         held["landlock"] = "not applied under CUDA"
         return held
