@@ -17,9 +17,9 @@ The hook is a floor against accidents (a `forward` that saves a checkpoint, a co
 weights), not a security boundary: audit hooks do not hold against code written to get round them. Beneath
 it, where Linux allows it unprivileged, `confine.py` has the kernel enforce the same promise on all code of
 the process, C and C++ included (Landlock: no file changes outside the private folder, no TCP, no signals
-out; a network namespace: no network at all). What the kernel refuses reaches the user's code as an
-`OSError` (or torch's `RuntimeError` naming "Permission denied"), which `refusal_of` turns into a refusal
-too, so it is reported the same way.
+out; a network namespace: no network at all; seccomp: no leaving the process group the worker kills).
+What the kernel refuses reaches the user's code as an `OSError` (or torch's `RuntimeError` naming
+"Permission denied"), which `refusal_of` turns into a refusal too, so it is reported the same way.
 
 Each refusal is noted (message, and the innermost line of the user's project) so that one the model's own
 `try`/`except` swallowed, or one in a thread, still becomes a finding.
