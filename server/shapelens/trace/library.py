@@ -201,6 +201,15 @@ def _parameters(model: nn.Module) -> list[str]:
     return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
+def _required(model: nn.Module) -> list[str]:
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in params if p.kind in kinds and p.default is p.empty]
+
+
 def _first_parameter(model: nn.Module) -> str | None:
     params = _parameters(model)
     return params[0] if params else None
@@ -233,6 +242,13 @@ def library_input_specs(model: nn.Module) -> list[tuple[str, list[int], str, str
         size = size if isinstance(size, int) else int(size[0])
         channels = getattr(config, "num_channels", None) or 3
         return [("pixel_values", [2, channels, size, size], "float32", f"2 images of {channels}x{size}x{size}")]
+    if first == "hidden_states" and _required(model) == ["hidden_states"]:
+        # a block of a transformers model (GPT2Block, BertLayer, LlamaRMSNorm): hidden states as wide as the
+        # config says, else as wide as `build` made its config
+        width = getattr(config, "hidden_size", None)
+        width = width if isinstance(width, int) else WIDTH
+        note = f"hidden states: 2 sequences of {SEQUENCE} of width {width}"
+        return [("hidden_states", [2, SEQUENCE, width], "float32", note)]
     size = getattr(model, "image_size", None)  # torchvision's VisionTransformer checks the size it was built for
     if isinstance(size, int) and not isinstance(size, bool) and first is not None:
         channels = 3
