@@ -249,13 +249,22 @@ def _apply(values: dict[Any, int], found: Pass, guesses: list[Guess], equations:
         solved = sorted(p for s, (i, p) in found.symbols.items() if i == index and s in values)
         if not solved:
             continue
+        names = _dim_names(guess, solved)
         sizes = {guess.dims[p].size for p in solved}
         if len(sizes) == 1:
-            where = f"dim{'s' if len(solved) > 1 else ''} {', '.join(map(str, solved))} = {sizes.pop()}"
+            where = f"{' = '.join(names)} = {sizes.pop()}"
         else:
-            where = ", ".join(f"dim {p} = {guess.dims[p].size}" for p in solved)
+            where = ", ".join(f"{n} = {guess.dims[p].size}" for n, p in zip(names, solved, strict=True))
         notes.append(f"{guess.name}: {where}, the size {layers} accepts")
     return Solved(out, notes)
+
+
+def _dim_names(guess: Guess, positions: list[int]) -> list[str]:
+    """What a user calls those dims: an image's H and W (L for a signal, D H W for a volume) after the batch and
+    the channels a convolution fixed; else "dim 2"."""
+    spatial = {3: ["L"], 4: ["H", "W"], 5: ["D", "H", "W"]}.get(len(guess.dims))
+    conv_like = spatial is not None and [d.kind for d in guess.dims[:2]] == ["batch", "fixed"]
+    return [spatial[p - 2] if conv_like and spatial and p >= 2 else f"dim {p}" for p in positions]
 
 
 def warm_up() -> None:
