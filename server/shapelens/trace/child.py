@@ -45,10 +45,15 @@ from shapelens.trace import explain
 from shapelens.trace.context import Context, Emitter, time_limit
 from shapelens.trace.imports import IMPORTING, STAND_IN, ImportClock, guard_imports, stand_in_factory
 from shapelens.trace.instrument import RECORD, RETURN, instrument
+from shapelens.trace.library import install as install_library_support
 from shapelens.trace.model_run import _classify, _find_nodes, order_targets, trace_target
 from shapelens.trace.patches import install_patches
 from shapelens.trace.recording import Recorder
 from shapelens.trace.sandbox import CACHE_VARIABLES, Sandbox, die_with_parent
+
+# Offline Hugging Face, and torchvision beside a CPU torch (trace/library.py): here at import, so that the warm
+# worker (which preloads what children imported) has it as well as every child it forks.
+install_library_support()
 
 # -- process set-up ---------------------------------------------------------------------------------------
 
