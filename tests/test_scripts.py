@@ -235,6 +235,23 @@ def test_a_training_script_traces_its_model_and_loop_once_and_writes_downloads_a
     assert forward == {44, 45, 46}, "every line of the model's forward has its shape"
 
 
+def test_the_scripts_own_checks_and_missing_set_up_are_not_shape_errors(analyse: Analyse) -> None:
+    source = """
+        import torch
+
+        root = None
+        if root is None:
+            raise ValueError("--root is required")
+        assert root, "give the data folder"
+        x = torch.randn(3, 5)
+        kind = settings["kind"]
+        y = x.t()
+    """
+    report = only(analyse(source))
+    assert errors(report) == []  # a script stopping on its own terms (no data, no settings) says nothing of shapes
+    assert {(h.line, h.target) for h in report.hints} == {(8, "x"), (10, "y")}
+
+
 # -- loops ------------------------------------------------------------------------------------------------
 
 

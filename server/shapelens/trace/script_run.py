@@ -18,6 +18,9 @@ from __future__ import annotations
 import ast
 import contextlib
 import dataclasses
+import dis
+import os
+import sys
 import time
 import traceback
 from contextlib import nullcontext
@@ -51,6 +54,31 @@ _WANTS = (
     (("ModuleNotFoundError", "ImportError", "MissingImport"), "an import it needs is not installed"),
     (("URLError", "ConnectionError", "socket", "urlopen", "HTTPError"), "it needs the network"),
 )
+
+
+_TORCH = os.path.dirname(torch.__file__) + os.sep
+_NOT_SHAPES = (NameError, AttributeError, KeyError, AssertionError, ImportError, OSError, StopIteration)
+
+
+def _code_error(err: BaseException) -> bool:
+    """Whether a failure is torch's own verdict on what the script gave it (a shape, a dtype, an argument
+    torch rejects: SL001), rather than the script's own check (`raise`, `assert`), a name left undefined, or
+    a library other than torch: those say the script lacked data or set-up a trace does not have (a note)."""
+    if isinstance(err, _NOT_SHAPES):
+        return False
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return True
+    path = tb.tb_frame.f_code.co_filename
+    if path.startswith(_TORCH):
+        return True  # torch's Python code raised (F.nll_loss's batch check, a module's own argument check)
+    if "site-packages" in path or path.startswith(sys.prefix):
+        return False  # another library's complaint
+    # the user's own line: a call into torch's C code failed there, unless the line raised it itself
+    op = next((i.opname for i in dis.get_instructions(tb.tb_frame.f_code) if i.offset == tb.tb_lasti), "")
+    return not op.startswith(("RAISE", "RERAISE"))
 
 
 def _want(err: BaseException) -> str | None:
@@ -205,6 +233,8 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                         notes.append(f"line {line} not traced: {explain.missing_forward(err)} has no forward yet")
                         continue
                     want = _want(err)
+                    if want is None and not _code_error(err):
+                        want = "it stopped on the script's own terms, not on a shape"
                     if want is None:  # the code's own error: a finding; what needs its names is skipped quietly
                         errors.append(explain.failure(_classify(err, "forward"), err, plan, recorder, "forward"))
                         for name in names:
