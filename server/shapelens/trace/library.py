@@ -22,6 +22,7 @@ the two schemas defined here instead, its pure-Python models, and timm which imp
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.machinery
 import inspect
@@ -76,6 +77,7 @@ def small_config(config_class: type) -> tuple[Any, list[str]]:
         current = getattr(default, own, None)
         if isinstance(current, int) and not isinstance(current, bool) and current > value:
             overrides[own] = value
+    overrides.update(_per_layer_lists(default, overrides))
     vocab = overrides.get(attribute_map.get("vocab_size", "vocab_size"))
     tokens = {}
     for special in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id"):
@@ -90,13 +92,37 @@ def small_config(config_class: type) -> tuple[Any, list[str]]:
     heads = getattr(config, "num_attention_heads", None)
     width = getattr(config, "hidden_size", None)
     if _has(config, "head_dim") and isinstance(heads, int) and isinstance(width, int) and heads:
-        config.head_dim = width // heads  # derived from the defaults (4096 / 32) when the config was made
+        with contextlib.suppress(AttributeError):  # a property on some configs (Falcon): derived already
+            config.head_dim = width // heads  # derived from the defaults (4096 / 32) when the config was made
     layers = getattr(config, "num_hidden_layers", None)
     layer_types = getattr(config, "layer_types", None)
     if isinstance(layer_types, list) and isinstance(layers, int) and len(layer_types) > layers:
         config.layer_types = layer_types[:layers]  # one entry per layer (sliding/full attention)
-    notes = [f"{name}={value}" for name, value in overrides.items()]
+    notes = [f"{name}={value}" for name, value in overrides.items() if not isinstance(value, list)]
     return config, notes
+
+
+def _per_layer_lists(default: Any, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Lists with one entry per layer, cut to the layers kept (a config checks their length): GPT-Neo's
+    `attention_types` [[["global", "local"], 12]] becomes [[["global", "local"], 1]]."""
+    found: dict[str, Any] = {}
+    layers = next((overrides[n] for n in SMALL if SMALL[n] == LAYERS and n in overrides), None)
+    before = next((getattr(default, n) for n in SMALL if SMALL[n] == LAYERS and n in overrides), None)
+    if not isinstance(layers, int) or not isinstance(before, int):
+        return found
+    types = getattr(default, "attention_types", None)
+    if isinstance(types, list) and types and all(isinstance(t, list) and len(t) == 2 for t in types):
+        pattern = types[0][0]
+        if isinstance(pattern, list) and pattern and layers % len(pattern) == 0:
+            found["attention_types"] = [[pattern, layers // len(pattern)]]
+    try:
+        fields = dict(vars(default))
+    except TypeError:
+        return found
+    for name, value in fields.items():
+        if isinstance(value, list) and before >= 3 and len(value) == before and name not in found:
+            found[name] = value[:layers]  # layer_types, block_types, ...
+    return found
 
 
 def _has(config: Any, name: str) -> bool:
