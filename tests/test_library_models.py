@@ -44,6 +44,20 @@ USER_FILES = {
         ids = torch.randint(0, 100, (3, 12))
         logits = model(input_ids=ids).logits
     """,
+    # OPT's positional embedding is an nn.Embedding with a forward of its own that takes the attention mask:
+    # it was a false SL105 "received float32 values, not integer indices"
+    "opt": """
+        import torch
+        from transformers import OPTConfig, OPTForCausalLM
+
+        config = OPTConfig(
+            num_hidden_layers=2, hidden_size=64, num_attention_heads=2, ffn_dim=128, word_embed_proj_dim=64,
+            vocab_size=300,
+        )
+        model = OPTForCausalLM(config)
+        ids = torch.randint(0, 100, (2, 16))
+        logits = model(input_ids=ids).logits
+    """,
     "bert": """
         import torch
         from transformers import BertConfig, BertModel
