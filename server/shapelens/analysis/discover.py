@@ -69,7 +69,7 @@ def find_models(source: Source, root: str) -> list[Model]:
     for node in source.tree.body:
         if isinstance(node, ast.ClassDef) and is_module(node):
             forward = _method(node, "forward")
-            if forward is None and "pretrained" in node.name.lower():  # BartPretrainedModel, PretrainedBartModel
+            if forward is None and "pretrained" in node.name.lower() and node.name.endswith("Model"):
                 continue  # a library's abstract base (GPT2PreTrainedModel): weights and config, nothing to run
             models.append(Model(node.name, "class", node, forward, _method(node, "__init__")))
         elif (
