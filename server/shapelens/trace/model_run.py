@@ -283,6 +283,8 @@ def _search(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan)
     first = Attempt(spec, outcome["target"].guesses if outcome["target"] else None, outcome, mode)
     if _good(outcome) or not guessed or (outcome["model"] is None and outcome["error"] is None):
         return Verdict(first, False, [first])
+    if outcome["error"] is not None and _classify(outcome["error"], outcome["stage"]) in OWN_KINDS:
+        return Verdict(first, False, [first])  # a hang, memory, a refusal: another guess would only repeat it
     tried = [first]
     proven: set[str] = set()
     notes: list[str] = []
@@ -507,6 +509,7 @@ def _built_notes(spec: TargetSpec, ctx: Context) -> list[str]:
 
 # failures no guess explains away: they stay what they are (a timeout, memory, a refusal, no input at all)
 OWN_FAILURES = (ErrorKind.NOINPUT, ErrorKind.TIMEOUT, ErrorKind.MEMORY, ErrorKind.REFUSED)
+OWN_KINDS = ("timeout", "memory", "refused", "recursion", "exit")  # the same, as `_classify` names them
 
 
 def _module_name(model: nn.Module, module: nn.Module) -> str:
