@@ -252,6 +252,33 @@ def test_the_scripts_own_checks_and_missing_set_up_are_not_shape_errors(analyse:
     assert {(h.line, h.target) for h in report.hints} == {(8, "x"), (10, "y")}
 
 
+def test_fx_tracing_at_the_top_level_runs_as_on_cpu(analyse: Analyse) -> None:
+    source = """
+        import torch
+        from torch.fx import Proxy, symbolic_trace
+
+
+        class M(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.relu = torch.nn.ReLU()
+
+            def forward(self, x):
+                return self.relu(x) + 1.0
+
+
+        m = symbolic_trace(M())
+        tracer = torch.fx.proxy.GraphAppendingTracer(m.graph)
+        node = next(n for n in m.graph.nodes if n.op == "placeholder")
+        out = m.relu(Proxy(node, tracer))
+        y = m(torch.randn(2, 3))
+    """
+    report = only(analyse(source))
+    assert report.findings == []
+    assert not [m.notes for m in report.models if m.name == "<module>"]  # every line ran: our hooks let Proxies be
+    assert [(h.line, h.target, h.shapes) for h in report.hints if h.line > 13] == [(19, "y", [(2, 3)])]
+
+
 # -- loops ------------------------------------------------------------------------------------------------
 
 

@@ -229,7 +229,8 @@ class Recorder:
             # a norm layer ran on a stand-in of its declared size; what flows on has the size it really
             # met, so the layers after it are checked against the truth, not against our stand-in
             output = original.new_zeros(original.shape)  # type: ignore[union-attr]
-        factors = getattr(args[0], "_shapelens_factors", None) if args else None
+        # only a real tensor's: an fx Proxy answers any attribute with a new Proxy, whose truth fx refuses
+        factors = getattr(args[0], "_shapelens_factors", None) if args and isinstance(args[0], torch.Tensor) else None
         if factors and isinstance(output, torch.Tensor) and output.shape == args[0].shape:
             output._shapelens_factors = factors  # type: ignore[attr-defined]  # through dropout, activations
         inputs = [tuple(shape_of(a)) for a in args if isinstance(a, torch.Tensor)]

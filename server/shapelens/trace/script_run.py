@@ -51,6 +51,7 @@ from shapelens.trace.recording import Recorder, mismatch_records
 _WANTS = (
     (("FileNotFoundError", "No such file", "IsADirectoryError", "PermissionError"), "it reads a file that is not here"),
     (NEEDS_FAKE, "it needs a tensor's values, which a shape-only trace does not have"),
+    (("only available on CPU", "share_memory"), "it needs real memory, which a shape-only trace does not have"),
     (("ModuleNotFoundError", "ImportError", "MissingImport"), "an import it needs is not installed"),
     (("URLError", "ConnectionError", "socket", "urlopen", "HTTPError"), "it needs the network"),
 )
@@ -58,6 +59,7 @@ _WANTS = (
 
 _TORCH = os.path.dirname(torch.__file__) + os.sep
 _NOT_SHAPES = (NameError, AttributeError, KeyError, AssertionError, ImportError, OSError, StopIteration)
+_SHAPE_TYPES = (RuntimeError, IndexError, ValueError)  # what torch's C code raises for a shape or dtype
 
 
 def _code_error(err: BaseException) -> bool:
@@ -73,12 +75,17 @@ def _code_error(err: BaseException) -> bool:
         return True
     path = tb.tb_frame.f_code.co_filename
     if path.startswith(_TORCH):
-        return True  # torch's Python code raised (F.nll_loss's batch check, a module's own argument check)
+        # torch's Python code raised (F.nll_loss's batch check, a module's own argument check); not its processes,
+        # process groups, C++ classes or fx's own tracing: those are set-up, not shapes
+        return not any(f"{os.sep}{part}" in path for part in ("multiprocessing", "distributed", "_classes", "fx"))
     if "site-packages" in path or path.startswith(sys.prefix):
         return False  # another library's complaint
-    # the user's own line: a call into torch's C code failed there, unless the line raised it itself
+    if "multiprocessing" in path or "distributed" in path:
+        return False  # processes and process groups: the sandbox's refusals, not shapes
+    # the user's own line: a call into torch's C code failed there (`range(None)` is no shape error), unless the
+    # line raised it itself
     op = next((i.opname for i in dis.get_instructions(tb.tb_frame.f_code) if i.offset == tb.tb_lasti), "")
-    return not op.startswith(("RAISE", "RERAISE"))
+    return isinstance(err, _SHAPE_TYPES) and not op.startswith(("RAISE", "RERAISE"))
 
 
 def _want(err: BaseException) -> str | None:
