@@ -13,13 +13,14 @@ from shapelens.analysis.rules import dropout, layer_sizes, trace_failures
 from shapelens.analysis.rules.sources import Sources
 from shapelens.core.findings import FileReport, Hint, LayerCall, LayerInfo, ModelInput, Span, TracedModel, merge_hints
 from shapelens.core.source import Source
-from shapelens.core.wire import InputSource, LayerRecord, Status, TargetResult, TraceResult
+from shapelens.core.wire import SCRIPT_TARGET, InputSource, LayerRecord, Status, TargetResult, TraceResult
 
 SOURCE_PRIORITY = {InputSource.DIRECTIVE: 0, InputSource.EXAMPLE: 1, InputSource.WORKSPACE: 2, InputSource.INFER: 2}
 
 
 def _sorted_targets(plan: Plan, result: TraceResult) -> list[TargetResult]:
     order = {m.name: SOURCE_PRIORITY.get(i.source, 3) for m, i in plan.traced}
+    order[SCRIPT_TARGET] = SOURCE_PRIORITY[InputSource.EXAMPLE]  # the script's own tensors: user-given
     return sorted(result.targets, key=lambda t: order.get(t.name, 3))
 
 
@@ -69,14 +70,17 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
             info = _layer(layer, name)
             report(info.span.path).layers.append(info)
             misuse = dropout.spatial_dropout(info, sources)
-            if misuse is not None:
-                report(info.span.path).findings.append(misuse)
+            known = report(info.span.path).findings
+            if misuse is not None and not any((f.code, f.span) == (misuse.code, misuse.span) for f in known):
+                known.append(misuse)  # a layer the script calls that is also traced as a model: once
         for mismatch in target.mismatches:
             found = layer_sizes.layer_mismatch(mismatch, sources)
-            if found is not None and found not in report(found.span.path).findings:  # two targets, one layer
-                report(found.span.path).findings.append(found)
-        error = target.error
-        if error is not None:
+            known = report(found.span.path).findings if found is not None else []
+            if found is not None and not any((f.code, f.span) == (found.code, found.span) for f in known):
+                known.append(found)  # two targets, one layer (a model, and the script that calls it again)
+        for error in (target.error, *target.errors):  # `errors`: a script's later failures (trace/script_run.py)
+            if error is None or (name == SCRIPT_TARGET and not error.line and plan.traced):
+                continue  # a load that never finished: the models' findings say so
             found = trace_failures.trace_error(error, target, plan, sources)
             if name in guessed:  # a guess never accuses the code
                 if name in reached:
@@ -125,6 +129,8 @@ def _traced_model(plan: Plan, target: TargetResult) -> TracedModel | None:
     account, else the directive's sizes), and what was chosen for it."""
     found = next(((m, i) for m, i in plan.traced if m.name == target.name), None)
     if found is None:
+        if target.name == SCRIPT_TARGET and target.notes:  # the file's top level: loops cut short, lines left out
+            return TracedModel(SCRIPT_TARGET, 1, "script", [], list(target.notes))
         return None
     model, inputs = found
     given = [ModelInput(i.name, None if i.shape is None else tuple(i.shape), i.dtype, i.note) for i in target.inputs]

@@ -41,7 +41,7 @@ from shapelens.core.wire import (
     TraceError,
     TracePlan,
 )
-from shapelens.trace import explain
+from shapelens.trace import explain, script_run
 from shapelens.trace.context import Context, Emitter, time_limit
 from shapelens.trace.imports import IMPORTING, STAND_IN, ImportClock, guard_imports, stand_in_factory
 from shapelens.trace.instrument import RECORD, RETURN, instrument
@@ -291,6 +291,8 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None 
     if error is not None:
         for spec in plan.targets:
             emit.result(TargetResult(spec.name, Status.ERROR, device.type, error=error))
+        if plan.script:  # the file's top level as a script (trace/script_run.py) failed with it
+            emit.result(script_run.script_failed(plan, error))
         return
     # -- loading ends: the module is ctx.module; tracing each target starts --
     if ctx.sandbox is not None:  # refusals the top level caught are reported with each model (sandbox.py)
@@ -306,6 +308,8 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None 
             message = f"shapelens could not report this trace ({type(err).__name__}: {err})"
             error = TraceError(ErrorKind.CRASH, message, plan.file, 0)
             emit.result(TargetResult(spec.name, Status.ERROR, ctx.device.type, error=error))
+    if plan.script:  # then the file's top level, statement by statement (trace/script_run.py)
+        script_run.run_script_safely(plan, ctx, recorder, emit)
 
 
 def report_import(progress: Any, recorder: Recorder, path: str, line: int) -> None:

@@ -28,7 +28,17 @@ import tempfile
 import time
 from typing import IO, Any
 
-from shapelens.core.wire import ErrorKind, Event, Status, TargetResult, TraceError, TracePlan, from_wire, to_wire
+from shapelens.core.wire import (
+    SCRIPT_TARGET,
+    ErrorKind,
+    Event,
+    Status,
+    TargetResult,
+    TraceError,
+    TracePlan,
+    from_wire,
+    to_wire,
+)
 from shapelens.trace.sandbox import kill_group
 
 GRACE_S = 2.0  # beyond the child's own timer, before we kill it (a hang inside C code ignores the timer)
@@ -160,7 +170,7 @@ class Run:
         timeout = float(self.plan.timeout)
         buffer = b""
         eof = False
-        expected = len(self.plan.targets)
+        expected = len(self.plan.targets) + (1 if self.plan.script else 0)  # a script: its own result
         while not eof and len(self.targets) < expected:
             ready, _, _ = select.select([self.fd], [], [], 0.05)
             if ready:
@@ -264,17 +274,18 @@ class Run:
             if importing is not None and self.killed_for == "timeout":  # stuck in an import (in native code)
                 path, line, message = importing
                 messages["timeout"] = ("timeout", message)
-        for spec in self.plan.targets:
-            if spec.name in done:
+        names = [spec.name for spec in self.plan.targets] + ([SCRIPT_TARGET] if self.plan.script else [])
+        for name in names:
+            if name in done:
                 continue
             kind, message = messages.get(self.killed_for or "", ("crash", reason))
-            in_progress = spec.name == self.current or (not self.loaded and self.killed_for is not None)
+            in_progress = name == self.current or (not self.loaded and self.killed_for is not None)
             error = (
                 TraceError(ErrorKind(kind), message, path, line)
                 if in_progress
                 else TraceError(ErrorKind.CRASH, reason, self.plan.file, 0)
             )
-            self.targets.append(to_wire(TargetResult(spec.name, Status.ERROR, None, error=error)))
+            self.targets.append(to_wire(TargetResult(name, Status.ERROR, None, error=error)))
 
 
 PARENT = os.getppid()  # the editor or the CLI that started us; another parent means it died

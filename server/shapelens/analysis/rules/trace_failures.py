@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from shapelens.analysis.plan import Plan
 from shapelens.analysis.rules.base import Rule
+from shapelens.analysis.rules.scripts import SL011
 from shapelens.analysis.rules.sources import Sources
 from shapelens.core.findings import Finding, Severity, Span
 from shapelens.core.source import Source, span_of
@@ -372,7 +373,8 @@ RULES = (SL000, SL001, SL002, SL003, SL004, SL005, SL006, SL007, SL008, SL009, S
 # the rule for each way a trace can end (`error.kind` in a trace result); an unknown kind is SL004
 ERROR_RULES = {
     "shape": SL001, "timeout": SL002, "recursion": SL002, "noinput": SL003, "build": SL004, "crash": SL004,
-    "datadep": SL004, "exit": SL004, "memory": SL005, "noforward": SL008, "refused": SL009, "guess": SL010,
+    "datadep": SL004, "exit": SL004, "memory": SL005, "noforward": SL008, "refused": SL009, "untraced": SL011,
+    "guess": SL010,
 }  # fmt: skip
 
 
