@@ -124,8 +124,11 @@ class Recorder:
         return record, record_return
 
     def loop_notes_list(self) -> list[str]:
-        """What the hover says about loops the trace cut short, in source order."""
-        return [note for _, note in sorted(self.loop_notes.items(), key=lambda kv: kv[1])]
+        """What the hover says about the loops the trace cut short since the last call (one target's trace:
+        the notes are handed over once, so the next model starts without them), in source order."""
+        notes = sorted(self.loop_notes.values(), key=lambda note: int(note.split()[3]))
+        self.loop_notes.clear()
+        return notes
 
     def _store(self, file_id: int, sid: int, statement: Statement, pairs: Any) -> None:
         key = (file_id, sid)
