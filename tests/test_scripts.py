@@ -173,6 +173,45 @@ def test_the_main_block_is_traced_as_the_top_level(analyse: Analyse, tmp_path: P
     assert errors(report) == [("SL101", 7)]  # the second Linear, built in make(), gets 4 features
 
 
+def test_a_script_in_a_package_that_imports_it_is_traced_once_without_our_own_error(
+    analyse: Analyse, tmp_path: Path
+) -> None:
+    # `pkg/__init__.py` re-exports the checked file (`from .net import *`, as pytorch-cifar and timm do): the
+    # file is loaded as `pkg.net` too, and its top level used to index the wrong statement table (our own
+    # IndexError, reported as the script's SL001 at a correct line)
+    (tmp_path / "pkg").mkdir()
+    write(tmp_path / "pkg", "from .net import *\n", "__init__.py")
+    source = """
+        import torch
+        import torch.nn as nn
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 2)
+
+            def forward(self, x):
+                return self.fc(x)
+
+
+        def test():
+            net = Net()
+            x = torch.randn(3, 4)
+            y = net(x)
+            return y
+
+
+        if __name__ == "__main__":
+            test()
+    """
+    reports = analyse(source, name="pkg/net.py")
+    report = reports[str(tmp_path / "pkg" / "net.py")]
+    assert errors(report) == []
+    assert_hints_match_cpu(report, tmp_path / "pkg" / "net.py")
+    assert {(h.line, h.target) for h in report.hints} >= {(12, "return"), (17, "x"), (18, "y")}
+
+
 # -- only what shapes need, never harm ----------------------------------------------------------------------
 
 

@@ -29,6 +29,8 @@ from shapelens.core import wire
 from shapelens.core.wire import Site
 from shapelens.trace.instrument import LOOP, Statement
 
+FILE_ID = "file_id"  # the recording function's file: `getattr(module.__shapelens_record__, FILE_ID)`
+
 
 @dataclass
 class Mismatch:
@@ -121,6 +123,7 @@ class Recorder:
             return Loop(self, file_id, sid, table[sid].line, iterable, sys._getframe(1))
 
         setattr(record, LOOP, loop)  # the instrumented `for` calls `__shapelens_record__.loop(sid, it)`
+        setattr(record, FILE_ID, file_id)  # whose table its statement ids index (a script adds to that table)
         return record, record_return
 
     def loop_notes_list(self) -> list[str]:

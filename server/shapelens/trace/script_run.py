@@ -44,7 +44,7 @@ from shapelens.trace import explain
 from shapelens.trace.context import Context, Emitter, TraceTimeout, time_limit
 from shapelens.trace.instrument import RECORD, RETURN, instrument_statements
 from shapelens.trace.model_run import NEEDS_FAKE, _classify, collect_layers, collect_records
-from shapelens.trace.recording import Recorder, mismatch_records
+from shapelens.trace.recording import FILE_ID, Recorder, mismatch_records
 
 # failures that say the trace lacks something a real run has (values, files, the network), not that the
 # code is wrong: a note, never an error finding
@@ -58,6 +58,7 @@ _WANTS = (
 
 
 _TORCH = os.path.dirname(torch.__file__) + os.sep
+_OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # shapelens itself
 _NOT_SHAPES = (NameError, AttributeError, KeyError, AssertionError, ImportError, OSError, StopIteration)
 _SHAPE_TYPES = (RuntimeError, IndexError, ValueError)  # what torch's C code raises for a shape or dtype
 
@@ -74,6 +75,8 @@ def _code_error(err: BaseException) -> bool:
     if tb is None:
         return True
     path = tb.tb_frame.f_code.co_filename
+    if path.startswith(_OURS):
+        return False  # our own failure while recording is never the script's error
     if path.startswith(_TORCH):
         # torch's Python code raised (F.nll_loss's batch check, a module's own argument check); not its processes,
         # process groups, C++ classes or fx's own tracing: those are set-up, not shapes
@@ -176,10 +179,13 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
     ns = ctx.module.__dict__
     # the script's statements join the table of the file's own functions: the module's one recording function
     # (which they were compiled to call at load) then serves both
-    file_id = next(i for i, (path, _) in enumerate(recorder.files) if path == plan.file)
-    table = recorder.files[file_id][1]
-    if RECORD not in ns:
+    # (a file its own package imports is loaded twice, as the checked module and as `pkg.mod`: the table is the
+    # one the module's recording function indexes, never merely the first of that path)
+    file_id = getattr(ns.get(RECORD), FILE_ID, None)
+    if file_id is None:
+        file_id = next(i for i, (path, _) in enumerate(recorder.files) if path == plan.file)
         ns[RECORD], ns[RETURN] = recorder.bind(file_id)
+    table = recorder.files[file_id][1]
     # name -> why it is unknown, and whether a failure made it so (not a print or a plot skipped on purpose)
     unknown: dict[str, tuple[str, bool]] = {}
     untraced: list[tuple[int, str, str]] = []  # statements skipped for a name a failure left unknown
