@@ -212,6 +212,36 @@ def test_a_script_in_a_package_that_imports_it_is_traced_once_without_our_own_er
     assert {(h.line, h.target) for h in report.hints} >= {(12, "return"), (17, "x"), (18, "y")}
 
 
+def test_a_call_on_a_loop_variable_is_no_example_call_and_no_false_warning(analyse: Analyse, tmp_path: Path) -> None:
+    # `discriminator(imgs)` inside `for imgs, _ in dataloader`: the batch exists only when the loop runs (here
+    # its data file is missing), so the call is no example; the class is traced from its own layers instead
+    source = """
+        import torch
+        import torch.nn as nn
+
+
+        class Discriminator(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(784, 1)
+
+            def forward(self, img):
+                return self.fc(img.view(img.size(0), -1))
+
+
+        discriminator = Discriminator()
+        dataloader = torch.utils.data.DataLoader(torch.load("missing.pt"), batch_size=4)
+        for epoch in range(2):
+            for i, (imgs, _) in enumerate(dataloader):
+                validity = discriminator(imgs)
+    """
+    report = only(analyse(source, name="gan.py"))
+    assert [(f.code, f.severity.value) for f in report.findings] == [("SL011", "information")]
+    [model] = [m for m in report.models if m.name == "Discriminator"]
+    assert model.input_source == "inferred"
+    assert any(h.line == 12 and h.target == "return" for h in report.hints)  # forward traced from its layers
+
+
 # -- only what shapes need, never harm ----------------------------------------------------------------------
 
 

@@ -226,7 +226,32 @@ def _statements_before(stmt: ast.stmt, parents: dict[int, ast.AST], tree: ast.Mo
     return chain
 
 
-def _slice(call: ast.Call, stmt: ast.stmt, scope_body: list[ast.stmt], func: ast.AST | None) -> list[Item] | None:
+def _header_names(stmt: ast.stmt, parents: dict[int, ast.AST]) -> set[str]:
+    """The names the blocks around `stmt` bind in their headers, in its own scope: a `for`'s target
+    (`for imgs, _ in loader:`), a `with ... as f`, an `except ... as err`."""
+    names: set[str] = set()
+    node: ast.AST = stmt
+    while (parent := parents.get(id(node))) is not None and not isinstance(
+        parent, ast.FunctionDef | ast.AsyncFunctionDef | ast.Module
+    ):
+        if isinstance(parent, ast.For | ast.AsyncFor):
+            names |= {n.id for n in ast.walk(parent.target) if isinstance(n, ast.Name)}
+        elif isinstance(parent, ast.With | ast.AsyncWith):
+            names |= {n.id for i in parent.items if i.optional_vars for n in ast.walk(i.optional_vars)
+                      if isinstance(n, ast.Name)}  # fmt: skip
+        elif isinstance(parent, ast.ExceptHandler) and parent.name:
+            names.add(parent.name)
+        node = parent
+    return names
+
+
+def _slice(
+    call: ast.Call,
+    stmt: ast.stmt,
+    scope_body: list[ast.stmt],
+    func: ast.AST | None,
+    headers: frozenset[str] | set[str] = frozenset(),
+) -> list[Item] | None:
     """The backward slice of `call` among the statements before it; None when a needed name cannot be
     computed without running something else (a loop variable, a parameter without a default)."""
     needed = loaded_names(call) - BUILTINS
@@ -246,6 +271,8 @@ def _slice(call: ast.Call, stmt: ast.stmt, scope_body: list[ast.stmt], func: ast
             return None
         picked.append(previous)
         needed = (needed - binds) | (loaded_names(previous) - BUILTINS)
+    if needed & headers:
+        return None  # a loop variable's value (a batch from a data loader) comes only from running the loop
     items: list[Item] = []
     if isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
         defaults = dict(zip(
@@ -290,7 +317,9 @@ def from_example(source: Source, model: Model) -> Inputs | None:
                 continue
         elif not (model.kind == "class" and _is_constructor(callee, model, factories)):
             continue
-        setup = _slice(node, stmt, before, None if isinstance(scope, ast.Module) else scope)
+        setup = _slice(
+            node, stmt, before, None if isinstance(scope, ast.Module) else scope, _header_names(stmt, parents)
+        )
         if setup is None:
             continue
         if model.kind == "sequential" and _node(model.node) not in setup:
