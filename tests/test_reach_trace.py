@@ -159,6 +159,21 @@ def test_a_guess_never_accuses_the_code(analyse: Analyse, worker: TraceWorker, t
     ]
 
 
+def test_defaults_we_relied_on_are_a_guess_but_a_constructor_without_parameters_is_not(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    path, results = trace(worker, tmp_path, "constructor_defaults.py")
+    placeholder = results["Classifier"].error
+    assert placeholder is not None and placeholder.kind == ErrorKind.GUESS and "init(...)" in placeholder.message
+    broken = results["Broken"].error
+    assert broken is not None and broken.kind == ErrorKind.BUILD
+    report = analyse((FIXTURES / "constructor_defaults.py").read_text(), name="constructor_defaults.py")[path]
+    assert sorted((f.code, f.severity) for f in report.findings) == [
+        ("SL004", Severity.WARNING),
+        ("SL010", Severity.INFORMATION),
+    ]
+
+
 def test_directive_inputs_are_reported_by_parameter_name(worker: TraceWorker, tmp_path: Path) -> None:
     (tmp_path / "given.py").write_text(
         "from torch import nn\n\n\n"

@@ -338,9 +338,19 @@ def _search(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan)
     real = same and not chosen_sizes and first.outcome["error"] is not None
     if real and first.outcome["stage"] == "forward" and not spec.synthesized:
         return Verdict(first, False, tried)
-    if first.outcome["stage"] == "build" and not spec.synthesized:
-        return Verdict(first, False, tried)  # its own constructor (defaults, the user's init) failed: no guess
+    # the user's init, or a constructor that takes nothing, failed: no guess. Defaults we chose to rely on may
+    # be placeholders its callers override (`seq_len=None`, asserted later): that failure is ours
+    own_constructor = spec.input_source.user_given or not _takes_arguments(ctx.module.__dict__.get(spec.name))
+    if first.outcome["stage"] == "build" and not spec.synthesized and own_constructor:
+        return Verdict(first, False, tried)
     return Verdict(first, True, tried)
+
+
+def _takes_arguments(cls: Any) -> bool:
+    try:
+        return any(name != "self" for name in inspect.signature(cls.__init__).parameters)
+    except (TypeError, ValueError):
+        return False
 
 
 def _solve(
