@@ -174,13 +174,6 @@ def test_defaults_we_relied_on_are_a_guess_but_a_constructor_without_parameters_
     ]
 
 
-def test_a_constructor_that_reads_values_is_built_on_the_cpu_and_traced_on_meta(
-    analyse: Analyse, worker: TraceWorker, tmp_path: Path
-) -> None:
-    results = check_against_cpu(analyse, worker, tmp_path, "values_in_constructor.py")
-    assert results["Tiny"].status == Status.OK and results["Tiny"].mode == "meta"
-
-
 def test_directive_inputs_are_reported_by_parameter_name(worker: TraceWorker, tmp_path: Path) -> None:
     (tmp_path / "given.py").write_text(
         "from torch import nn\n\n\n"

@@ -156,7 +156,6 @@ def make_tensor(dims: list[int], dtype_text: str, device: torch.device) -> torch
 # FakeTensorMode can, with unknown (unbacked) sizes where a shape depends on values.
 NEEDS_FAKE = ("meta", "nonzero", "data-dependent", "cannot be converted to Scalar", "_local_scalar_dense",
               "Cannot copy out", "expected device", "is not on the expected device")  # fmt: skip
-NEEDS_VALUES = ("meta", "data-dependent", "cannot be converted to Scalar", "_local_scalar_dense", "GuardOnData")
 DATA_DEPENDENT = ("GuardOnDataDependentSymNode", "DataDependentOutputException", "data-dependent")
 
 
@@ -168,13 +167,7 @@ def _fake_mode() -> Any:
 
 
 def _attempt(
-    spec: TargetSpec,
-    ctx: Context,
-    recorder: Recorder,
-    plan: TracePlan,
-    fake: bool,
-    guesses: list[Guess] | None = None,
-    build_on_cpu: bool = False,
+    spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan, fake: bool, guesses: list[Guess] | None = None
 ) -> dict[str, Any]:
     """Build and run one model once; returns the model, flop counts and stage reached, or the exception."""
     for store in (recorder.records, recorder.producers, recorder.uses):
@@ -193,8 +186,7 @@ def _attempt(
         with time_limit(float(plan.timeout), recorder), device_context:
             target = Target(spec, ctx.module, plan.file, ctx.nodes, ctx.device, move=not fake)
             outcome["target"] = target
-            with torch.device("cpu") if build_on_cpu else nullcontext():
-                model, args, kwargs = target.build(guesses)  # then moved to the trace device
+            model, args, kwargs = target.build(guesses)
             outcome["model"] = model
             outcome["args"], outcome["kwargs"] = args, kwargs
             if model is None:
@@ -234,17 +226,6 @@ def _run(
         finally:
             ctx.device = torch.device("meta")
         mode = "fake"
-        err = outcome["error"]
-    if (
-        ctx.device.type == "meta"
-        and err is not None
-        and outcome["stage"] == "build"
-        and any(marker in f"{type(err).__name__}: {err}" for marker in NEEDS_VALUES)
-    ):
-        # a constructor that reads a tensor's values (`[x.item() for x in torch.linspace(0, 0.1, depth)]`, the
-        # drop-path rates of most vision transformers): built on the CPU, its forward still traced on meta
-        outcome = _attempt(spec, ctx, recorder, plan, False, guesses, build_on_cpu=True)
-        mode = ctx.device.type
     return outcome, mode
 
 
