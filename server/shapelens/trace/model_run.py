@@ -310,7 +310,8 @@ def _search(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan)
         unsolvable: list[set[str]] = []
         for guesses in candidates:
             solved, found_proven, stuck = _solve(candidate_spec, ctx, recorder, plan, guesses)
-            proven |= found_proven
+            if not spec.synthesized:  # a mismatch with constructor values of ours proves nothing of the code
+                proven |= found_proven
             unsolvable.append(stuck)
             if solved is not None:
                 done = attempt(candidate_spec, solved.guesses, solved.notes)

@@ -65,7 +65,8 @@ def warm_up() -> dict[str, Any]:
 
     import shapelens.trace.child  # noqa: F401  (imports the flop counter and everything a child needs)
 
-    logging.getLogger("torch._subclasses.fake_tensor").setLevel(logging.ERROR)
+    # its "failed while attempting to run meta" tracebacks are our retries under FakeTensorMode, not user errors
+    logging.getLogger("torch._subclasses.fake_tensor").setLevel(logging.CRITICAL)
     with torch.device("meta"), FlopCounterMode(display=False):
         torch.nn.Linear(2, 2)(torch.randn(1, 2)).relu().sum()
     return {"event": "ready", "torch": torch.__version__, "cuda": bool(torch.cuda.is_available())}
