@@ -174,6 +174,26 @@ def test_defaults_we_relied_on_are_a_guess_but_a_constructor_without_parameters_
     ]
 
 
+def test_the_next_trace_starts_from_the_sizes_the_last_one_solved(analyse: Analyse, tmp_path: Path) -> None:
+    # the editor traces after every edit: a model whose free sizes were solved tries them first next time (no
+    # symbolic pass while they fit), and a change they no longer fit is solved again
+    source = (FIXTURES / "lenet.py").read_text()
+    path = str(tmp_path / "lenet.py")
+    first = analyse(source, name="lenet.py")[path]
+    solved = {m.name: m for m in first.models}["SmallKernel"]
+    assert any("fc1" in note for note in solved.notes)  # this trace solved H and W
+    second = analyse(source, name="lenet.py")[path]
+    again = {m.name: m for m in second.models}["SmallKernel"]
+    assert again.inputs == solved.inputs and not any("fc1" in note for note in again.notes)  # taken, not solved
+    assert hints(second) == hints(first)
+    # fc1 now wants 16 * 4 * 4 features: the remembered size no longer fits and is solved anew
+    changed = source.replace("16 * 5 * 5, 10)", "16 * 4 * 4, 10)")
+    assert changed != source
+    third = {m.name: m for m in analyse(changed, name="lenet.py")[path].models}["SmallKernel"]
+    assert third.inputs[0].shape != solved.inputs[0].shape and any("fc1" in note for note in third.notes)
+    assert errors(analyse(changed, name="lenet.py")[path]) == []
+
+
 def test_directive_inputs_are_reported_by_parameter_name(worker: TraceWorker, tmp_path: Path) -> None:
     (tmp_path / "given.py").write_text(
         "from torch import nn\n\n\n"

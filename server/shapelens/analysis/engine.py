@@ -60,6 +60,7 @@ def analyze(
     except WorkerUnavailable as err:
         report.findings.append(worker_unavailable(path, str(err)))
         return reports
+    plan_mod.remember_inputs(plan, result)
     for other, other_report in reports_from_trace(parsed, plan, result, {path: text}).items():
         # another project file the trace entered: its own `# shapelens: ignore` comments count too
         other_text = text if other == path else read_source_or_empty(other)

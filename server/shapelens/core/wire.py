@@ -92,6 +92,7 @@ class TargetSpec:
     infer_from: str | None  # not None: the child makes the inputs `forward` lacks from the built model
     alternatives: list[Item] = field(default_factory=list)  # more constructor candidates, tried in order
     synthesized: list[str] = field(default_factory=list)  # what was made up for the constructor ("n_layer=2")
+    prior: list[TracedInput] = field(default_factory=list)  # the inputs the last trace chose: tried first
 
 
 @dataclass(frozen=True)

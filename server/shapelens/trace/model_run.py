@@ -117,12 +117,25 @@ class Target:
         if not args and not kwargs and self.spec.infer_from is not None:
             if guesses is None:
                 self.candidates = library_candidates(model) or infer(model)
+                prior = prior_guesses(self.spec.prior)
+                if prior and prior not in self.candidates:
+                    self.candidates = [prior, *self.candidates]  # what the last trace chose, while it fits
                 guesses = self.candidates[0]
             self.guesses = guesses
             # by name: a library model's second input need not be forward's second parameter (T5's decoder ids)
             kwargs = {g.name: make_tensor(g.shape, g.dtype, self.device) for g in guesses}
         to_device = lambda v: v.to(self.device) if self.move and isinstance(v, torch.Tensor) else v  # noqa: E731
         return model, [to_device(a) for a in args], {k: to_device(v) for k, v in kwargs.items()}
+
+
+def prior_guesses(prior: list[TracedInput]) -> list[Guess]:
+    """The inputs the last trace of this model chose (solved sizes included), as a candidate of fixed sizes."""
+    if not prior or any(t.shape is None or None in t.shape for t in prior):
+        return []
+    return [
+        Guess(t.name, [Dim(int(d or 0), "fixed") for d in t.shape or []], t.dtype or "float32", t.note or "")
+        for t in prior
+    ]
 
 
 def library_candidates(model: nn.Module) -> list[list[Guess]] | None:
