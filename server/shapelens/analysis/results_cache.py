@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
 import functools
 import glob
 import hashlib
@@ -27,15 +26,12 @@ import json
 import os
 import sys
 import tempfile
-import types
-import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from shapelens.core.findings import FileReport
 from shapelens.core.options import Options
-from shapelens.core.wire import to_wire
+from shapelens.core.wire import from_wire, to_wire
 
 FORMAT = 1  # bump when the entry layout changes
 Read = Callable[[str], str | None]  # a project file's current text (the open document's, else the disk's)
@@ -150,7 +146,7 @@ class ResultsCache:
                 text = key.text if path == os.path.abspath(key.path) else read(path)
                 if text is None or text_hash(text) != expected:
                     return None  # an imported file changed (or is gone): this result is stale
-            return {path: decode(FileReport, report) for path, report in entry["reports"].items()}
+            return {path: from_wire(FileReport, report) for path, report in entry["reports"].items()}
         except (KeyError, TypeError, ValueError, AttributeError):
             return None  # an entry of another layout: a miss, never an error
 
@@ -179,31 +175,3 @@ class ResultsCache:
         except OSError:
             return False
         return True
-
-
-def decode(hint: Any, data: Any) -> Any:
-    """`to_wire`'s inverse for the report types, tuples included (spans' fixes, shapes)."""
-    if data is None:
-        return None
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        return decode(options[0], data) if len(options) == 1 else data
-    if origin is list:
-        (inner,) = typing.get_args(hint)
-        return [decode(inner, v) for v in data]
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(decode(args[0], v) for v in data)
-        return tuple(decode(a, v) for a, v in zip(args, data, strict=True))
-    if origin is dict:
-        _, inner = typing.get_args(hint)
-        return {k: decode(inner, v) for k, v in data.items()}
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return hint(data)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        hints = typing.get_type_hints(hint)
-        known = {f.name for f in dataclasses.fields(hint)}
-        return hint(**{k: decode(hints[k], v) for k, v in data.items() if k in known})
-    return data

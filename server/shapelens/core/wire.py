@@ -261,6 +261,11 @@ def _decode(hint: Any, data: Any) -> Any:
     if origin is list:
         (inner,) = typing.get_args(hint)
         return [_decode(inner, v) for v in data]
+    if origin is tuple:  # a report's shapes and fixes (the results cache reads reports back)
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], v) for v in data)
+        return tuple(_decode(a, v) for a, v in zip(args, data, strict=True))
     if origin is dict:
         _, inner = typing.get_args(hint)
         return {k: _decode(inner, v) for k, v in data.items()}
