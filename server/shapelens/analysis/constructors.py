@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shapelens.analysis.discover import Model
-from shapelens.analysis.names import package_root
+from shapelens.analysis.names import find_module_file, package_root
 from shapelens.core.source import Source, parse, read_source_or_empty
 from shapelens.core.wire import InputSource
 
@@ -101,16 +101,6 @@ def value_by_name(name: str) -> object | None:
 
 
 # -- the classes a file can see ---------------------------------------------------------------------------
-
-
-def _module_file(module: str, roots: tuple[str, ...]) -> str | None:
-    parts = module.split(".")
-    for root in roots:
-        base = os.path.join(root, *parts)
-        for candidate in (base + ".py", os.path.join(base, "__init__.py")):
-            if os.path.isfile(candidate):
-                return candidate
-    return None
 
 
 def _absolute(node: ast.ImportFrom, path: str) -> str | None:
@@ -200,7 +190,7 @@ class Visible:
                 self.bound |= {t.id for t in node.targets if isinstance(t, ast.Name)}
 
     def _read(self, module: str, name: str) -> _Class | None:
-        file = _module_file(module, self.roots)
+        file = find_module_file(module, self.roots)
         if file is None:
             return None
         parsed = parse(file, read_source_or_empty(file))

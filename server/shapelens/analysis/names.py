@@ -241,7 +241,8 @@ _MAX_FILES = 16
 _MAX_FILE_BYTES = 100_000
 
 
-def _find_module_file(module: str, roots: tuple[str, ...]) -> str | None:
+def find_module_file(module: str, roots: tuple[str, ...]) -> str | None:
+    """The project file a dotted module name is, under one of `roots` (`pkg/mod.py` or `pkg/mod/__init__.py`)."""
     parts = module.split(".")
     for root in roots:
         base = os.path.join(root, *parts)
@@ -338,7 +339,7 @@ class Names:
             found = self._from_module(star, [head, *rest], depth, node)
             if found is not None:
                 return found
-        if any(_find_module_file(star, self._roots) is None for star in bindings.stars):
+        if any(find_module_file(star, self._roots) is None for star in bindings.stars):
             # `from torch.nn import *`: which names a library exports is not in this project's text
             return self._jedi(node, parts[-1])
         return None
@@ -351,14 +352,14 @@ class Names:
         # the longest prefix that is a project module file
         for split in range(len(full) - 1, 0, -1):
             module = ".".join(full[:split])
-            if _find_module_file(module, self._roots) is not None:
+            if find_module_file(module, self._roots) is not None:
                 found = self._from_module(module, full[split:], depth, node)
                 return found if found is not None else canonical(".".join(full))
         return canonical(".".join(full))
 
     def _from_module(self, module: str, parts: list[str], depth: int, node: ast.AST | None) -> str | None:
         """What `module.<parts>` is, reading the project file of `module` (None when there is none)."""
-        path = _find_module_file(module, self._roots) if self._roots else None
+        path = find_module_file(module, self._roots) if self._roots else None
         if path is None:
             return None
         if path not in self._files:
@@ -380,7 +381,7 @@ class Names:
                 return found
         # a submodule (`from pkg import layers` then `layers.Act`)
         sub = f"{module}.{head}"
-        if _find_module_file(sub, self._roots) is not None and len(parts) > 1:
+        if find_module_file(sub, self._roots) is not None and len(parts) > 1:
             return self._from_module(sub, parts[1:], depth + 1, node)
         return self._jedi(node, parts[-1])
 
