@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +23,6 @@ from pygls.workspace import Workspace
 
 from shapelens.analysis import notebook as nb
 from shapelens.analysis.engine import analyze, static_report
-from shapelens.analysis.worker_client import TraceCancelled
 from shapelens.core.findings import FileReport
 from shapelens.lsp.documents import path_of
 from shapelens.lsp.results import TraceResult
@@ -234,24 +231,16 @@ class NotebookScheduler(Scheduler):
         root = self.docs.root_for(state.path)
         document = self._workspace_notebook(state.uri)
         version = document.version if document is not None else None
-        self.host.running = (state.uri, version)
-        self.notify.status("tracing", f"tracing {os.path.basename(state.path)}", uri=state.uri)
-        started = time.perf_counter()
-        outcome = "done"
-        reports: dict[str, FileReport] = {}
-        try:
-            reports = await in_thread(
-                lambda: analyze(state.path, program.virtual, options, worker, root), "shapelens-trace"
-            )
-            static = static_report(state.path, program.virtual).findings  # published per cell already
-        except TraceCancelled:
-            outcome = "cancelled"
-        except Exception as err:
-            log.exception("trace of %s failed", state.path)
-            outcome = f"failed: {err}"
-        finally:
-            self.host.running = None
-        elapsed = (time.perf_counter() - started) * 1000
+        outcome, found, elapsed = await self._run_trace(
+            state.uri,
+            version,
+            state.path,
+            lambda: (  # with the static findings, which are published per cell already
+                analyze(state.path, program.virtual, options, worker, root),
+                static_report(state.path, program.virtual).findings,
+            ),
+        )
+        reports, static = found or ({}, [])
         fresh = (
             outcome == "done"
             and epoch == self.epoch
@@ -271,12 +260,7 @@ class NotebookScheduler(Scheduler):
             result = TraceResult(version, per_cell, frozenset(), versions)
             self.diagnostics.publish_paths(self.results.store(state.path, result) - {state.path})
             self.notify.refresh_inlay_hints()
-        if outcome.startswith("failed"):
-            self.notify.status("error", f"trace {outcome}", elapsed, state.uri)
-        else:
-            name = os.path.basename(state.path)
-            self.notify.status("idle", f"{name}: {outcome} in {elapsed:.0f} ms", elapsed, state.uri)
-        log.info("trace %s v%s: %s in %.0f ms%s", state.path, version, outcome, elapsed, "" if fresh else " (stale)")
+        self._traced(state.uri, state.path, version, outcome, elapsed, fresh)
         return (program, versions, result) if result is not None else None
 
     async def _count_notebook_flops(

@@ -19,8 +19,8 @@ import os
 import statistics
 import time
 from collections import deque
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from shapelens.analysis import results_cache
 from shapelens.analysis.engine import analyze
@@ -35,6 +35,7 @@ from shapelens.lsp.static_checks import StaticChecks
 from shapelens.lsp.threads import in_thread
 from shapelens.lsp.worker_host import WorkerHost
 
+T = TypeVar("T")
 log = logging.getLogger("shapelens.lsp")
 
 MIN_DEBOUNCE_S = 0.03  # keystrokes come 30-100 ms apart in a burst: below this every one would start a trace
@@ -188,22 +189,10 @@ class Scheduler:
         options = self.config.settings.options()
         root = self.docs.root_for(state.path)
         versions = {s.path: self.docs.version(s.uri) for s in self.docs}
-        self.host.running = (uri, version)
-        self.notify.status("tracing", f"tracing {os.path.basename(state.path)}", uri=uri)
-        started = time.perf_counter()
-        outcome = "done"
-        reports: dict[str, FileReport] = {}
-        try:
-            reports = await in_thread(lambda: analyze(state.path, source, options, worker, root), "shapelens-trace")
-        except TraceCancelled:
-            outcome = "cancelled"
-        except Exception as err:
-            # An engine bug must not take the editor down: say so in the status and the log, keep going.
-            log.exception("trace of %s failed", state.path)
-            outcome = f"failed: {err}"
-        finally:
-            self.host.running = None
-        elapsed = (time.perf_counter() - started) * 1000
+        outcome, found, elapsed = await self._run_trace(
+            uri, version, state.path, lambda: analyze(state.path, source, options, worker, root)
+        )
+        reports: dict[str, FileReport] = found or {}
         fresh = (
             outcome == "done"
             and epoch == self.epoch
@@ -220,14 +209,38 @@ class Scheduler:
                 state.path, source, root, options, worker.python, results_cache.torch_version(worker.python)
             )
             self.spawn(self._store_in_cache(key, reports, list(worker.entered)))
-        # The status comes last, so a client that sees "idle" already has the diagnostics of that trace.
+        self._traced(uri, state.path, version, outcome, elapsed, fresh)
+        return fresh
+
+    async def _run_trace(
+        self, uri: str, version: int | None, path: str, run: Callable[[], T]
+    ) -> tuple[str, T | None, float]:
+        """`run` (an analysis) off the event loop with the worker marked busy: its outcome ("done",
+        "cancelled", "failed: ..."), its value when done, and the milliseconds it took."""
+        self.host.running = (uri, version)
+        self.notify.status("tracing", f"tracing {os.path.basename(path)}", uri=uri)
+        started = time.perf_counter()
+        outcome, value = "done", None
+        try:
+            value = await in_thread(run, "shapelens-trace")
+        except TraceCancelled:
+            outcome = "cancelled"
+        except Exception as err:
+            # An engine bug must not take the editor down: say so in the status and the log, keep going.
+            log.exception("trace of %s failed", path)
+            outcome = f"failed: {err}"
+        finally:
+            self.host.running = None
+        return outcome, value, (time.perf_counter() - started) * 1000
+
+    def _traced(self, uri: str, path: str, version: int | None, outcome: str, elapsed: float, fresh: bool) -> None:
+        """The status and log line of a finished trace. It comes after the results are published, so a client
+        that sees "idle" already has the diagnostics of that trace."""
         if outcome.startswith("failed"):
             self.notify.status("error", f"trace {outcome}", elapsed, uri)
         else:
-            self.notify.status("idle", f"{os.path.basename(state.path)}: {outcome} in {elapsed:.0f} ms", elapsed, uri)
-        stale = "" if fresh else " (stale)"
-        log.info("trace %s v%s: %s in %.0f ms%s", state.path, version, outcome, elapsed, stale)
-        return fresh
+            self.notify.status("idle", f"{os.path.basename(path)}: {outcome} in {elapsed:.0f} ms", elapsed, uri)
+        log.info("trace %s v%s: %s in %.0f ms%s", path, version, outcome, elapsed, "" if fresh else " (stale)")
 
     async def _count_flops(self, uri: str, state: DocState) -> None:
         """The same trace again with the flop counter, for the layer hover only: the hints and diagnostics
