@@ -63,6 +63,7 @@ class Finding:
 
 
 Shape = tuple[int | None, ...]  # None marks a dimension the trace could not know (never guessed)
+SymShape = tuple[int | str, ...]  # a shape with named free sizes: ("B", 16, "H/2", "W/2") (#13)
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Hint:
     device: str
     producer: str | None = None  # the op or module that produced it ("Conv2d", "torch.flatten", "x.view")
     unknown: str | None = None
+    symbolic: list[SymShape | None] = field(default_factory=list)  # parallel to `shapes`; [] when not known
 
     @property
     def shape(self) -> Shape:
@@ -114,6 +116,7 @@ class ModelInput:
     shape: Shape | None
     dtype: str | None
     note: str | None = None
+    symbolic: SymShape | None = None
 
 
 @dataclass
@@ -126,6 +129,8 @@ class TracedModel:
     input_source: str
     inputs: list[ModelInput] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    dims: dict[str, int] = field(default_factory=dict)  # each named size and its value in the traced example
+    accepts: str | None = None  # the input sizes the model accepts, from the symbolic pass's guards
 
 
 @dataclass

@@ -20,6 +20,9 @@ from typing import Any, TypeVar
 
 Item = dict[str, Any]
 Dims = list[int | None]
+# a shape with named sizes (#13): an int where the model fixes the size, a label where it is free ("B", "H/4 - 3");
+# labels are written by `trace/symbolic.py` and read by `core/symbolic.py` (nothing else parses them)
+SymDims = list[int | str]
 
 
 class _Name(str, enum.Enum):
@@ -139,6 +142,8 @@ class Record:
     device: str
     producer: str | None = None
     unknown: str | None = None
+    # the symbolic pass's form of each of `shapes` (same order; None where it has none); [] when it did not run
+    symbolic: list[SymDims | None] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,9 @@ class Mismatch:
     factors: list[int] | None
     where: list[Any] | None  # [path, line] of the call
     input_shape: Dims
+    # what the symbolic pass says of it: "fc1 expects 400 = 16·5·5 features; it gets 16·(H/4 - 3)², which is
+    # 400 only for H = 32" (None when it did not run)
+    symbolic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,7 @@ class TracedInput:
     shape: Dims | None  # None for a non-tensor (a tuple of tensors shows its first)
     dtype: str | None
     note: str | None = None  # why this size ("the size fc1 accepts", "from Embedding: indices")
+    symbolic: SymDims | None = None  # ["B", 3, "H", "W"] (#13)
 
 
 @dataclass(frozen=True)
@@ -216,6 +225,10 @@ class TargetResult:
     notes: list[str] = field(default_factory=list)  # what the trace chose or cut short, said once in the hover
     covered_by: str | None = None  # Status.COVERED: the parent target whose trace reached this one
     errors: list[TraceError] = field(default_factory=list)  # a script's failures after `error` (SCRIPT_TARGET)
+    # the symbolic pass (#13): each named size and the value the traced example gave it ({"B": 2, "H": 32}),
+    # and the input sizes the model accepts, read from the guards ("x: [B, 3, H, W] with H, W ≡ 0 mod 4")
+    dims: dict[str, int] = field(default_factory=dict)
+    accepts: str | None = None
 
 
 # the target name of a file's top level traced as a script (`TracePlan.script`): Python's name for it
