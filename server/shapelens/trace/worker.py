@@ -51,8 +51,9 @@ def _send(out: IO[str], message: dict[str, Any]) -> None:
 
 def warm_up() -> dict[str, Any]:
     """What every trace needs, before the worker says it is ready: torch, the child's modules, and one small
-    meta op under the flop counter — the first meta op imports torch._dynamo and sympy (1-3 s here), which
-    no trace can do without. The rest of the warm-up (`_exercise_kernels`) waits for the first reply."""
+    meta op under the flop counter — the first meta op imports sympy (torch._check's symbolic shapes), which
+    no trace can do without; torch._dynamo it no longer imports (trace/lazy_dynamo.py). The rest of the
+    warm-up (`_exercise_kernels`) waits for the first reply."""
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # ask about CUDA without initialising it
     import logging
     import warnings
@@ -61,6 +62,10 @@ def warm_up() -> dict[str, Any]:
     # shapes never need numpy, and the user's terminal is no place for it (a model that uses numpy says so)
     warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
     import torch
+
+    from shapelens.trace import lazy_dynamo
+
+    lazy_dynamo.install()  # before any op: the first one would import torch._dynamo (≈ an `import torch`)
     from torch.utils.flop_counter import FlopCounterMode
 
     import shapelens.trace.child  # noqa: F401  (imports the flop counter and everything a child needs)
