@@ -223,3 +223,29 @@ def test_a_tuple_item_is_a_tuple_of_values() -> None:
     item = {"tuple": [{"tensor": [2, 4, 8], "dtype": "float32"}, {"tuple": [{"code": "None"}, {"code": "3"}]}]}
     value = target.value(item, {})
     assert isinstance(value, tuple) and value[0].shape == (2, 4, 8) and value[1] == (None, 3)
+
+
+def test_an_example_whose_set_up_needs_data_falls_back_to_the_model(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    # the example's batch helper computes with module-level CPU tensors and reads `.item()` (pytorch/examples'
+    # regression); the other example loads a data file that is not there and makes the model `.double()`
+    # (time_sequence_prediction): each was a false SL004 warning with no shapes
+    path, results = trace(worker, tmp_path, "example_needs_data.py")
+    report = analyse((FIXTURES / "example_needs_data.py").read_text(), name="example_needs_data.py")[path]
+    assert [f.code for f in report.findings if f.code != "SL011"] == []
+    for name, line in (("Smoother", 43), ("Recurrence", 47)):
+        result = results[name]
+        assert result.status == Status.OK and result.error is None, (name, result.error)
+        assert any(f"set-up stopped at line {line}" in note for note in result.notes), result.notes
+    [series] = results["Recurrence"].inputs
+    assert series.dtype == "float64"  # the model computes in double: its input follows
+    smoother = results["Smoother"].inputs[0].shape
+    truth = run_on_cpu(path, "Smoother", {"x": tuple(smoother)}).shapes()
+    dims = tuple(series.shape)
+    truth.update(
+        run_on_cpu(path, build="Recurrence().double()", inputs={"series": torch.randn(dims).double()}).shapes()
+    )
+    expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
+    ours = {k: v for k, v in hints(report).items() if k in expected or 15 < k[1] < 40}
+    assert ours == expected

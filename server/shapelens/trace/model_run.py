@@ -22,6 +22,7 @@ from shapelens.core.syntax import node_key
 from shapelens.core.wire import (
     ErrorKind,
     Event,
+    InputSource,
     LayerCallRecord,
     LayerRecord,
     Mismatch,
@@ -67,6 +68,11 @@ class Target:
         self.ns: dict[str, Any] = {}
         self.candidates: list[list[Guess]] = []  # input sets inferred from the built model, likeliest first
         self.guesses: list[Guess] | None = None  # the set this build used
+        self.setup_line: int | None = None  # the set-up statement running (None: set-up done or none)
+
+    @staticmethod
+    def _line(item: dict[str, Any]) -> int:
+        return int(item["node"][0]) if "node" in item else 0
 
     def _pick(self, item: dict[str, Any], kind: type) -> ast.AST:
         for node in self.nodes.get(tuple(item["node"]), []):
@@ -98,7 +104,15 @@ class Target:
     def build_model(self) -> nn.Module | None:
         ns = dict(self.module.__dict__)
         for item in self.spec.setup:
-            self.run_statement(item, ns)
+            self.setup_line = self._line(item)
+            try:
+                self.run_statement(item, ns)
+            except Exception as err:
+                if not item.get(OPTIONAL) or refusal_of(err) is not None:
+                    raise
+                # an example's set-up the fallback runs where it can (`_example_fallback`): what needs data
+                # a shape-only trace lacks is left out, with what depends on it
+        self.setup_line = None
         self.ns = ns
         model = self.value(self.spec.model, ns) if self.spec.model is not None else None
         return model if isinstance(model, nn.Module) else None
@@ -123,9 +137,18 @@ class Target:
                 guesses = self.candidates[0]
             self.guesses = guesses
             # by name: a library model's second input need not be forward's second parameter (T5's decoder ids)
-            kwargs = {g.name: make_tensor(g.shape, g.dtype, self.device) for g in guesses}
+            kwargs = {g.name: make_tensor(g.shape, _float_of(model, g.dtype), self.device) for g in guesses}
         to_device = lambda v: v.to(self.device) if self.move and isinstance(v, torch.Tensor) else v  # noqa: E731
         return model, [to_device(a) for a in args], {k: to_device(v) for k, v in kwargs.items()}
+
+
+def _float_of(model: nn.Module, dtype: str) -> str:
+    """A guessed float input takes the model's own float type: a model made `.double()` (or half) computes in
+    it, and a float32 input would fail for a reason of our making."""
+    if dtype != "float32":
+        return dtype
+    first = next((p for p in model.parameters() if p.is_floating_point()), None)
+    return str(first.dtype).removeprefix("torch.") if first is not None else dtype
 
 
 def prior_guesses(prior: list[TracedInput]) -> list[Guess]:
@@ -293,6 +316,12 @@ def _search(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan)
     guessed = guessing_inputs or not spec.input_source.user_given or bool(spec.synthesized)
     outcome, mode = _run(spec, ctx, recorder, plan, None)
     outcome["file"] = plan.file
+    fallback = _example_fallback(spec, outcome)
+    if fallback is not None:
+        inferred, note = fallback
+        verdict = _search(inferred, ctx, recorder, plan)
+        verdict.attempt.notes.insert(0, note)
+        return verdict
     first = Attempt(spec, outcome["target"].guesses if outcome["target"] else None, outcome, mode)
     if _good(outcome) or not guessed or (outcome["model"] is None and outcome["error"] is None):
         return Verdict(first, False, [first])
@@ -358,6 +387,36 @@ def _search(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan)
     if first.outcome["stage"] == "build" and not spec.synthesized and own_constructor:
         return Verdict(first, False, tried)
     return Verdict(first, True, tried)
+
+
+OPTIONAL = "optional"  # a set-up item's key: a failure of that statement leaves it out (the fallback's set-up)
+
+
+def _example_fallback(spec: TargetSpec, outcome: dict[str, Any]) -> tuple[TargetSpec, str] | None:
+    """An example call whose set-up cannot run in a shape-only trace (it reads a data file, a tensor's values,
+    a CPU tensor of the module's) says nothing about the model: the model is built from the set-up that can
+    run and traced with inputs inferred from its layers, a guess like any other (no finding accuses the code).
+    None where the example's set-up ran (its failures after that are the code's), or for a hang, memory or a
+    refusal, which another attempt would only repeat."""
+    target, err = outcome["target"], outcome["error"]
+    if spec.input_source != InputSource.EXAMPLE or err is None or target is None or target.setup_line is None:
+        return None
+    if spec.model is None or _classify(err, "build") in OWN_KINDS or refusal_of(err) is not None:
+        return None
+    inferred = dataclasses.replace(
+        spec,
+        input_source=InputSource.INFER,
+        setup=[dict(item, **{OPTIONAL: True}) for item in spec.setup],
+        args=[],
+        kwargs={},
+        infer_from=spec.name,
+    )
+    reason = explain.plain(f"{type(err).__name__}: {err}").splitlines()[0]
+    note = (
+        f"the example's set-up stopped at line {target.setup_line} ({reason[:160]}): "
+        "a shape-only trace has no data; inputs inferred from the model"
+    )
+    return inferred, note
 
 
 def _takes_arguments(cls: Any) -> bool:
