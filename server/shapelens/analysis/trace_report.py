@@ -6,14 +6,25 @@ need a trace, which the rule families make (`rules/trace_failures.py`: SL001-SL0
 from __future__ import annotations
 
 import ast
+from typing import Any
 
 from shapelens.analysis.inputs import Inputs
 from shapelens.analysis.plan import Plan
 from shapelens.analysis.rules import dropout, layer_sizes, trace_failures
 from shapelens.analysis.rules.sources import Sources
-from shapelens.core.findings import FileReport, Hint, LayerCall, LayerInfo, ModelInput, Span, TracedModel, merge_hints
+from shapelens.core.findings import (
+    FileReport,
+    Hint,
+    LayerCall,
+    LayerInfo,
+    ModelInput,
+    Span,
+    SymShape,
+    TracedModel,
+    merge_hints,
+)
 from shapelens.core.source import Source
-from shapelens.core.wire import SCRIPT_TARGET, InputSource, LayerRecord, Status, TargetResult, TraceResult
+from shapelens.core.wire import SCRIPT_TARGET, InputSource, LayerRecord, Status, SymDims, TargetResult, TraceResult
 
 SOURCE_PRIORITY = {InputSource.DIRECTIVE: 0, InputSource.EXAMPLE: 1, InputSource.WORKSPACE: 2, InputSource.INFER: 2}
 
@@ -64,6 +75,7 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
                     rec.device,
                     rec.producer,
                     rec.unknown,
+                    _symbolic(rec.symbolic),
                 )
             )
         for layer in target.layers:
@@ -133,14 +145,15 @@ def _traced_model(plan: Plan, target: TargetResult) -> TracedModel | None:
             return TracedModel(SCRIPT_TARGET, 1, "script", [], list(target.notes))
         return None
     model, inputs = found
-    given = [ModelInput(i.name, None if i.shape is None else tuple(i.shape), i.dtype, i.note) for i in target.inputs]
+    given = [ModelInput(i.name, _tuple(i.shape), i.dtype, i.note, _tuple(i.symbolic)) for i in target.inputs]
     if not given:
         tensors = {k: v for k, v in inputs.kwargs.items() if "tensor" in v}
         given = [ModelInput(k, tuple(v["tensor"]), v.get("dtype", "float32")) for k, v in tensors.items()]
     notes = [*inputs.synthesized, *(n for n in target.notes if n not in inputs.synthesized)]
     if target.status == Status.COVERED and target.covered_by:
         notes.append(f"shapes from {target.covered_by}'s trace, which reached it")
-    return TracedModel(target.name, model.node.lineno, inputs.source.value, given, notes)
+    dims, accepts = dict(target.dims), target.accepts
+    return TracedModel(target.name, model.node.lineno, inputs.source.value, given, notes, dims, accepts)
 
 
 def _covered(node: ast.AST, path: str, claimed: dict[tuple[str, int], str]) -> bool:
@@ -150,6 +163,15 @@ def _covered(node: ast.AST, path: str, claimed: dict[tuple[str, int], str]) -> b
 
 def _shapes(shapes: list[list[int | None]]) -> list[tuple[int | None, ...]]:
     return [tuple(s) for s in shapes]
+
+
+def _symbolic(forms: list[SymDims | None]) -> list[SymShape | None]:
+    """The symbolic pass's forms, parallel to the shapes (#13): labels as the trace wrote them, never parsed here."""
+    return [None if form is None else tuple(form) for form in forms]
+
+
+def _tuple(dims: list[Any] | None) -> tuple[Any, ...] | None:
+    return None if dims is None else tuple(dims)
 
 
 def _layer(layer: LayerRecord, model: str) -> LayerInfo:

@@ -86,6 +86,10 @@ class Hint:
     def shape(self) -> Shape:
         return self.shapes[0]
 
+    def symbolic_of(self, index: int) -> SymShape | None:
+        """The symbolic form of `shapes[index]`, None where the symbolic pass gave none (#13)."""
+        return self.symbolic[index] if index < len(self.symbolic) else None
+
 
 @dataclass
 class LayerCall:
@@ -171,8 +175,12 @@ def merge_hints(hints: Iterable[Hint]) -> list[Hint]:
         if known is None:
             merged[key] = hint
         elif any(shape not in known.shapes for shape in hint.shapes):
-            shapes = [*known.shapes, *(shape for shape in hint.shapes if shape not in known.shapes)]
-            merged[key] = replace(known, shapes=shapes, unknown=known.unknown or hint.unknown)
+            new = [i for i, shape in enumerate(hint.shapes) if shape not in known.shapes]
+            shapes = [*known.shapes, *(hint.shapes[i] for i in new)]
+            # the symbolic forms stay parallel to the shapes (#13): None where a trace gave none
+            symbolic = [known.symbolic_of(i) for i in range(len(known.shapes))] + [hint.symbolic_of(i) for i in new]
+            symbolic = symbolic if any(f is not None for f in symbolic) else []
+            merged[key] = replace(known, shapes=shapes, unknown=known.unknown or hint.unknown, symbolic=symbolic)
     return list(merged.values())
 
 

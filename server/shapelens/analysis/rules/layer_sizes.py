@@ -238,6 +238,8 @@ def layer_mismatch(m: Mismatch, sources: Sources) -> Finding | None:
     message = f"{m.layer}({m.attr}={declared}) receives {shape}: {DESCRIBE[m.code](m)}" + (
         f", so {m.attr} should be {_product(m.factors, m.actual)}" if arg is not None else ""
     )
+    if m.symbolic:  # the symbolic pass's account (#13): which input sizes the declared one fits
+        message += f" — {m.symbolic}"
     related: tuple[Related, ...] = ()
     if m.where:
         path, line = m.where
