@@ -9,9 +9,11 @@ inputs the trace chose."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from engine_support import Analyse
 from oracle import run_on_cpu
@@ -249,3 +251,28 @@ def test_an_example_whose_set_up_needs_data_falls_back_to_the_model(
     expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
     ours = {k: v for k, v in hints(report).items() if k in expected or 15 < k[1] < 40}
     assert ours == expected
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is None, reason="torchvision is not installed")
+def test_pretrained_weights_are_not_downloaded_and_the_model_traces(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `models.resnet18(weights=...IMAGENET1K_V1)` in a constructor (pytorch/examples' fast_neural_style vgg.py):
+    # the download was refused by the sandbox (SL009) and the model got no shapes
+    path, results = trace(worker, tmp_path, "pretrained_backbone.py")
+    result = results["Features"]
+    assert result.status == Status.OK and result.error is None, result.error
+    assert any("pretrained weights not loaded (resnet18-" in note for note in result.notes), result.notes
+    report = analyse((FIXTURES / "pretrained_backbone.py").read_text(), name="pretrained_backbone.py")[path]
+    assert report.findings == []
+    from shapelens.trace import library
+
+    library.install()  # torchvision beside the CPU torch, as in the trace child (its weights patch is not used:)
+    from torchvision.models import _api
+
+    monkeypatch.setattr(_api.WeightsEnum, "get_state_dict", lambda self, *a, **k: None)  # the CPU run loads none
+    monkeypatch.setattr(torch.nn.Module, "load_state_dict", lambda self, *a, **k: None)
+    [image] = result.inputs
+    truth = run_on_cpu(path, "Features", {"image": tuple(image.shape or [])}).shapes()
+    expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
+    assert expected and hints(report) == expected

@@ -325,11 +325,69 @@ _defined: list[Any] = []  # the torch.library.Library holding them: it must stay
 
 
 def install() -> None:
-    """Offline Hugging Face and the torchvision fallback, once per process; cheap (imports nothing)."""
+    """Offline Hugging Face, no pretrained weights, and the torchvision fallback, once per process; cheap
+    (imports nothing)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if not any(isinstance(finder, _TorchvisionFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, _TorchvisionFinder())
+    _no_pretrained_weights()
+
+
+class NoWeights(dict):  # type: ignore[type-arg]
+    """What `torch.hub.load_state_dict_from_url` gives in a trace: no weights. Shapes need none, and a trace
+    downloads nothing (torchvision's `weights=...IMAGENET1K_V1`, `pretrained=True`, timm's pretrained URLs
+    all come here); `load_state_dict` of it loads nothing, so the model keeps its fresh parameters."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+
+SKIPPED_WEIGHTS: list[str] = []  # the URLs a trace did not load, for the model's notes (`weights_notes`)
+
+
+def _no_weights(url: str) -> NoWeights:
+    SKIPPED_WEIGHTS.append(str(url))
+    return NoWeights(str(url))
+
+
+def _hub_stand_in(url: str, *args: Any, **kwargs: Any) -> Any:
+    return __shapelens_no_weights__(url)  # type: ignore[name-defined]  # noqa: F821  (bound in torch.hub)
+
+
+def _no_pretrained_weights() -> None:
+    """Every binding of `load_state_dict_from_url` (torchvision imports it by name) runs the stand-in's code:
+    the function object is the same, its code is swapped."""
+    import torch.hub
+
+    hub = torch.hub.load_state_dict_from_url
+    if getattr(hub, "__shapelens__", False):
+        return
+    torch.hub.__dict__["__shapelens_no_weights__"] = _no_weights
+    hub.__code__ = _hub_stand_in.__code__
+    hub.__defaults__ = None
+    hub.__kwdefaults__ = None
+    hub.__shapelens__ = True  # type: ignore[attr-defined]
+    real_load = nn.Module.load_state_dict
+
+    def load_state_dict(self: nn.Module, state_dict: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(state_dict, NoWeights):
+            return nn.modules.module._IncompatibleKeys([], [])
+        return real_load(self, state_dict, *args, **kwargs)
+
+    nn.Module.load_state_dict = load_state_dict  # type: ignore[method-assign,assignment]
+
+
+def weights_notes() -> list[str]:
+    """What the last model's build did not load (said once in its hover), consumed."""
+    urls = sorted(set(SKIPPED_WEIGHTS))
+    SKIPPED_WEIGHTS.clear()
+    if not urls:
+        return []
+    name = urls[0].rsplit("/", 1)[-1]
+    more = f" and {len(urls) - 1} more" if len(urls) > 1 else ""
+    return [f"pretrained weights not loaded ({name}{more}): shapes need none, and a trace downloads nothing"]
 
 
 class _TorchvisionFinder(importlib.abc.MetaPathFinder):

@@ -525,6 +525,7 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
         outcome["file"] = plan.file
         chosen = Attempt(chosen.spec, chosen.guesses, outcome, mode, chosen.notes)
     outcome, mode = chosen.outcome, chosen.mode
+    chosen.notes = [*chosen.notes, *_weights_notes()]
     err = outcome["error"]
     if outcome["model"] is None and err is None:
         emit.result(TargetResult(spec.name, Status.SKIPPED, mode))
@@ -575,6 +576,15 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
             notes=notes,
         )
     )
+
+
+def _weights_notes() -> list[str]:
+    """Pretrained weights the build asked for and did not get (trace/library.py): the hover says so."""
+    try:
+        from shapelens.trace.library import weights_notes
+    except ImportError:
+        return []
+    return weights_notes()
 
 
 def _built_notes(spec: TargetSpec, ctx: Context) -> list[str]:
