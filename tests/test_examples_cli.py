@@ -232,7 +232,7 @@ def truth(tmp_path_factory: pytest.TempPathFactory) -> Truth:
 
 def test_check_exits_1_and_emits_the_json_contract(check_run: CheckRun) -> None:
     assert check_run.proc.returncode == 1, "the SL101/SL104 examples are errors: exit status 1"
-    assert check_run.document["version"] == 1
+    assert check_run.document["version"] == 2
     for entry in check_run.document["files"]:
         assert set(entry) >= {"path", "hints", "diagnostics"}
         for hint in entry["hints"]:

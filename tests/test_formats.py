@@ -1,4 +1,4 @@
-"""`shapelens check --format github|sarif`, on the renderers directly (fast) and through the real CLI.
+"""`shapelens check --format json|github|sarif`, on the renderers directly (fast) and through the real CLI.
 
 SARIF is validated against the official SARIF 2.1.0 JSON schema (`sarif-2.1.0-rtm.5.json`, vendored beside
 this file from the npm package @microsoft/jest-sarif 1.0.0-beta.0, MIT; its `id` names the schemastore copy).
@@ -17,8 +17,19 @@ import jsonschema
 import pytest
 from shapelens.analysis.rules import RULES
 from shapelens.cli.check import _PooledWorker
-from shapelens.cli.formats import render_github, sarif_document
-from shapelens.core.findings import Edit, FileReport, Finding, Fix, Related, Severity, Span
+from shapelens.cli.formats import json_document, render_github, sarif_document
+from shapelens.core.findings import (
+    Edit,
+    FileReport,
+    Finding,
+    Fix,
+    Hint,
+    ModelInput,
+    Related,
+    Severity,
+    Span,
+    TracedModel,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SARIF_SCHEMA = json.loads((Path(__file__).parent / "sarif-2.1.0-rtm.5.json").read_text(encoding="utf-8"))
@@ -33,6 +44,68 @@ def assert_valid_sarif(document: object) -> None:
 def finding(path: Path, severity: Severity = Severity.ERROR, message: str = "boom", **kw: object) -> Finding:
     span = Span(str(path), 2, 5, 2, 9)
     return Finding("SL101", severity, span, message, **kw)  # type: ignore[arg-type]
+
+
+# -- json ------------------------------------------------------------------------------------------------
+
+
+def symbolic_report(path: str) -> FileReport:
+    """A report with everything the JSON says: hints with and without a symbolic form (one that ran with two
+    shapes, one with an unknown size), a finding with a fix, a model with named sizes and one without."""
+    hints = [
+        Hint(path, 12, 12, 30, "x", [(4, 6, 14, 14)], "float32", "meta", "Conv2d", None, [("B", 6, "H/2", "W/2")]),
+        Hint(path, 13, 14, 9, "y", [(4, 16, 5, 5), (8, 16, 5, 5)], "float32", "meta", None, None,
+             [("B", 16, "H/4 - 3", "W/4 - 3"), None]),
+        Hint(path, 15, 15, 20, "ids", [(4, None)], "int64", "meta", None, "a mask's count", []),
+    ]  # fmt: skip
+    fix = Fix("Set in_features to 16 * 6 * 6", (Edit(Span(path, 8, 29, 8, 39), "16 * 6 * 6"),), True)
+    findings = [Finding("SL101", Severity.ERROR, Span(path, 8, 29, 8, 39), "Linear receives [4, 576]", (fix,))]
+    given = ModelInput("x", (4, 3, 32, 32), "float32", "the size fc1 accepts", ("B", 3, "H", "W"))
+    models = [
+        TracedModel("Net", 5, "inferred", [given], ["hidden=64 (a small one)"], {"B": 4, "H": 32, "W": 32},
+                    "x: [B, 3, H, W] with H, W ≡ 0 mod 4"),
+        TracedModel("Plain", 20, "directive", [ModelInput("h", None, None)]),
+    ]  # fmt: skip
+    return FileReport(path, hints, findings, models=models)
+
+
+def test_json_version_1_is_the_output_before_symbolic_shapes() -> None:
+    # tests/json_version_1.json is what `json_document` wrote for this report before version 2 existed
+    expected = json.loads((Path(__file__).parent / "json_version_1.json").read_text(encoding="utf-8"))
+    document = json_document([symbolic_report("model.py")], version=1)
+    assert json.dumps(document, indent=1, ensure_ascii=False) == json.dumps(expected, indent=1, ensure_ascii=False)
+
+
+def test_json_version_2_adds_the_symbolic_form_beside_each_shape() -> None:
+    document = json_document([symbolic_report("model.py")])
+    assert document["version"] == 2
+    [entry] = document["files"]  # type: ignore[misc]
+    hints = [(h["target"], h["shape"], h.get("symbolic")) for h in entry["hints"]]
+    assert hints == [
+        ("x", [4, 6, 14, 14], ["B", 6, "H/2", "W/2"]),
+        ("y", [4, 16, 5, 5], ["B", 16, "H/4 - 3", "W/4 - 3"]),
+        ("y", [8, 16, 5, 5], None),  # the second shape had no form: no key
+        ("ids", [4, None], None),
+    ]
+    assert list(entry["hints"][0]) == ["line", "column", "end_line", "target", "shape", "symbolic", "dtype", "label"]
+    net, plain = entry["models"]
+    assert net["dims"] == {"B": 4, "H": 32, "W": 32} and net["accepts"] == "x: [B, 3, H, W] with H, W ≡ 0 mod 4"
+    assert net["inputs"] == [
+        {"name": "x", "shape": [4, 3, 32, 32], "symbolic": ["B", 3, "H", "W"], "dtype": "float32",
+         "note": "the size fc1 accepts"},
+    ]  # fmt: skip
+    assert "dims" not in plain and "accepts" not in plain and "symbolic" not in plain["inputs"][0]
+    # without the symbolic keys, version 2 is version 1
+    version_1 = json_document([symbolic_report("model.py")], version=1)
+    for hint in entry["hints"]:
+        hint.pop("symbolic", None)
+    for model in entry["models"]:
+        model.pop("dims", None), model.pop("accepts", None)
+        for given in model["inputs"]:
+            given.pop("symbolic", None)
+    assert document["files"] == version_1["files"]
+    with pytest.raises(ValueError, match="version 3"):
+        json_document([], version=3)
 
 
 # -- github ----------------------------------------------------------------------------------------------
@@ -220,6 +293,17 @@ def test_pooled_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None
     worker = _PooledWorker(threading.Lock(), threads=3)
     assert worker.env is not None
     assert worker.env["OMP_NUM_THREADS"] == "3" and worker.env["MKL_NUM_THREADS"] == "7"  # a user's setting wins
+
+
+def test_cli_json_version(tmp_path: Path) -> None:
+    (tmp_path / "drop.py").write_text(DROPOUT_FIRST, encoding="utf-8")
+    default = check("drop.py", "--format", "json", "--no-trace", cwd=tmp_path)
+    one = check("drop.py", "--format", "json", "--json-version", "1", "--no-trace", cwd=tmp_path)
+    assert json.loads(default.stdout)["version"] == 2 and json.loads(one.stdout)["version"] == 1
+    assert json.loads(default.stdout)["files"] == json.loads(one.stdout)["files"]  # nothing symbolic to add
+    bad = check("drop.py", "--format", "json", "--json-version", "3", cwd=tmp_path)
+    assert bad.returncode == 2 and "--json-version" in bad.stderr
+    assert "--json-version" in check("--help", cwd=tmp_path).stdout
 
 
 def test_jobs_must_be_positive(tmp_path: Path) -> None:

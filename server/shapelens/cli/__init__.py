@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 
 from shapelens.cli.check import EXIT_OK, run_check
+from shapelens.cli.formats import JSON_VERSION, JSON_VERSIONS
 from shapelens.core.options import DEVICES, timeout_problem
 
 FORMATS = ("text", "json", "github", "sarif")
@@ -24,6 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("check", help="trace the models in files or folders and report shape findings")
     check.add_argument("paths", nargs="+", metavar="PATH", help="a .py file or a folder (all *.py below it)")
     check.add_argument("--format", choices=FORMATS, default="text", help="default text")
+    check.add_argument(
+        "--json-version",
+        type=int,
+        choices=JSON_VERSIONS,
+        default=JSON_VERSION,
+        help="the --format json contract: 2 (default) adds the symbolic shapes ('symbolic': ['B', 16, 'H/2']), "
+        "the named sizes and the accepted input sizes; 1 is the output before them",
+    )
     check.add_argument("--device", choices=DEVICES, default="meta", help="where tensors live (default meta)")
     check.add_argument("--timeout", type=_positive_float, default=10.0, help="seconds per model (default 10)")
     check.add_argument("--fix", action="store_true", help="apply the fixes marked safe")

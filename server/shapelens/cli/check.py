@@ -69,7 +69,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.fix:
         _apply_safe_fixes(ordered)
     if args.format == "json":
-        print(json.dumps(json_document(ordered), indent=1))
+        print(json.dumps(json_document(ordered, args.json_version), indent=1))
     elif args.format == "sarif":
         print(json.dumps(sarif_document(ordered), indent=1))
     elif args.format == "github":

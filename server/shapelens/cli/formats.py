@@ -1,5 +1,5 @@
 """The faces of `shapelens check`'s result: text (each traced function with its shapes, then ruff-style findings),
-JSON (contract version 1), GitHub Actions workflow commands and SARIF 2.1.0."""
+JSON (contract version 2; version 1 on request), GitHub Actions workflow commands and SARIF 2.1.0."""
 
 from __future__ import annotations
 
@@ -12,7 +12,16 @@ from typing import Any
 from shapelens import __version__
 from shapelens.analysis import notebook
 from shapelens.analysis.rules import RULES
-from shapelens.core.findings import FileReport, Finding, Fix, Severity, Span, hint_label, to_json
+from shapelens.core.findings import (
+    FileReport,
+    Finding,
+    Fix,
+    Severity,
+    Span,
+    TracedModel,
+    hint_label,
+    to_json,
+)
 from shapelens.core.source import Source, parse, read_source_or_empty, split_lines
 
 
@@ -24,25 +33,39 @@ def display_path(path: str) -> str:
 # -- JSON ------------------------------------------------------------------------------------------------
 
 
-def json_document(reports: list[FileReport]) -> dict[str, object]:
-    """The `--format json` contract (version 1): lines and columns 1-based. A hint's `line` is its statement's
-    first line; `end_line`/`column` are where its label goes (just after the statement's last character)."""
-    return {"version": 1, "files": [_notebook_cell(_json_file(r), r.path) for r in reports]}
+JSON_VERSIONS = (1, 2)
+JSON_VERSION = 2
 
 
-def _json_file(report: FileReport) -> dict[str, object]:
+def json_document(reports: list[FileReport], version: int = JSON_VERSION) -> dict[str, object]:
+    """The `--format json` contract: lines and columns 1-based. A hint's `line` is its statement's first line;
+    `end_line`/`column` are where its label goes (just after the statement's last character).
+
+    Version 2 (the default) is version 1 and the symbolic pass's account (#13): a hint's and a model input's
+    `"symbolic"` (`["B", 16, "H/2", "W/2"]`: a number where the model fixes the size, a name or expression where
+    it is free), a model's `"dims"` (each name's size in the traced example) and `"accepts"` (the input sizes
+    the model accepts), each present only where the symbolic pass said it. `version=1` is version 1 exactly."""
+    if version not in JSON_VERSIONS:
+        raise ValueError(f"JSON contract version {version}: expected one of {JSON_VERSIONS}")
+    return {"version": version, "files": [_notebook_cell(_json_file(r, version), r.path) for r in reports]}
+
+
+def _json_file(report: FileReport, version: int) -> dict[str, object]:
     hints = []
     for hint in sorted(report.hints, key=lambda h: (h.line, h.end_column)):
-        for shape in hint.shapes:
+        for index, shape in enumerate(hint.shapes):
             entry: dict[str, object] = {
                 "line": hint.line,  # the statement's first line: the line a user (or a CPU run) names
                 "column": hint.end_column,  # with end_line: where the label goes, just after the statement
                 "end_line": hint.end_line,
                 "target": hint.target,
                 "shape": list(shape),
-                "dtype": hint.dtype,
-                "label": hint_label(shape, hint.dtype),
             }
+            form = hint.symbolic_of(index)
+            if version >= 2 and form is not None:
+                entry["symbolic"] = list(form)
+            entry["dtype"] = hint.dtype
+            entry["label"] = hint_label(shape, hint.dtype)
             if hint.unknown:
                 entry["unknown"] = hint.unknown
             hints.append(entry)
@@ -52,19 +75,30 @@ def _json_file(report: FileReport) -> dict[str, object]:
         "diagnostics": [_json_finding(f) for f in _sorted_findings(report.findings)],
         # how each model of the file was traced: "input_source" tells a guess ("inferred", "workspace") from
         # an input the user gave ("directive", "example")
-        "models": [
-            {
-                "name": m.name,
-                "line": m.line,
-                "input_source": m.input_source,
-                "inputs": [
-                    {"name": i.name, "shape": _list(i.shape), "dtype": i.dtype, "note": i.note} for i in m.inputs
-                ],
-                "notes": list(m.notes),
-            }
-            for m in report.models
-        ],
+        "models": [_json_model(m, version) for m in report.models],
     }
+
+
+def _json_model(model: TracedModel, version: int) -> dict[str, object]:
+    inputs = []
+    for given in model.inputs:
+        entry: dict[str, object] = {"name": given.name, "shape": _list(given.shape)}
+        if version >= 2 and given.symbolic is not None:
+            entry["symbolic"] = list(given.symbolic)
+        entry |= {"dtype": given.dtype, "note": given.note}
+        inputs.append(entry)
+    out: dict[str, object] = {
+        "name": model.name,
+        "line": model.line,
+        "input_source": model.input_source,
+        "inputs": inputs,
+        "notes": list(model.notes),
+    }
+    if version >= 2 and model.dims:
+        out["dims"] = dict(model.dims)
+    if version >= 2 and model.accepts:
+        out["accepts"] = model.accepts
+    return out
 
 
 def _notebook_cell(entry: dict[str, Any], path: str) -> dict[str, Any]:
