@@ -276,3 +276,19 @@ def test_pretrained_weights_are_not_downloaded_and_the_model_traces(
     truth = run_on_cpu(path, "Features", {"image": tuple(image.shape or [])}).shapes()
     expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
     assert expected and hints(report) == expected
+
+
+def test_a_constructor_reading_the_main_blocks_options(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    # `self.threshold = args.threshold` with `args = parser.parse_args()` under `if __name__ == "__main__":`
+    # (pytorch/examples' mnist_forward_forward): NameError, no shapes. The block's slice for `args` runs
+    path, results = trace(worker, tmp_path, "main_block_args.py")
+    result = results["Scorer"]
+    assert result.status == Status.OK and result.error is None, result.error
+    report = analyse((FIXTURES / "main_block_args.py").read_text(), name="main_block_args.py")[path]
+    assert report.findings == []
+    [x] = result.inputs
+    options = "__import__('argparse').Namespace(hidden=20, threshold=0.5)"  # the parser's defaults
+    build = f"(globals().__setitem__('args', {options}), Scorer())[1]"
+    truth = run_on_cpu(path, build=build, inputs={"x": tuple(x.shape or [])}).shapes()
+    expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
+    assert expected and hints(report) == expected

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shapelens.core.syntax import node_key
+from shapelens.core.syntax import bound_names, loaded_names, mutated_names, node_key
 from shapelens.core.wire import (
     ErrorKind,
     Event,
@@ -114,7 +114,17 @@ class Target:
                 # a shape-only trace lacks is left out, with what depends on it
         self.setup_line = None
         self.ns = ns
-        model = self.value(self.spec.model, ns) if self.spec.model is not None else None
+        if self.spec.model is None:
+            return None
+        try:
+            model = self.value(self.spec.model, ns)
+        except NameError as err:
+            # a constructor reading what the script's `__main__` block defines (`args = parser.parse_args()`):
+            # that block's statements for the name run (a trace parses no command line: the defaults)
+            if not err.name or not run_main_block_slice(self.module, self.nodes, err.name, self.path):
+                raise
+            ns.update({k: v for k, v in self.module.__dict__.items() if k not in ns})
+            model = self.value(self.spec.model, ns)
         return model if isinstance(model, nn.Module) else None
 
     def build(self, guesses: list[Guess] | None = None) -> tuple[nn.Module | None, list[Any], dict[str, Any]]:
@@ -140,6 +150,37 @@ class Target:
             kwargs = {g.name: make_tensor(g.shape, _float_of(model, g.dtype), self.device) for g in guesses}
         to_device = lambda v: v.to(self.device) if self.move and isinstance(v, torch.Tensor) else v  # noqa: E731
         return model, [to_device(a) for a in args], {k: to_device(v) for k, v in kwargs.items()}
+
+
+def _main_block(nodes: Any) -> ast.If | None:
+    for found in nodes.values():
+        for node in found:
+            test = node.test if isinstance(node, ast.If) and node.col_offset == 0 else None
+            if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id == "__name__":
+                return node
+    return None
+
+
+def run_main_block_slice(module: types.ModuleType, nodes: Any, name: str, path: str) -> bool:
+    """Run the simple statements of the file's `if __name__ == "__main__":` block that `name` needs (what binds
+    it, what they read, what changes those in place: `parser.add_argument(...)`) in the module's namespace,
+    where the model's methods look names up. False where the block does not bind it or the slice fails."""
+    block = _main_block(nodes)
+    if block is None:
+        return False
+    simple = [s for s in block.body if isinstance(s, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.Expr)]
+    needed, kept = {name}, list[ast.stmt]()
+    for stmt in reversed(simple):
+        if (bound_names(stmt) | mutated_names(stmt)) & needed:
+            kept.append(stmt)
+            needed |= loaded_names(stmt)
+    if not any(name in bound_names(s) for s in kept):
+        return False
+    try:
+        exec(compile(ast.Module(body=kept[::-1], type_ignores=[]), path, "exec"), module.__dict__)
+    except Exception:
+        return False
+    return True
 
 
 def _float_of(model: nn.Module, dtype: str) -> str:
