@@ -292,3 +292,36 @@ def test_a_constructor_reading_the_main_blocks_options(analyse: Analyse, worker:
     truth = run_on_cpu(path, build=build, inputs={"x": tuple(x.shape or [])}).shapes()
     expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
     assert expected and hints(report) == expected
+
+
+def test_a_constructor_that_reads_tensor_values_is_built(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    # `[r.item() for r in torch.linspace(0, max_rate, depth)]` then nn.Dropout(r) (vit-pytorch's cct): `.item()`
+    # has no answer on meta — a false SL004 warning, no shapes. Small tensors are made on the CPU for the build
+    path, results = trace(worker, tmp_path, "rates_from_values.py")
+    tower = results["Tower"]
+    assert tower.status == Status.OK and tower.error is None, tower.error
+    assert any("constructor reads tensor values" in note for note in tower.notes), tower.notes
+    # and `Block(dim, rate)` alone: `rate` goes to nn.Dropout, so it is a probability (it was 8: ValueError)
+    report = analyse((FIXTURES / "rates_from_values.py").read_text(), name="rates_from_values.py")[path]
+    assert report.findings == []
+    [x] = tower.inputs
+    truth = run_on_cpu(path, "Tower", {"x": tuple(x.shape or [])}).shapes()
+    expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
+    assert expected and hints(report) == expected
+
+
+def test_a_block_class_and_a_list_of_counts_are_chosen(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    # `Net(block, counts)`, torchvision's ResNet(block, layers) pattern: `block(...)` and `block.grow` make it a
+    # class of the file that defines `grow`; `counts[index]` for `index in range(3)` a list of three
+    path, results = trace(worker, tmp_path, "block_and_layers.py")
+    net = results["Net"]
+    assert net.status == Status.OK and net.error is None, net.error
+    report = analyse((FIXTURES / "block_and_layers.py").read_text(), name="block_and_layers.py")[path]
+    assert [f.code for f in report.findings] == []
+    notes = {m.name: m.notes for m in report.models}["Net"]
+    assert any(n.startswith("block=Plain ") for n in notes) and any(n.startswith("counts=[2, 2, 2] ") for n in notes)
+    [image] = net.inputs
+    truth = run_on_cpu(path, build="Net(Plain, [2, 2, 2])", inputs={"image": tuple(image.shape or [])}).shapes()
+    expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
+    ours = hints(report)
+    assert expected and all(ours.get(k) == v for k, v in expected.items() if k[1] > 35), (ours, expected)

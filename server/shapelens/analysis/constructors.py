@@ -314,7 +314,7 @@ def constructors_for(source: Source, model: Model, root: str) -> Constructors:
     missing: list[str] = []
     distinct = iter(_DISTINCT)
     for arg in required:
-        found = _options(arg, init, visible, distinct)
+        found = _options(arg, init, visible, distinct, name)
         if not found:
             missing.append(arg.arg)
         options[arg.arg] = found
@@ -392,11 +392,106 @@ def _torch_base(node: ast.AST) -> str | None:
     return None
 
 
-def _options(arg: ast.arg, init: ast.FunctionDef, visible: Visible, distinct: Any) -> list[tuple[str, str, bool]]:
+def _uses(init: ast.FunctionDef, name: str) -> dict[str, Any]:
+    """How `__init__` uses a parameter, where that tells its kind: called (`block(...)`: a class) with the
+    attributes read on it (`block.expansion`), indexed (`layers[3]`: a list, up to that index) or iterated,
+    passed to a dropout (`nn.Dropout(rate)`: a probability)."""
+    found: dict[str, Any] = {"called": False, "attributes": set(), "index": -1, "sequence": False, "dropout": False}
+
+    def named(node: ast.AST) -> bool:
+        return isinstance(node, ast.Name) and node.id == name
+
+    ranges: dict[str, int] = {}  # `for index in range(3)`: an index that runs to 2
+    for node in ast.walk(init):
+        if isinstance(node, ast.For | ast.comprehension) and isinstance(node.target, ast.Name):
+            call = node.iter
+            if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "range" and call.args:
+                bound = call.args[-1] if len(call.args) < 3 else call.args[1]
+                if isinstance(bound, ast.Constant) and isinstance(bound.value, int):
+                    ranges[node.target.id] = bound.value
+
+    for node in ast.walk(init):
+        if isinstance(node, ast.Call):
+            if named(node.func):
+                found["called"] = True
+            callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            values = [*node.args, *(k.value for k in node.keywords)]
+            if "drop" in callee.lower() and any(named(v) for v in values):
+                found["dropout"] = True
+            if callee in ("len", "enumerate", "zip", "sum", "reversed", "sorted", "list", "tuple"):
+                found["sequence"] |= any(named(v) for v in node.args)
+        elif isinstance(node, ast.Attribute) and named(node.value):
+            found["attributes"].add(node.attr)
+        elif isinstance(node, ast.Subscript) and named(node.value):
+            index = node.slice
+            if isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub):
+                found["sequence"] = True
+            elif isinstance(index, ast.Constant) and isinstance(index.value, int):
+                found["index"] = max(found["index"], index.value)
+            elif isinstance(index, ast.Name) and index.id in ranges:
+                found["index"] = max(found["index"], ranges[index.id] - 1)
+            elif not isinstance(index, ast.Constant):  # `cfg["width"]` is a mapping, no list
+                found["sequence"] = True
+        elif isinstance(node, ast.For | ast.comprehension) and named(node.iter):
+            found["sequence"] = True
+    return found
+
+
+def _module_classes(visible: Visible, model: str, attributes: set[str]) -> list[str]:
+    """Classes of the file that could be a class-typed parameter (`ResNet(block, layers)`): nn.Module
+    subclasses other than the model itself, those that define every attribute `__init__` reads on the
+    parameter (`expansion`) first, at most two."""
+    fits: list[tuple[int, str]] = []
+    for node in visible.source.tree.body:
+        if not isinstance(node, ast.ClassDef) or node.name == model:
+            continue
+        if not any(ast.unparse(b).split(".")[-1] in ("Module", "Sequential") for b in node.bases):
+            continue
+        defined = {n for s in node.body for n in _assigned(s)}
+        if attributes - defined:
+            continue
+        init = next((s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+        fits.append((len(required_params(init)) if init else 0, node.name))
+    return [name for _, name in sorted(fits)][:2]
+
+
+def _assigned(stmt: ast.stmt) -> set[str]:
+    if isinstance(stmt, ast.Assign):
+        return {t.id for t in stmt.targets if isinstance(t, ast.Name)}
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+        return {stmt.target.id}
+    return set()
+
+
+def _by_use(arg: ast.arg, init: ast.FunctionDef, visible: Visible, model: str) -> list[tuple[str, str, bool]] | None:
+    """Values from how `__init__` uses the parameter (`_uses`), or None where its use says nothing."""
+    name = arg.arg
+    use = _uses(init, name)
+    if use["called"]:
+        classes = _module_classes(visible, model, use["attributes"])
+        return [(c, f"{name}={c} (a class of this file that fits how __init__ uses it)", True) for c in classes]
+    if use["index"] >= 0 or use["sequence"]:
+        value = value_by_name(name)
+        element = value if isinstance(value, int) and not isinstance(value, bool) else 2
+        listed = [element] * (use["index"] + 1 if use["index"] >= 0 else 4)  # a stage per entry, as ResNet's
+        return [(repr(listed), f"{name}={listed} (a list: __init__ indexes or iterates it)", True)]
+    if use["dropout"]:
+        return [("0.1", f"{name}=0.1 (a dropout probability: a small one)", True)]
+    return None
+
+
+def _options(
+    arg: ast.arg, init: ast.FunctionDef, visible: Visible, distinct: Any, model: str = ""
+) -> list[tuple[str, str, bool]]:
     """The values that could stand for one required parameter, best first: (code, note, guessed)."""
     name = arg.arg
     found: list[tuple[str, str, bool]] = []
     annotation = _annotation_name(arg)
+    plain = annotation not in ("int", "float", "bool", "str") and not (annotation and annotation in visible.classes)
+    if plain and not _CONFIG_NAME.search(name.lower()):
+        used = _by_use(arg, init, visible, model)
+        if used is not None:
+            return used
     if annotation in ("int", "float", "bool", "str"):
         kind = annotation
     else:

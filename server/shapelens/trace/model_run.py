@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
 
 from shapelens.core.syntax import bound_names, loaded_names, mutated_names, node_key
 from shapelens.core.wire import (
@@ -118,6 +120,16 @@ class Target:
             return None
         try:
             model = self.value(self.spec.model, ns)
+        except VALUE_READS as err:
+            # a constructor reading a tensor's values (`[r.item() for r in torch.linspace(0, rate, depth)]`,
+            # then nn.Dropout(r)): built again with small tensors made on the CPU, where they have values
+            if self.device.type != "meta" or not reads_values(err):
+                raise
+            with SmallOnCpu():
+                model = self.value(self.spec.model, ns)
+            if isinstance(model, nn.Module):
+                model = model.to("meta")
+                BUILD_NOTES.add("built with its small tensors on the CPU: its constructor reads tensor values")
         except NameError as err:
             # a constructor reading what the script's `__main__` block defines (`args = parser.parse_args()`):
             # that block's statements for the name run (a trace parses no command line: the defaults)
@@ -150,6 +162,33 @@ class Target:
             kwargs = {g.name: make_tensor(g.shape, _float_of(model, g.dtype), self.device) for g in guesses}
         to_device = lambda v: v.to(self.device) if self.move and isinstance(v, torch.Tensor) else v  # noqa: E731
         return model, [to_device(a) for a in args], {k: to_device(v) for k, v in kwargs.items()}
+
+
+BUILD_NOTES: set[str] = set()  # how the last target's model was built, when out of the ordinary (hover)
+VALUE_READS = (RuntimeError, NotImplementedError, ValueError, TypeError)
+SMALL_ON_CPU = 4096  # elements: a tensor this small is made on the CPU in `SmallOnCpu` (16 KiB of float32)
+
+
+def reads_values(err: BaseException) -> bool:
+    text = f"{type(err).__name__}: {err}"
+    return any(m in text for m in ("cannot be called on meta", "cannot be converted to Scalar", "_local_scalar_dense",
+                                   "meta tensors", "Cannot copy out of meta"))  # fmt: skip
+
+
+class SmallOnCpu(TorchFunctionMode):
+    """A constructor that reads values runs with every tensor a factory makes (`torch.linspace`, `zeros`,
+    `empty` for a parameter) small enough made on the CPU, where `.item()` has an answer, and every larger one
+    on meta, so the build stays bounded (at most `SMALL_ON_CPU` elements a tensor); `Target.build` then moves
+    the model to meta as usual."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = dict(kwargs or {})
+        if func in _device_constructors() and kwargs.get("device") is None:
+            made = func(*args, **{**kwargs, "device": "meta"})
+            if isinstance(made, torch.Tensor) and made.numel() <= SMALL_ON_CPU:
+                return func(*args, **{**kwargs, "device": "cpu"})
+            return made
+        return func(*args, **kwargs)
 
 
 def _main_block(nodes: Any) -> ast.If | None:
@@ -559,6 +598,7 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
                                  elapsed_ms=(time.perf_counter() - started) * 1000))  # fmt: skip
         return
     _register_source(plan)
+    BUILD_NOTES.clear()
     verdict = _search(spec, ctx, recorder, plan)
     chosen = verdict.attempt
     if chosen is not verdict.tried[-1]:  # the recorder holds the last attempt's records: run the chosen again
@@ -566,7 +606,8 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
         outcome["file"] = plan.file
         chosen = Attempt(chosen.spec, chosen.guesses, outcome, mode, chosen.notes)
     outcome, mode = chosen.outcome, chosen.mode
-    chosen.notes = [*chosen.notes, *_weights_notes()]
+    chosen.notes = [*chosen.notes, *_weights_notes(), *sorted(BUILD_NOTES)]
+    BUILD_NOTES.clear()
     err = outcome["error"]
     if outcome["model"] is None and err is None:
         emit.result(TargetResult(spec.name, Status.SKIPPED, mode))
