@@ -18,7 +18,7 @@ export interface ServerSettings {
   device: Device;
   traceTimeout: number;
   debounceMs: number;
-  inlayHints: { enabled: boolean; layerShapes: boolean; showDtype: boolean };
+  inlayHints: { enabled: boolean; layerShapes: boolean; showDtype: boolean; symbolic: "on" | "off" };
   trusted: boolean;
   interpreter: string;
 }
@@ -37,6 +37,7 @@ export function serverSettings(scope?: vscode.ConfigurationScope | null, interpr
       enabled: config.get<boolean>("inlayHints.enabled", true),
       layerShapes: config.get<boolean>("inlayHints.layerShapes", true),
       showDtype: config.get<boolean>("inlayHints.showDtype", true),
+      symbolic: config.get<"on" | "off">("inlayHints.symbolic", "on"),
     },
     trusted: vscode.workspace.isTrusted && config.get<boolean>("trusted", true),
     interpreter: interpreter ?? config.get<string>("interpreter", ""),

@@ -33,7 +33,8 @@ local function main()
   local capabilities = vim.lsp.protocol.make_client_capabilities()
   capabilities.textDocument.inlayHint = { dynamicRegistration = false, resolveSupport = { properties = {} } }
   capabilities.workspace.inlayHint = { refreshSupport = true }
-  local settings = { shapelens = { trusted = true, debounceMs = 100 } }
+  -- the hints are compared with the CPU run's numbers: the symbolic labels (#13) off
+  local settings = { shapelens = { trusted = true, debounceMs = 100, inlayHints = { symbolic = "off" } } }
   local client_id = vim.lsp.start({
     name = "shapelens",
     cmd = cmd,

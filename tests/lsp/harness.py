@@ -136,6 +136,11 @@ class Session:
         return self.client.published  # type: ignore[attr-defined,no-any-return]
 
     async def start(self, options: dict[str, Any] | None = None) -> types.InitializeResult:
+        # The tests compare hints with a CPU run's numbers: the symbolic labels (#13, on by default) only where
+        # a test turns them on (tests/lsp/test_symbolic_faces.py).
+        options = dict(options or {})
+        if not {"shapelens", "settings"} & set(options) and isinstance(options.get("inlayHints", {}), dict):
+            options["inlayHints"] = {"symbolic": "off", **options.get("inlayHints", {})}
         result = await self.client.initialize_session(
             types.InitializeParams(
                 capabilities=capabilities(),

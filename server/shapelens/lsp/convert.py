@@ -216,6 +216,7 @@ def inlay_hints(
     *,
     layer_shapes: bool = True,
     show_dtype: bool = True,
+    symbolic: bool = True,
 ) -> list[types.InlayHint]:
     """Shape hints at the end of each statement, and `in → out` at the end of each layer constructor."""
     by_anchor: dict[tuple[int, int], list[Hint]] = {}
@@ -229,7 +230,7 @@ def inlay_hints(
         out.append(
             types.InlayHint(
                 position=position,
-                label=line_label(bound, show_dtype),
+                label=line_label(bound, show_dtype, symbolic),
                 kind=types.InlayHintKind.Type,
                 tooltip=types.MarkupContent(types.MarkupKind.Markdown, hints_tooltip(bound)),
                 padding_left=True,

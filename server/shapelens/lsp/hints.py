@@ -1,5 +1,6 @@
-"""`textDocument/inlayHint`: the traced shapes of the statements in the range, and what each layer received
-and returned next to its constructor."""
+"""`textDocument/inlayHint`: the traced shapes of the statements in the range (with named free sizes,
+`[B, 6, H/2, W/2]`, unless `shapelens.inlayHints.symbolic` is off), and what each layer received and returned
+next to its constructor."""
 
 from __future__ import annotations
 
@@ -27,4 +28,5 @@ def inlay_hints(
         rng,
         layer_shapes=settings.layer_shapes,
         show_dtype=settings.show_dtype,
+        symbolic=settings.symbolic == "on",
     )

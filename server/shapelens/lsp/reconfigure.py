@@ -46,9 +46,10 @@ async def apply_settings(
     elif (old.device, old.trace_timeout) != (new.device, new.trace_timeout):
         scheduler.epoch += 1
         scheduler.retrace_all()
-    if (old.inlay_hints_enabled, old.layer_shapes, old.show_dtype) != (
+    if (old.inlay_hints_enabled, old.layer_shapes, old.show_dtype, old.symbolic) != (
         new.inlay_hints_enabled,
         new.layer_shapes,
         new.show_dtype,
+        new.symbolic,
     ):
         notify.refresh_inlay_hints()

@@ -1,13 +1,14 @@
-"""What the editor shows as text: inlay hint labels (`[8, 16, 14, 14]`, `[2, 1568] → [2, 10]`) and the
-Markdown of tooltips and hovers (a variable's shape and facts, a layer's calls, parameters, FLOPs and, for a
-dropout, what it does in train and eval mode; a model's class: what it was traced with, and where that came
-from)."""
+"""What the editor shows as text: inlay hint labels (`[8, 16, 14, 14]`, `[B, 16, H/2, W/2]` where the symbolic
+pass named the free sizes, `[2, 1568] → [2, 10]`) and the Markdown of tooltips and hovers (a variable's shape
+beside the traced example's numbers and its facts, a layer's calls, parameters, FLOPs and, for a dropout, what it
+does in train and eval mode; a model's class: what it was traced with, where that came from, and the input sizes
+it accepts)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shapelens.core.findings import Hint, LayerInfo, Shape, TracedModel, hint_label
+from shapelens.core.findings import Hint, LayerInfo, Shape, SymShape, TracedModel, hint_label
 from shapelens.core.torch_facts import DROPOUT_LAYERS
 
 # -- labels ------------------------------------------------------------------------------------------------
@@ -15,19 +16,39 @@ from shapelens.core.torch_facts import DROPOUT_LAYERS
 MAX_SHAPES_IN_LABEL = 3
 
 
-def shapes_label(hint: Hint, show_dtype: bool = True) -> str:
-    """`[8, 16, 14, 14]`; a line that ran with several shapes shows them all, up to three."""
-    labels = [hint_label(s, hint.dtype, show_dtype) for s in hint.shapes] or ["?"]
+def symbolic_label(form: SymShape, dtype: str, show_dtype: bool = True) -> str:
+    """`[B, 6, H/2, W/2]`: a symbolic form as the trace wrote it (#13), `int64[B, T]` when not float32."""
+    prefix = dtype if show_dtype and dtype != "float32" else ""
+    return f"{prefix}[{', '.join(str(d) for d in form)}]"
+
+
+def shape_labels(hint: Hint, show_dtype: bool = True, symbolic: bool = True) -> list[str]:
+    """Each distinct label of the hint's shapes, in order: the symbolic form where there is one (a block that ran
+    at batch 4 and at batch 8 is `[B, 16]` once), else the numbers."""
+    labels: list[str] = []
+    for index, shape in enumerate(hint.shapes):
+        form = hint.symbolic_of(index) if symbolic else None
+        label = (
+            hint_label(shape, hint.dtype, show_dtype) if form is None else symbolic_label(form, hint.dtype, show_dtype)
+        )
+        if label not in labels:
+            labels.append(label)
+    return labels
+
+
+def shapes_label(hint: Hint, show_dtype: bool = True, symbolic: bool = True) -> str:
+    """`[8, 16, 14, 14]` or `[B, 16, H/2, W/2]`; a line that ran with several shapes shows them all, up to three."""
+    labels = shape_labels(hint, show_dtype, symbolic) or ["?"]
     if len(labels) > MAX_SHAPES_IN_LABEL:
         labels = [*labels[: MAX_SHAPES_IN_LABEL - 1], f"… +{len(labels) - MAX_SHAPES_IN_LABEL + 1}"]
     return " | ".join(labels)
 
 
-def line_label(hints: Sequence[Hint], show_dtype: bool = True) -> str:
+def line_label(hints: Sequence[Hint], show_dtype: bool = True, symbolic: bool = True) -> str:
     """One statement's label: the bare shape, or `name [..] · name2 [..]` when it binds several tensors."""
     if len(hints) == 1:
-        return shapes_label(hints[0], show_dtype)
-    return " · ".join(f"{h.target} {shapes_label(h, show_dtype)}" for h in hints)
+        return shapes_label(hints[0], show_dtype, symbolic)
+    return " · ".join(f"{h.target} {shapes_label(h, show_dtype, symbolic)}" for h in hints)
 
 
 def _shapes(shapes: Sequence[Shape]) -> str:
@@ -106,21 +127,39 @@ def hint_details(hint: Hint) -> list[str]:
     return lines
 
 
+def _example(hint: Hint) -> str:
+    """The shape a hover heads with: the symbolic form beside the example's numbers (`[B, 6, H/2, W/2]` · traced
+    example `[4, 6, 14, 14]`), or the numbers alone where the symbolic pass gave no form."""
+    if not hint.shapes:
+        return _code("?")
+    shape = _code(hint_label(hint.shape, hint.dtype))
+    form = hint.symbolic_of(0)
+    if form is None:
+        return shape
+    return f"{_code(symbolic_label(form, hint.dtype))} · traced example {shape}"
+
+
 def hints_tooltip(hints: Sequence[Hint]) -> str:
     parts = []
     for hint in hints:
-        head = f"**{hint.target}** {_code(hint_label(hint.shape, hint.dtype) if hint.shapes else '?')}"
+        head = f"**{hint.target}** {_example(hint)}"
         parts.append("  \n".join([head, *hint_details(hint)]))
     return "\n\n".join(parts)
 
 
 def variable_markdown(hint: Hint) -> str:
-    """Hover on a variable: a Pylance-style signature line, then the facts."""
-    shape = hint_label(hint.shape, "float32") if hint.shapes else "?"
+    """Hover on a variable: a Pylance-style signature line (the symbolic form where there is one), the example's
+    numbers beside it, then the facts."""
+    form = hint.symbolic_of(0) if hint.shapes else None
+    if form is not None:
+        shape = symbolic_label(form, "float32")
+    else:
+        shape = hint_label(hint.shape, "float32") if hint.shapes else "?"
     kind = "return" if hint.target == "return" else "tensor"
     name = "" if hint.target == "return" else f"{hint.target}: "
     block = f"```python\n({kind}) {name}Tensor{shape}  # {hint.dtype}\n```"
-    return block + "\n" + "  \n".join(hint_details(hint))
+    lines = [f"{_example(hint)}"] if form is not None else []
+    return block + "\n" + "  \n".join([*lines, *hint_details(hint)])
 
 
 def _dropout_markdown(layer: LayerInfo) -> list[str]:
@@ -206,7 +245,8 @@ def _note(note: str) -> str:
 
 def model_markdown(model: TracedModel) -> str:
     """Hover on a model's class name: `traced with x: [2, 3, 32, 32] — the size fc1 accepts (inferred)`, then
-    what was made up for its constructor, so a guess reads as a guess."""
+    what was made up for its constructor, so a guess reads as a guess; where the symbolic pass ran (#13), the
+    input sizes the model accepts (`x: [B, 3, H, W] with H, W ≡ 0 mod 4`) and the names' example values."""
     source = SOURCE_WORDS.get(model.input_source, model.input_source)
     lines = []
     for given in model.inputs:
@@ -215,5 +255,11 @@ def model_markdown(model: TracedModel) -> str:
         lines.append(f"traced with {_code(f'{given.name}: {shape}')}{why} ({source})")
     if not lines:
         lines.append(f"traced ({source})")
+    forms = [f"{g.name}: {symbolic_label(g.symbolic, g.dtype or 'float32')}" for g in model.inputs if g.symbolic]
+    accepts = model.accepts or ", ".join(forms)
+    if accepts:
+        lines.append(f"**accepts** {_code(accepts)}")
+    if model.dims:
+        lines.append("in the traced example " + ", ".join(_code(f"{k} = {v}") for k, v in model.dims.items()))
     lines += [_note(note) for note in model.notes]
     return f"```python\n(model) {model.name}\n```\n" + "  \n".join(lines)

@@ -75,6 +75,14 @@ def _debounce(value: Any) -> int:
     return round(number)
 
 
+def _on_off(value: Any) -> str:
+    if isinstance(value, bool):  # a hand-written `true`/`false` means what it says
+        return "on" if value else "off"
+    if not isinstance(value, str) or value.lower() not in ("on", "off"):
+        raise ValueError("expected on or off")
+    return value.lower()
+
+
 def _device(value: Any) -> str:
     if not isinstance(value, str) or value.lower() not in DEVICES:
         raise ValueError(f"expected one of {', '.join(DEVICES)}")
@@ -208,6 +216,19 @@ class Settings:
         _bool,
         "Prefix a shape with its dtype when it is not `float32` (`int64[8, 20]`).",
         markdown=True,
+    )
+    symbolic: str = _setting(
+        "inlayHints.symbolic",
+        "on",
+        _on_off,
+        "Name the sizes a model leaves free (`[B, 6, H/2, W/2]`), where the trace could; off: the traced "
+        "example's numbers (`[4, 6, 14, 14]`). The hover shows both.",
+        markdown=True,
+        enum=("on", "off"),
+        enum_descriptions=(
+            "Named sizes: the shape for every batch size and image size the model accepts.",
+            "The sizes of the one example the model was traced with.",
+        ),
     )
     trusted: bool = _setting(
         "trusted",

@@ -1,0 +1,90 @@
+"""The editor's faces of the symbolic pass (#13): the inlay hint shows the named form (`[B, 6, H/2, W/2]`) unless
+`shapelens.inlayHints.symbolic` is off, the hover shows it beside the traced example's numbers, the hover on a
+model's class the input sizes it accepts and the names' example values; a hint keeps its form while the user
+types above it. The labels are the trace's own strings, shown as they are.
+
+Below the protocol: constructed hints and models.
+"""
+
+from __future__ import annotations
+
+from lsprotocol import types
+from shapelens.core.findings import FileReport, Hint, ModelInput, TracedModel
+from shapelens.lsp import convert, render
+from shapelens.lsp.settings import Settings, parse_settings
+from shapelens.lsp.shift import Change, shift_report
+
+PATH = "/m.py"
+SOURCE = "x = self.conv(x)\nx = self.pool(x)\nids = x.argmax(1)\n"
+
+
+def _hint(line: int, shapes: list[tuple[int | None, ...]], symbolic: list, dtype: str = "float32") -> Hint:  # type: ignore[type-arg]
+    return Hint(PATH, line, line, 17, "x", shapes, dtype, "meta", "Conv2d", None, symbolic)
+
+
+CONV = _hint(1, [(4, 6, 28, 28)], [("B", 6, "H - 4", "W - 4")])
+POOL = _hint(2, [(4, 6, 14, 14), (8, 6, 14, 14), (4, 6, 7, 7)], [("B", 6, "H/2", "W/2"), ("B", 6, "H/2", "W/2"), None])
+IDS = _hint(3, [(4, 14, 14)], [("B", "H/2", "W/2")], dtype="int64")
+
+
+def _labels(hints: list[Hint], **options: bool) -> list[str]:
+    found = convert.inlay_hints(hints, [], convert.Text.of(SOURCE), **options)
+    return [h.label for h in found]  # type: ignore[misc]
+
+
+def test_the_inlay_hint_shows_the_symbolic_form_by_default() -> None:
+    assert _labels([CONV, IDS]) == ["[B, 6, H - 4, W - 4]", "int64[B, H/2, W/2]"]
+    # a line that ran at two batch sizes is one form; a shape without a form keeps its numbers
+    assert _labels([POOL]) == ["[B, 6, H/2, W/2] | [4, 6, 7, 7]"]
+    assert _labels([CONV, IDS], show_dtype=False) == ["[B, 6, H - 4, W - 4]", "[B, H/2, W/2]"]
+
+
+def test_symbolic_off_shows_the_traced_numbers() -> None:
+    assert _labels([CONV, POOL], symbolic=False) == ["[4, 6, 28, 28]", "[4, 6, 14, 14] | [8, 6, 14, 14] | [4, 6, 7, 7]"]
+    plain = _hint(1, [(4, 6, 28, 28)], [])  # no symbolic pass: the numbers, whatever the setting
+    assert _labels([plain]) == _labels([plain], symbolic=False) == ["[4, 6, 28, 28]"]
+
+
+def test_the_setting_is_on_or_off() -> None:
+    assert Settings().symbolic == "on"
+    for value, expected in (("off", "off"), ("OFF", "off"), ("on", "on"), (False, "off"), (True, "on")):
+        parsed, warnings = parse_settings({"inlayHints": {"symbolic": value}})
+        assert parsed.symbolic == expected and not warnings, value
+    parsed, warnings = parse_settings({"shapelens.inlayHints.symbolic": "sometimes"})
+    assert parsed.symbolic == "on" and "shapelens.inlayHints.symbolic" in warnings[0]
+
+
+def test_hovers_put_the_form_beside_the_example() -> None:
+    hover = render.variable_markdown(CONV)
+    assert "(tensor) x: Tensor[B, 6, H - 4, W - 4]  # float32" in hover
+    assert "`[B, 6, H - 4, W - 4]` · traced example `[4, 6, 28, 28]`" in hover
+    tooltip = render.hints_tooltip([IDS])
+    assert "**x** `int64[B, H/2, W/2]` · traced example `int64[4, 14, 14]`" in tooltip
+    plain = _hint(1, [(4, 6, 28, 28)], [])
+    assert "Tensor[4, 6, 28, 28]" in render.variable_markdown(
+        plain
+    ) and "traced example" not in render.variable_markdown(plain)
+
+
+def test_the_class_hover_says_which_input_sizes_the_model_accepts() -> None:
+    given = ModelInput("x", (4, 3, 32, 32), "float32", None, ("B", 3, "H", "W"))
+    accepts = "x: [B, 3, H, W] with H, W ≡ 0 mod 4 and 32·(H/4)·(W/4) = 2048"
+    model = TracedModel("Net", 5, "directive", [given], [], {"B": 4, "H": 32, "W": 32}, accepts)
+    hover = render.model_markdown(model)
+    assert "traced with `x: [4, 3, 32, 32]` (your directive)" in hover
+    assert f"**accepts** `{accepts}`" in hover
+    assert "in the traced example `B = 4`, `H = 32`, `W = 32`" in hover
+    bare = render.model_markdown(TracedModel("Net", 5, "directive", [ModelInput("x", (4, 3, 32, 32), "float32")]))
+    assert "traced with `x: [4, 3, 32, 32]` (your directive)" in bare and "accepts" not in bare
+    # no guards said anything: the inputs' symbolic forms are what it accepts
+    formed = TracedModel("Net", 5, "directive", [given], [], {"B": 4, "H": 32, "W": 32})
+    assert "**accepts** `x: [B, 3, H, W]`" in render.model_markdown(formed)
+
+
+def test_a_hint_keeps_its_form_while_the_user_types_above_it() -> None:
+    report = FileReport(PATH, hints=[CONV, POOL])
+    change = Change(types.Range(types.Position(0, 0), types.Position(0, 0)), "# a comment\n")
+    moved = shift_report(report, PATH, change)
+    assert [(h.line, h.symbolic) for h in moved.hints] == [(2, CONV.symbolic), (3, POOL.symbolic)]
+    text = convert.Text.of("# a comment\n" + SOURCE)
+    assert next(h.label for h in convert.inlay_hints(moved.hints, [], text)) == "[B, 6, H - 4, W - 4]"
