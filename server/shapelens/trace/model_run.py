@@ -36,7 +36,7 @@ from shapelens.core.wire import (
     TraceError,
     TracePlan,
 )
-from shapelens.trace import explain, solve
+from shapelens.trace import explain, solve, symbolic
 from shapelens.trace.context import Context, Emitter, TraceTimeout, time_limit
 from shapelens.trace.inference import Dim, Guess, NoInput, infer
 from shapelens.trace.recording import Recorder, dtype_name, shape_of
@@ -644,20 +644,20 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
             if sub is not model and type(sub).__module__ == plan.module and id(sub) in recorder.uses:
                 _COVERED.setdefault(type(sub).__name__, spec.name)
     notes = [*_built_notes(chosen.spec, ctx), *chosen.notes, *getattr(recorder, "loop_notes_list", list)()]
-    emit.result(
-        TargetResult(
-            spec.name,
-            status,
-            mode,
-            records=collect_records(recorder),
-            layers=collect_layers(model, recorder, outcome["flops"]) if model is not None else [],
-            mismatches=mismatches,
-            error=error,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
-            inputs=traced_inputs(model, outcome, chosen),
-            notes=notes,
-        )
+    result = TargetResult(
+        spec.name,
+        status,
+        mode,
+        records=collect_records(recorder),
+        layers=collect_layers(model, recorder, outcome["flops"]) if model is not None else [],
+        mismatches=mismatches,
+        error=error,
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+        inputs=traced_inputs(model, outcome, chosen),
+        notes=notes,
     )
+    # the symbolic forms (#13): one more forward on symbolic sizes, capped; the plain result if it fails
+    emit.result(symbolic.after_trace(result, model, outcome, chosen.guesses, chosen.spec, recorder, plan.timeout))
 
 
 def _weights_notes() -> list[str]:

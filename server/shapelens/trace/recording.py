@@ -54,8 +54,8 @@ class LayerUse:
 def shape_of(tensor: torch.Tensor) -> list[int | None]:
     out: list[int | None] = []
     for dim in tensor.shape:
-        try:
-            out.append(int(dim))
+        try:  # a symbolic size (#13) gives its example value: int() would fix it there (a guard)
+            out.append(int(dim.node.hint) if isinstance(dim, torch.SymInt) and dim.node.has_hint() else int(dim))
         except Exception:  # an unbacked symbolic size (data-dependent): unknown, never guessed
             out.append(None)
     return out
@@ -90,6 +90,8 @@ class Recorder:
         self.log: list[tuple[int, int, str, tuple[Any, ...]]] = []
         # (file id, sid of the loop) -> what the hover says about a loop cut short ("stopped after 2 of 999 ...")
         self.loop_notes: dict[tuple[int, int], str] = {}
+        # the symbolic pass (trace/symbolic.py) sees each stored tensor too: ((file id, sid), target, tensor)
+        self.on_store: Callable[[tuple[int, int], str, torch.Tensor], None] | None = None
 
     # -- statements ----------------------------------------------------------------------------------------
 
@@ -145,6 +147,8 @@ class Recorder:
             # the item is complete before anything holds it, and each store is one step: an exception here
             # (the timer, a RecursionError at the stack's edge) never leaves a half-made entry behind
             item = (tuple(shape_of(value)), dtype_name(value), str(value.device))
+            if self.on_store is not None:
+                self.on_store(key, target, value)
             self.log.append((file_id, sid, target, item))
             if entry is None:
                 entry = self.records[key] = {}
@@ -543,6 +547,8 @@ def note_flatten_factors(out: Any, source: torch.Tensor) -> None:
     so a Linear fix can read `16 * 6 * 6` instead of `576`."""
     if not isinstance(out, torch.Tensor) or out.dim() == 0 or source.dim() <= out.dim():
         return
+    if any(isinstance(d, torch.SymInt) for d in (*out.shape, *source.shape)):
+        return  # int() of a symbolic size would fix it to its example value (the symbolic pass, #13)
     try:
         last = int(out.shape[-1])
         dims = [int(d) for d in source.shape]
