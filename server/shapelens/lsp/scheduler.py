@@ -6,8 +6,12 @@ The debounce adapts to the document's own trace cost: a wait exists so that a bu
 start traces that the next keystroke kills, and a trace of 40 ms wastes little when it is killed, so its
 document waits about as long as its trace takes (never less than MIN_DEBOUNCE_S, never more than the
 `debounceMs` setting, which stays the maximum; a setting over a second is kept as it is: a user holding
-traces while typing). A document opened with no result yet shows its last result
-from the on-disk results cache at once, marked cached, until its fresh trace lands and replaces it.
+traces while typing). An edit after a pause (none in the last PAUSE_S: a number changed, a paste, an undo,
+a quick fix) is traced after MIN_DEBOUNCE_S only: should it be the first keystroke of a burst, the second
+kills its trace (a SIGKILL of the child, the worker stays warm) and the burst waits as above.
+
+A document opened with no result yet shows its last result from the on-disk results cache at once, marked
+cached, until its fresh trace lands and replaces it.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ MIN_DEBOUNCE_S = 0.03  # keystrokes come 30-100 ms apart in a burst: below this 
 # user's choice to hold traces while typing (traceNow or a pause traces), and is kept as it is.
 ADAPTIVE_UP_TO_S = 1.0
 COSTS_KEPT = 5  # the last traces of a document whose cost sets its debounce
+PAUSE_S = 0.5  # no edit for this long: the next one is not in a burst (typing runs 100-300 ms a keystroke)
 
 
 class Scheduler:
@@ -66,6 +71,7 @@ class Scheduler:
         self.shutting_down = False
         self.cache = results_cache.ResultsCache()
         self.costs: dict[str, deque[float]] = {}  # uri -> seconds its last finished traces took
+        self.edited_at: dict[str, float] = {}  # uri -> time.monotonic() of its last edit
         self._background: set[asyncio.Future[None]] = set()  # fire-and-forget tasks, kept alive
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -74,13 +80,18 @@ class Scheduler:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def debounce_s(self, uri: str) -> float:
-        """How long an edit of `uri` waits before its trace: about what its trace costs, within
-        [MIN_DEBOUNCE_S, the debounceMs setting]; the setting itself until a trace has been timed."""
+    def debounce_s(self, uri: str, now: float | None = None) -> float:
+        """How long this edit of `uri` (called once per edit) waits before its trace: MIN_DEBOUNCE_S after a
+        pause, else about what its trace costs, within [MIN_DEBOUNCE_S, the debounceMs setting]; the setting
+        itself until a trace has been timed."""
+        now = time.monotonic() if now is None else now
+        last, self.edited_at[uri] = self.edited_at.get(uri), now
         setting = self.config.settings.debounce_ms / 1000
         costs = self.costs.get(uri)
         if not costs or setting > ADAPTIVE_UP_TO_S:
             return setting
+        if last is None or now - last >= PAUSE_S:
+            return min(setting, MIN_DEBOUNCE_S)
         return min(setting, max(MIN_DEBOUNCE_S, statistics.median(costs)))
 
     def schedule(self, uri: str, delay_s: float) -> asyncio.Task[None] | None:
@@ -105,6 +116,7 @@ class Scheduler:
 
     def stop(self, state: DocState) -> None:
         """The document closed: drop its pending trace, kill the running one."""
+        self.edited_at.pop(state.uri, None)
         if state.task is not None and not state.in_trace:
             state.task.cancel()
         self.host.cancel_trace_of(state.uri)
