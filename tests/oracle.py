@@ -505,7 +505,9 @@ class _FileIndex:
             body: list[ast.stmt] = node.body  # type: ignore[attr-defined]
             first_body = min(s.lineno for s in body) if body else node.lineno
             end_line = max(node.lineno, first_body - 1)
-            header = _Group((_Statement(node.lineno, end_line, 0, (), False),))
+            # a `for` header binds its loop variable (the trace records it as a hint on the `for` line)
+            bound = tuple(_names(node.target)) if isinstance(node, ast.For) else ()
+            header = _Group((_Statement(node.lineno, end_line, 0, bound, False),))
             for line in range(node.lineno, end_line + 1):
                 self.by_line.setdefault(line, header)
             return None

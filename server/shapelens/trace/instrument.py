@@ -131,7 +131,19 @@ class _Recorder(ast.NodeTransformer):
         sid = self._add(node, (), None)
         wrapper = ast.Attribute(ast.Name(RECORD, ast.Load()), LOOP, ast.Load())
         node.iter = ast.copy_location(ast.Call(wrapper, [ast.Constant(sid), node.iter], []), node.iter)
+        names = _target_names(node.target)
+        if names:  # the loop variable gets its hint, at the end of the `for` line, as each turn binds it
+            node.body = [self._record_target(node, names), *node.body]
         return node
+
+    def _record_target(self, node: ast.For, names: list[str]) -> ast.stmt:
+        line = self.lines[node.iter.end_lineno - 1] if node.iter.end_lineno else ""
+        colon = line.find(":", node.iter.end_col_offset or 0)
+        end = colon + 1 if colon >= 0 else (node.iter.end_col_offset or 0)
+        self.table.append(Statement(node.lineno, node.iter.end_lineno or node.lineno, end + 1, tuple(names), None))
+        values = ast.Tuple([ast.Name(n, ast.Load()) for n in names], ast.Load())
+        call = ast.Call(ast.Name(RECORD, ast.Load()), [ast.Constant(len(self.table) - 1), values], [])
+        return ast.copy_location(ast.Expr(call), node.body[0])
 
     def visit_While(self, node: ast.While) -> list[ast.stmt]:
         """`while c:` → `__shapelens_loop_<sid> = __shapelens_record__.loop(sid, None)` then

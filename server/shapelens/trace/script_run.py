@@ -43,6 +43,7 @@ from shapelens.core.wire import (
 from shapelens.trace import explain
 from shapelens.trace.context import Context, Emitter, TraceTimeout, time_limit
 from shapelens.trace.instrument import RECORD, RETURN, instrument_statements
+from shapelens.trace.loader_stand_in import StandIns, Unreadable
 from shapelens.trace.model_run import NEEDS_FAKE, _classify, collect_layers, collect_records
 from shapelens.trace.recording import FILE_ID, Recorder, mismatch_records
 
@@ -193,6 +194,7 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
     errors: list[TraceError] = []
     bound_in_order: list[str] = []
     device = torch.device(ctx.device)
+    stand_ins = StandIns(ns, device, recorder, {plan.file: plan.source})
     recorder.active = True
     try:
         with (
@@ -210,6 +212,11 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                 # a def or class never waits for a name its body reads: defining it is harmless
                 reads = set() if isinstance(stmt, _DEFINITIONS) else loaded_names(stmt)
                 needs = sorted(reads & unknown.keys())
+                if needs and stand_ins.bind(stmt, unknown[needs[0]][0], set(unknown)):
+                    bound_in_order += [n for n in names if n not in bound_in_order]
+                    for name in names:
+                        unknown.pop(name, None)
+                    continue
                 if needs:
                     why, failed = unknown[needs[0]]
                     for name in names:
@@ -218,6 +225,9 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                     if failed:
                         untraced.append((line, needs[0], why))
                     continue
+                silenced = stand_ins.silence(stmt)  # what would read a part of a made-up batch that is unknown
+                if silenced.keys:
+                    stmt = _Silence(silenced.keys).visit(stmt)
                 code = compile(
                     ast.Module(body=instrument_statements([stmt], plan.source, table), type_ignores=[]),
                     plan.file,
@@ -246,6 +256,16 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                         notes.append(f"line {line} not traced: {explain.missing_forward(err)} has no forward yet")
                         continue
                     want = _want(err)
+                    if isinstance(err, Unreadable) or "UnknownPart" in str(err):
+                        want = "it needs the loader's dataset, which could not be read"
+                    elif want is not None and stand_ins.bind(
+                        stmt, f"line {line} did not run: {want} ({type(err).__name__}: {explain.plain(str(err))})",
+                        set(unknown),
+                    ):  # fmt: skip
+                        bound_in_order += [n for n in names if n not in bound_in_order]
+                        for name in names:
+                            unknown.pop(name, None)
+                        continue
                     if want is None and not _code_error(err):
                         want = "it stopped on the script's own terms, not on a shape"
                     if want is None:  # the code's own error: a finding; what needs its names is skipped quietly
@@ -261,6 +281,10 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                 bound_in_order += [n for n in names if n not in bound_in_order]
                 for name in names:
                     unknown.pop(name, None)
+                left, left_out = stand_ins.left_unknown(stmt, silenced, names)
+                for name, why in left.items():
+                    unknown[name] = (why, True)
+                untraced += left_out
     except TraceTimeout as err:
         errors.append(explain.failure("timeout", err, plan, recorder, "forward"))
     except (SystemExit, KeyboardInterrupt) as err:
@@ -276,7 +300,7 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
         )
         message = f"not traced{more}: `{name}` is unknown: {why}"
         errors.append(TraceError(ErrorKind.UNTRACED, message, plan.file, line, stage="forward"))
-    notes += recorder.loop_notes_list()
+    notes += recorder.loop_notes_list() + stand_ins.notes()
     refusal = _refusal_note(ctx)
     if refusal and not any("refused" in note for note in notes):  # one the script's own code caught
         notes.append(refusal)
@@ -286,7 +310,7 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
             SCRIPT_TARGET,
             Status.ERROR if any(e.kind != ErrorKind.UNTRACED for e in errors) else Status.OK,
             device.type,
-            records=collect_records(recorder),
+            records=stand_ins.hover_notes(collect_records(recorder)),
             layers=layers,
             mismatches=mismatch_records(recorder),
             error=errors[0] if errors else None,

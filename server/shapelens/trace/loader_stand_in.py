@@ -1,0 +1,646 @@
+"""A `DataLoader` over a dataset the trace cannot read (a refused download, a missing file, torchvision not
+installed): a stand-in loader whose one batch is made from the model's inferred input, so that the loop over
+it is traced all the same (`trace/script_run.py` binds it where `loader = DataLoader(dataset, ...)` could not
+run).
+
+Which part of the batch is what is read from the code that uses it: the loop's target (`for x, y in loader`,
+`for i, (x, y) in enumerate(loader)`, `for batch in loader: x, y = batch`, `x, y = next(iter(loader))`), then
+the first call of a module with a part of the batch (`model(x)`: that part is the model's input, as
+`trace/inference.py` infers it from the built model, its batch the loader's `batch_size`), and a class-index
+loss (`F.cross_entropy(out, y)`, `nn.NLLLoss()(out, y)`: that part is int64 class indices, shaped as the
+model's output without its class dim). Any other part stays unknown: an `UnknownPart` that nothing may use,
+and the top-level statements that would use it are left out where they stand (`unknown_statements`).
+
+Nothing is guessed into an error: a model input that does not run on the model gives no batch at all.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import dataclasses
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.loss import _Loss
+
+from shapelens.core.source import Source, parse
+from shapelens.core.syntax import bound_names, loaded_names, node_key
+from shapelens.core.wire import Record
+from shapelens.trace import solve
+from shapelens.trace.inference import Guess, NoInput, infer
+from shapelens.trace.model_run import library_candidates, make_tensor
+from shapelens.trace.recording import Recorder
+
+Path = tuple[int, ...]
+Lookup = Callable[[str], Any]
+_MISSING = object()
+_CLASS_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
+_CLASS_LOSS_FUNCTIONS = ("cross_entropy", "nll_loss")
+ORIGIN = "batch from the model's inferred input"
+
+
+class Unreadable(Exception):
+    """The code asked the stand-in what only the dataset knows (its length, its samples)."""
+
+
+class UnknownPart:
+    """A part of the batch whose shape nothing in the code says (a regression target, a mask)."""
+
+    def __init__(self, why: str) -> None:
+        object.__setattr__(self, "why", why)
+
+    def __getattr__(self, name: str) -> Any:
+        raise Unreadable(f"this part of the batch is unknown: {self.why}")
+
+    def __repr__(self) -> str:
+        return "UnknownPart"
+
+
+def is_data_loader_call(node: ast.AST) -> bool:
+    """`DataLoader(...)`, `torch.utils.data.DataLoader(...)`, `data.DataLoader(...)`."""
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    return (isinstance(func, ast.Name) and func.id == "DataLoader") or (
+        isinstance(func, ast.Attribute) and func.attr == "DataLoader"
+    )
+
+
+def batch_size(call: ast.Call, lookup: Lookup, unknown: set[str]) -> int:
+    """The loader's batch size: `batch_size=` (or the second positional argument), evaluated when it reads no
+    unknown name (`args.batch_size`), else from a `**kwargs` dict that holds it; DataLoader's default is 1."""
+    expr: ast.expr | None = call.args[1] if len(call.args) > 1 else None
+    for keyword in call.keywords:
+        if keyword.arg == "batch_size":
+            expr = keyword.value
+        elif keyword.arg is None and isinstance(keyword.value, ast.Name) and keyword.value.id not in unknown:
+            held = lookup(keyword.value.id)
+            if isinstance(held, dict) and isinstance(held.get("batch_size"), int):
+                return int(held["batch_size"])
+    if expr is None:
+        return 1
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, int) and expr.value > 0:
+        return int(expr.value)
+    value = resolve(expr, lookup) if not (loaded_names(expr) & unknown) else _MISSING
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 2
+
+
+def resolve(expr: ast.expr, lookup: Lookup) -> Any:
+    """The value of a name or a dotted name (`model`, `self.net`, `F.cross_entropy`), without calling anything
+    of the user's; `_MISSING` when it is something else or not bound."""
+    if isinstance(expr, ast.Name):
+        return lookup(expr.id)
+    if isinstance(expr, ast.Attribute):
+        owner = resolve(expr.value, lookup)
+        if owner is _MISSING:
+            return _MISSING
+        try:
+            return inspect_attribute(owner, expr.attr)
+        except Exception:
+            return _MISSING
+    return _MISSING
+
+
+def inspect_attribute(owner: Any, name: str) -> Any:
+    if isinstance(owner, nn.Module):  # submodules live in `_modules`: no property of the user's runs
+        for store in ("_modules", "_parameters", "_buffers"):
+            held = owner.__dict__.get(store, {})
+            if name in held:
+                return held[name]
+    return getattr(owner, name)
+
+
+# -- reading the code that uses the batch -------------------------------------------------------------------
+
+
+@dataclass
+class Roles:
+    """What each part of the batch is, found in the code that uses it."""
+
+    leaves: dict[Path, str]  # the names the loop or assignment binds, by where they sit in the batch
+    inputs: dict[Path, int] = field(default_factory=dict)  # part -> which input of the model
+    targets: set[Path] = field(default_factory=set)  # class indices for a loss
+    model: nn.Module | None = None
+    model_text: str = ""
+    loss_text: str = ""
+
+    def unknown(self) -> dict[Path, str]:
+        return {p: n for p, n in self.leaves.items() if p not in self.inputs and p not in self.targets}
+
+
+def _leaves(target: ast.expr, path: Path = ()) -> dict[Path, str]:
+    if isinstance(target, ast.Name):
+        return {path: target.id}
+    if isinstance(target, ast.Tuple | ast.List):
+        out: dict[Path, str] = {}
+        for index, element in enumerate(target.elts):
+            if isinstance(element, ast.Starred):
+                return out  # `x, *rest`: the parts after it have no fixed place
+            out.update(_leaves(element, (*path, index)))
+        return out
+    return {}
+
+
+def _in_order(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement of a block, nested ones after their header, in source order."""
+    for stmt in body:
+        yield stmt
+        for name in ("body", "orelse", "finalbody"):
+            inner = getattr(stmt, name, None)
+            if isinstance(inner, list) and not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                yield from _in_order(inner)
+        for handler in getattr(stmt, "handlers", []):
+            yield from _in_order(handler.body)
+
+
+def _derive(stmt: ast.stmt, derived: dict[str, Path]) -> None:
+    """Names an assignment binds from a part of the batch: `x, y = batch` (each its element), `x = batch[0]`,
+    `x = x.to(device)` (the same part)."""
+    if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+        return
+    target, value = stmt.targets[0], stmt.value
+    if isinstance(value, ast.Name) and value.id in derived:
+        for sub, name in _leaves(target).items():
+            derived[name] = (*derived[value.id], *sub)
+        return
+    if (
+        isinstance(target, ast.Name)
+        and isinstance(value, ast.Subscript)
+        and isinstance(value.value, ast.Name)
+        and value.value.id in derived
+        and isinstance(value.slice, ast.Constant)
+        and isinstance(value.slice.value, int)
+    ):
+        derived[target.id] = (*derived[value.value.id], value.slice.value)
+        return
+    if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+        pairs = list(zip(target.elts, value.elts, strict=True))  # `x, y = x.to(d), y.to(d)`
+    else:
+        pairs = [(target, value)]
+    for part_target, part_value in pairs:
+        source = next((n for n in _reads_in_order(part_value) if n in derived), None)
+        if source is not None and isinstance(part_target, ast.Name):
+            derived[part_target.id] = derived[source]
+
+
+def _reads_in_order(node: ast.AST) -> list[str]:
+    return [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+
+
+def find_roles(target: ast.expr, uses: list[ast.stmt], lookup: Lookup) -> Roles:
+    """The parts of a batch bound to `target` and what `uses` (the loop body, the statements after a
+    `next(iter(loader))`) does with them: the first module called with a part is the model."""
+    roles = Roles(_leaves(target))
+    derived = {name: path for path, name in roles.leaves.items()}
+    for stmt in _in_order(uses):
+        for call in sorted((n for n in ast.walk(stmt) if isinstance(n, ast.Call)), key=_position):
+            parts = [(i, derived[a.id]) for i, a in enumerate(call.args) if isinstance(a, ast.Name) and a.id in derived]
+            if not parts:
+                continue
+            callee = resolve(call.func, lookup)
+            if _class_loss(callee):
+                target_arg = call.args[1] if len(call.args) > 1 else None
+                target_arg = next((k.value for k in call.keywords if k.arg == "target"), target_arg)
+                if isinstance(target_arg, ast.Name) and target_arg.id in derived:
+                    path = derived[target_arg.id]
+                    if path not in roles.inputs:
+                        roles.targets.add(path)
+                        roles.loss_text = ast.unparse(call.func)
+            elif roles.model is None and isinstance(callee, nn.Module) and not isinstance(callee, _Loss):
+                roles.model, roles.model_text = callee, ast.unparse(call.func)
+                for index, path in parts:
+                    roles.inputs.setdefault(path, index)
+                roles.targets -= set(roles.inputs)
+        _derive(stmt, derived)
+    # a leaf is known when its part, or every part inside it, has a role
+    known = set(roles.inputs) | roles.targets
+    for path in list(roles.leaves):
+        inside = [p for p in known if p[: len(path)] == path and len(p) > len(path)]
+        if inside and path not in known:
+            roles.inputs.setdefault(path, -1)  # a container of known parts (`batch`): not unknown itself
+    return roles
+
+
+def _position(node: ast.AST) -> tuple[int, int]:
+    return (getattr(node, "lineno", 0), getattr(node, "col_offset", 0))
+
+
+def _class_loss(callee: Any) -> bool:
+    if isinstance(callee, _CLASS_LOSSES):
+        return True
+    name = getattr(callee, "__name__", "")
+    return callable(callee) and name in _CLASS_LOSS_FUNCTIONS and "torch" in (getattr(callee, "__module__", "") or "")
+
+
+def tainted_statements(roles: Roles, uses: list[ast.stmt]) -> tuple[set[tuple[Any, ...]], set[str]]:
+    """The statements of `uses` that read an unknown part of the batch (or what was made from one), and the
+    names they would have bound or changed (`losses.append(loss)` changes `losses`)."""
+    tainted = {name for path, name in roles.unknown().items()}
+    keys: set[tuple[Any, ...]] = set()
+    changed: set[str] = set()
+    skipped_inside: set[int] = set()
+    for stmt in _in_order(uses):
+        if id(stmt) in skipped_inside:
+            continue
+        header = _header_reads(stmt)
+        if not (header & tainted):
+            continue
+        keys.add(node_key(stmt))
+        inner = [n for n in ast.walk(stmt) if isinstance(n, ast.stmt)]
+        skipped_inside |= {id(n) for n in inner}
+        names = set().union(*(bound_names(n) for n in inner)) | _receivers(stmt)
+        tainted |= names
+        changed |= names
+    return keys, changed
+
+
+def _header_reads(stmt: ast.stmt) -> set[str]:
+    """The names a statement reads itself (a compound statement: its header only)."""
+    if isinstance(stmt, ast.For | ast.AsyncFor):
+        return loaded_names(stmt.iter)
+    if isinstance(stmt, ast.While | ast.If):
+        return loaded_names(stmt.test)
+    if isinstance(stmt, ast.With | ast.AsyncWith):
+        return set().union(*(loaded_names(i.context_expr) for i in stmt.items))
+    if isinstance(stmt, ast.Try | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return set()
+    return loaded_names(stmt)
+
+
+def _receivers(stmt: ast.stmt) -> set[str]:
+    """`losses.append(x)`, `total.add_(x)`: the object a method is called on may change."""
+    out = set()
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            root: ast.expr = node.func.value
+            while isinstance(root, ast.Attribute | ast.Subscript):
+                root = root.value
+            if isinstance(root, ast.Name):
+                out.add(root.id)
+    return out
+
+
+# -- the stand-in -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Made:
+    """The batch made for one site, and what the hover and the script's notes say of it."""
+
+    batch: Any
+    hovers: dict[tuple[str, int, str], str]  # (file, line, name) -> the hint's note
+    note: str
+
+
+class StandInLoader:
+    """Bound where `DataLoader(dataset, ...)` could not run for want of its dataset. Iterating it gives one
+    batch, made when first asked for, from the code at the place that asks (`_make`)."""
+
+    def __init__(self, size: int, why: str, device: torch.device, recorder: Recorder, sources: dict[str, str]) -> None:
+        state = {"size": size, "why": why, "device": device, "recorder": recorder, "sources": sources}
+        state["made"] = {}  # (file, line) -> the batch made for the place that asked there
+        state["inputs"] = {}  # id(model) -> its inferred input and output (a loop and a `next(iter(...))`)
+        object.__setattr__(self, "_state", state)
+        object.__setattr__(self, "batch_size", size)
+
+    def __iter__(self) -> Iterator[Any]:
+        return _Batches(self)
+
+    def __len__(self) -> int:
+        raise Unreadable(f"the loader's length needs its dataset, which could not be read: {self._state['why']}")
+
+    def __getattr__(self, name: str) -> Any:  # `.dataset`, `.sampler`: only the dataset knows
+        raise Unreadable(f"`{name}` needs the loader's dataset, which could not be read: {self._state['why']}")
+
+    @property
+    def made(self) -> dict[tuple[str, int], Made]:
+        made: dict[tuple[str, int], Made] = self._state["made"]
+        return made
+
+    def batch(self, frame: FrameType | None) -> Any:
+        where = (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("", 0)
+        if where not in self.made:
+            self.made[where] = self._make(frame)
+        return self.made[where].batch
+
+    def _make(self, frame: FrameType | None) -> Made:
+        state = self._state
+        why = state["why"]
+        site = _site(frame, state["sources"], self)
+        if site is None:
+            return Made(None, {}, "a loader whose dataset could not be read was used where its batch has no shape")
+        path, line, target, uses, lookup = site
+        roles = find_roles(target, uses, lookup)
+        if roles.model is None:
+            return Made(None, {}, f"line {line}: no model is called with the batch, so it has no shape ({why})")
+        recorder: Recorder = state["recorder"]
+        if id(roles.model) not in state["inputs"]:
+            state["inputs"][id(roles.model)] = _model_input(roles.model, state["size"], state["device"], recorder)
+        inputs, output = state["inputs"][id(roles.model)]
+        if inputs is None:
+            return Made(None, {}, f"line {line}: the model's inferred input did not run on {roles.model_text} ({why})")
+        unknown_why = f"the dataset could not be read: {why}"
+        parts: dict[Path, Any] = {}
+        for part, index in roles.inputs.items():
+            if index >= 0:
+                parts[part] = inputs[min(index, len(inputs) - 1)]
+        for part in roles.targets:
+            shape = [
+                state["size"],
+                *(output.shape[2:] if isinstance(output, torch.Tensor) and output.dim() > 1 else []),
+            ]
+            parts[part] = torch.zeros(shape, dtype=torch.long, device=state["device"])
+        batch = _assemble((), parts, set(roles.leaves), unknown_why)
+        hovers: dict[tuple[str, int, str], str] = {}
+        for part, name in roles.leaves.items():
+            if part in roles.targets:
+                hovers[(path, line, name)] = f"class indices for {roles.loss_text} ({unknown_why})"
+            elif part in roles.inputs:
+                hovers[(path, line, name)] = f"{ORIGIN} ({unknown_why})"
+        shapes = ", ".join(
+            f"{n} {list(parts[p].shape)}" if p in parts else f"{n} unknown" for p, n in roles.leaves.items()
+        )
+        note = f"line {line}: {ORIGIN} of {roles.model_text}: {shapes} ({unknown_why})"
+        return Made(batch, hovers, note)
+
+
+class _Batches:
+    def __init__(self, loader: StandInLoader) -> None:
+        self.loader = loader
+        self.done = False
+
+    def __iter__(self) -> _Batches:
+        return self
+
+    def __next__(self) -> Any:
+        if self.done:
+            raise StopIteration
+        self.done = True
+        recorder: Recorder = self.loader._state["recorder"]
+        batch = self.loader.batch(recorder.user_frame(sys._getframe(1)))
+        if batch is None:
+            raise StopIteration
+        return batch
+
+
+def _assemble(path: Path, parts: dict[Path, Any], leaves: set[Path], why: str) -> Any:
+    if path in parts:
+        return parts[path]
+    inside = {p[len(path)] for p in [*parts, *leaves] if p[: len(path)] == path and len(p) > len(path)}
+    if not inside:
+        return UnknownPart(why)
+    return [_assemble((*path, index), parts, leaves, why) for index in range(max(inside) + 1)]
+
+
+def _model_input(
+    model: nn.Module, size: int, device: torch.device, recorder: Recorder
+) -> tuple[list[torch.Tensor] | None, Any]:
+    """The first inferred input set the model runs on without an error (free sizes solved when the plain
+    guess fails), its batch dims `size`; and the model's output on it."""
+    try:
+        candidates = _candidates(model)
+    except NoInput:
+        return None, None
+    was = recorder.active
+    recorder.active = False  # the trial forwards are ours: no hints, no layer uses, no mismatches
+    try:
+        for guesses in candidates:
+            tried = _try(model, guesses, size, device)
+            if tried[0] is not None:
+                return tried
+        for guesses in candidates:
+            try:
+                solved = solve.solve(solve.symbolic_pass(lambda: model, guesses, 10.0), guesses)
+            except Exception:
+                continue
+            if solved is not None:
+                tried = _try(model, solved.guesses, size, device)
+                if tried[0] is not None:
+                    return tried
+    finally:
+        recorder.active = was
+    return None, None
+
+
+def _candidates(model: nn.Module) -> list[list[Guess]]:
+    return library_candidates(model) or infer(model)
+
+
+def _try(
+    model: nn.Module, guesses: list[Guess], size: int, device: torch.device
+) -> tuple[list[torch.Tensor] | None, Any]:
+
+    inputs = [make_tensor([size if d.kind == "batch" else d.size for d in g.dims], g.dtype, device) for g in guesses]
+    try:
+        with torch.no_grad():
+            output = model(*inputs)
+    except Exception:
+        return None, None
+    return inputs, output
+
+
+def _site(
+    frame: FrameType | None, sources: dict[str, str], loader: StandInLoader
+) -> tuple[str, int, ast.expr, list[ast.stmt], Lookup] | None:
+    """Where the batch is asked for: the file, the line, what the batch is bound to, the statements that use it,
+    and the names there."""
+    if frame is None:
+        return None
+    path = frame.f_code.co_filename
+    text = sources.get(path)
+    if text is None:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = sources[path] = handle.read()
+        except OSError:
+            return None
+    parsed = parse(path, text)
+    if not isinstance(parsed, Source):
+        return None
+    local, global_ = frame.f_locals, frame.f_globals
+
+    def lookup(name: str) -> Any:
+        value = local.get(name, _MISSING)
+        if value is _MISSING:
+            value = global_.get(name, _MISSING)
+        return getattr(builtins, name, _MISSING) if value is _MISSING else value
+
+    line = frame.f_lineno
+    found = site_at(parsed.tree, line, loader, lookup)
+    if found is None:
+        return None
+    target, uses = found
+    return path, line, target, uses, lookup
+
+
+def site_at(tree: ast.Module, line: int, loader: object, lookup: Lookup) -> tuple[ast.expr, list[ast.stmt]] | None:
+    """At `line`, a `for` over the loader (its target, its body) or an assignment from it (its target, the
+    statements after it in its block)."""
+    best: tuple[ast.expr, list[ast.stmt]] | None = None
+    for block in _blocks(tree):
+        for index, stmt in enumerate(block):
+            if isinstance(stmt, ast.For) and stmt.lineno <= line <= (stmt.iter.end_lineno or stmt.lineno):
+                target = _loop_target(stmt.iter, stmt.target, loader, lookup)
+                if target is not None:
+                    best = (target, stmt.body)
+            elif (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno)
+            ):
+                best = (stmt.targets[0], block[index + 1 :])
+    return best
+
+
+def _blocks(tree: ast.AST) -> Iterator[list[ast.stmt]]:
+    for node in ast.walk(tree):
+        for name in ("body", "orelse", "finalbody"):
+            inner = getattr(node, name, None)
+            if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
+                yield inner
+        for handler in getattr(node, "handlers", []):
+            yield handler.body
+
+
+def _loop_target(iterable: ast.expr, target: ast.expr, loader: object, lookup: Lookup) -> ast.expr | None:
+    """The part of a `for` target the loader's batch is bound to: `for x, y in loader`, `enumerate(loader)`,
+    `zip(a, loader)`, `tqdm(loader)`."""
+    if isinstance(iterable, ast.Name | ast.Attribute):
+        return target if resolve(iterable, lookup) is loader else None
+    if not isinstance(iterable, ast.Call):
+        return None
+    name = iterable.func.id if isinstance(iterable.func, ast.Name) else ""
+    if name == "enumerate" and iterable.args:
+        inner = target.elts[1] if isinstance(target, ast.Tuple) and len(target.elts) == 2 else None
+        return _loop_target(iterable.args[0], inner, loader, lookup) if inner is not None else None
+    if name == "zip":
+        for index, arg in enumerate(iterable.args):
+            if isinstance(target, ast.Tuple) and len(target.elts) == len(iterable.args):
+                found = _loop_target(arg, target.elts[index], loader, lookup)
+                if found is not None:
+                    return found
+        return None
+    for arg in iterable.args[:1]:  # tqdm(loader), iter(loader)
+        found = _loop_target(arg, target, loader, lookup)
+        if found is not None:
+            return found
+    return None
+
+
+# -- the script's side: where stand-ins are bound, and what their unknown parts leave out -------------------
+
+
+@dataclass
+class Silenced:
+    """Statements of one top-level statement left out because they read an unknown part of a made-up batch."""
+
+    keys: set[tuple[Any, ...]] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)  # names they would have bound or changed
+    left_out: list[tuple[int, str, str]] = field(default_factory=list)  # (line, the unknown part's name, why)
+    # the loops over a stand-in: (the `for` line, its loader's name, the names its body binds)
+    loops: list[tuple[int, str, set[str]]] = field(default_factory=list)
+
+
+class StandIns:
+    """The stand-in loaders of one script run (`trace/script_run.py`)."""
+
+    def __init__(self, ns: dict[str, Any], device: torch.device, recorder: Recorder, sources: dict[str, str]) -> None:
+        self.ns = ns
+        self.device = device
+        self.recorder = recorder
+        self.sources = sources
+        self.file = next(iter(sources))  # the script's own file
+        self.loaders: dict[str, StandInLoader] = {}
+
+    def _lookup(self, name: str) -> Any:
+        value = self.ns.get(name, _MISSING)
+        return getattr(builtins, name, _MISSING) if value is _MISSING else value
+
+    def bind(self, stmt: ast.stmt, why: str, unknown: set[str]) -> bool:
+        """`loader = DataLoader(dataset, ...)` that cannot run for want of its dataset: bind a stand-in."""
+        if not (
+            isinstance(stmt, ast.Assign)
+            and len(stmt.targets) == 1
+            and isinstance(stmt.targets[0], ast.Name)
+            and is_data_loader_call(stmt.value)
+        ):
+            return False
+        assert isinstance(stmt.value, ast.Call)
+        size = batch_size(stmt.value, self._lookup, unknown)
+        loader = StandInLoader(size, why, self.device, self.recorder, self.sources)
+        self.ns[stmt.targets[0].id] = self.loaders[stmt.targets[0].id] = loader
+        return True
+
+    def _loops(self, stmt: ast.stmt) -> Iterator[tuple[ast.For, ast.expr, StandInLoader]]:
+        if not self.loaders:
+            return
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.For):
+                for loader in self.loaders.values():
+                    target = _loop_target(node.iter, node.target, loader, self._lookup)
+                    if target is not None:
+                        yield node, target, loader
+
+    def silence(self, stmt: ast.stmt) -> Silenced:
+        out = Silenced()
+        for loop, target, loader in self._loops(stmt):
+            body = {n for inner in ast.walk(loop) if isinstance(inner, ast.stmt) for n in bound_names(inner)}
+            out.loops.append((loop.lineno, next(n for n, v in self.loaders.items() if v is loader), body))
+            roles = find_roles(target, loop.body, self._lookup)
+            if roles.model is None:
+                continue  # no batch is made: the loop does not run at all (`left_unknown`)
+            keys, changed = tainted_statements(roles, loop.body)
+            out.keys |= keys
+            out.changed |= changed
+            unknown = ", ".join(f"`{n}`" for n in roles.unknown().values())
+            why = (
+                f"nothing in the code says the shape of the batch's {unknown}, and the loader's dataset could not "
+                f"be read: {loader._state['why']}"
+            )
+            leaf = next(iter(roles.unknown().values()), "")
+            for key in sorted(keys):
+                out.left_out.append((key[0], leaf, why))
+        return out
+
+    def left_unknown(self, stmt: ast.stmt, silenced: Silenced, names: list[str]) -> tuple[dict[str, str], list[Any]]:
+        """After a top-level statement ran: the names it left unknown (why), and the statements it left out
+        (line, name, why) for SL011."""
+        unknown: dict[str, str] = {}
+        left_out = list(silenced.left_out)
+        why = silenced.left_out[0][2] if silenced.left_out else ""
+        for name in silenced.changed:
+            unknown[name] = why
+        for name in names:
+            value = self.ns.get(name)
+            if isinstance(value, UnknownPart):
+                unknown[name] = value.why
+        for line, name, bound in silenced.loops:
+            made = self.loaders[name].made.get((self.file, line))
+            if made is not None and made.batch is None:  # no batch could be made: the loop did not run
+                unknown.update(dict.fromkeys(bound, made.note))
+                left_out.append((line, name, made.note))
+        return unknown, left_out
+
+    def notes(self) -> list[str]:
+        return [made.note for loader in self.loaders.values() for made in loader.made.values()]
+
+    def hover_notes(self, records: list[Record]) -> list[Record]:
+        """The hint of a part of a made-up batch says where it came from (the hover shows it)."""
+        hovers: dict[tuple[str, int, str], str] = {}
+        for loader in self.loaders.values():
+            for made in loader.made.values():
+                hovers.update(made.hovers)
+        if not hovers:
+            return records
+        return [
+            dataclasses.replace(r, producer=hovers[(r.path, r.line, r.target)])
+            if (r.path, r.line, r.target) in hovers
+            else r
+            for r in records
+        ]
