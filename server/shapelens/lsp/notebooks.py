@@ -5,8 +5,10 @@ inlay hint, hover and code action handlers answer for a cell with cell-local pos
 
 Each cell is an open document of `Documents` (its path is `path_of(cell uri)`); its static report is the
 cell's share of the whole program's static report. A trace runs for the notebook, after the same debounce as
-a file, one at a time through the shared worker, an edit of any cell superseding (or killing) the running
-one; its result is stored under the notebook's own path with one report per cell.
+a file (adapted to the notebook's own trace cost), one at a time through the shared worker, an edit of any cell
+superseding (or killing) the running one; its result is stored under the notebook's own path with one report
+per cell, and in the on-disk results cache: a notebook opened again shows its last results at once, marked
+cached, until its fresh trace replaces them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +26,12 @@ from lsprotocol import types
 from pygls.workspace import Workspace
 
 from shapelens.analysis import notebook as nb
+from shapelens.analysis import results_cache
 from shapelens.analysis.engine import analyze, static_report
 from shapelens.core.findings import FileReport
 from shapelens.lsp.documents import path_of
-from shapelens.lsp.results import TraceResult
-from shapelens.lsp.scheduler import Scheduler
+from shapelens.lsp.results import CACHED_NOTE, TraceResult
+from shapelens.lsp.scheduler import COSTS_KEPT, Scheduler
 from shapelens.lsp.shift import Change
 from shapelens.lsp.static_checks import STATIC_INTERVAL_S
 from shapelens.lsp.threads import in_thread
@@ -68,6 +73,8 @@ class NotebookScheduler(Scheduler):
         state = self.notebooks.setdefault(uri, NotebookState(uri, path_of(uri), []))
         self._sync_cells(state)
         self.refresh_static(state)
+        if self.results.get(state.path) is None and self.config.settings.trusted:
+            self.show_cached_notebook(state)
         self.schedule_notebook(state, 0.0)
 
     def notebook_changed(self, params: types.DidChangeNotebookDocumentParams) -> None:
@@ -86,7 +93,7 @@ class NotebookScheduler(Scheduler):
                 self._clear(c.uri for c in cells.structure.did_close or [])
         self._sync_cells(state)
         self._static_soon(state)
-        self.schedule_notebook(state, self.config.settings.debounce_ms / 1000)
+        self.schedule_notebook(state, self.debounce_s(uri))  # the notebook's own trace cost, as for a file
 
     def notebook_closed(self, uri: str, cell_uris: list[str]) -> None:
         state = self.notebooks.pop(uri, None)
@@ -249,19 +256,59 @@ class NotebookScheduler(Scheduler):
             and self._versions(state) == versions
         )
         result: TraceResult | None = None
-        if fresh:
-            per_cell: dict[str, FileReport] = {}
-            for path, report in reports.items():
-                if path != state.path:
-                    per_cell[path] = report  # a module the notebook imports
-                    continue
+        if fresh and worker is not None:
+            for report in reports.values():  # the static findings are published per cell already
                 report.findings = [f for f in report.findings if f not in static]
-                per_cell.update(nb.split_report(program, report, with_broken=False))
-            result = TraceResult(version, per_cell, frozenset(), versions)
+            result = TraceResult(version, self._per_cell(state, program, reports), frozenset(), versions)
             self.diagnostics.publish_paths(self.results.store(state.path, result) - {state.path})
             self.notify.refresh_inlay_hints()
+            self.costs.setdefault(state.uri, deque(maxlen=COSTS_KEPT)).append(elapsed / 1000)
+            key = results_cache.CacheKey(
+                state.path, program.virtual, root, options, worker.python, results_cache.torch_version(worker.python)
+            )
+            self.spawn(self._store_in_cache(key, reports, list(worker.entered)))
         self._traced(state.uri, state.path, version, outcome, elapsed, fresh)
         return (program, versions, result) if result is not None else None
+
+    @staticmethod
+    def _per_cell(state: NotebookState, program: nb.Notebook, reports: dict[str, FileReport]) -> dict[str, FileReport]:
+        """The program's reports as one per cell (a module the notebook imports keeps its own)."""
+        per_cell: dict[str, FileReport] = {}
+        for path, report in reports.items():
+            if path != state.path:
+                per_cell[path] = report
+            else:
+                per_cell.update(nb.split_report(program, report, with_broken=False))
+        return per_cell
+
+    def show_cached_notebook(self, state: NotebookState) -> None:
+        """The notebook's last results from the on-disk cache, published per cell at once and marked cached
+        until its fresh trace replaces them (as `show_cached` does for a file; the key is the cells' program)."""
+        program, versions = self.program(state)
+        settings = self.config.settings
+        python = settings.interpreter
+        key = results_cache.CacheKey(
+            state.path,
+            program.virtual,
+            self.docs.root_for(state.path),
+            settings.options(),
+            python,
+            results_cache.torch_version(python),
+        )
+        try:
+            reports = self.cache.load(key)
+        except Exception:  # the cache is an optimisation: never a reason to fail an open
+            log.exception("results cache: reading the entry of %s failed", state.path)
+            return
+        if reports is None:
+            return
+        document = self._workspace_notebook(state.uri)
+        version = document.version if document is not None else None
+        result = TraceResult(version, self._per_cell(state, program, reports), frozenset(), versions, cached=True)
+        self.diagnostics.publish_paths(self.results.store(state.path, result) - {state.path})
+        self.notify.refresh_inlay_hints()
+        self.notify.status("idle", f"{os.path.basename(state.path)}: {CACHED_NOTE}", uri=state.uri)
+        log.info("results cache: showing the last results of %s until its trace confirms them", state.path)
 
     async def _count_notebook_flops(
         self, state: NotebookState, program: nb.Notebook, versions: dict[str, int | None], result: TraceResult
