@@ -397,6 +397,52 @@ def test_a_missing_submodule_leaves_its_package_usable(analyse: Analyse, tmp_pat
     assert hints_by_key(reports)[(path, line_of(path, "y = torch.relu"), "y")] == [(2, 3)]
 
 
+def test_imports_inside_methods_and_an_unbuilt_native_library_are_guarded(analyse: Analyse, tmp_path: Path) -> None:
+    # an import inside a method runs when the trace calls it: a missing library there stopped the model with an
+    # SL004 although nothing used it; `torch.classes.load_library` of a library the project builds itself (not
+    # built here: pytorch/examples' fx/native_interpreter) stopped the whole file at load
+    reports = analyse("""
+        import torch
+        from torch import nn
+
+        torch.classes.load_library("build/libshapelens_not_built.so")
+
+
+        # shapelens: x=(2, 4)
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                import shapelens_missing_helpers
+                self.fc = nn.Linear(4, 3)
+
+            def forward(self, x):
+                from shapelens_missing_plot import pyplot
+                y = torch.relu(self.fc(x))
+                return y
+
+
+        # shapelens: x=(2, 4)
+        class Uses(nn.Module):
+            def forward(self, x):
+                import shapelens_missing_ops
+                return shapelens_missing_ops.double(x)
+    """)
+    path = str(tmp_path / "model.py")
+    [finding] = reports[path].findings
+    assert (finding.code, finding.severity) == ("SL004", Severity.WARNING)
+    assert finding.message.startswith("`import shapelens_missing_ops` failed"), finding.message
+    line = line_of(path, "y = torch.relu")
+    twin = tmp_path / "twin" / "model.py"  # the truth: the file without what is not here (same line numbers)
+    twin.parent.mkdir()
+    text = (tmp_path / "model.py").read_text()
+    for gone in ('torch.classes.load_library("build/libshapelens_not_built.so")', "import shapelens_missing_helpers",
+                 "from shapelens_missing_plot import pyplot"):  # fmt: skip
+        text = text.replace(gone, "pass")
+    twin.write_text(text)
+    truth = cpu_line_shapes(str(twin), "Net", {"x": (2, 4)})
+    assert hints_by_key(reports)[(path, line, "y")] == list(truth[(str(twin), line, "y")])
+
+
 # -- 7. stock attention with a mask, on meta ----------------------------------------------------------------
 
 

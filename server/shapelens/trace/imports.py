@@ -7,7 +7,8 @@ larger budget (`IMPORT_BUDGET_S` for the whole load: importing timm costs ≈6 s
 model's time); an import that outlives it ends the load as `ImportTimeout` at the import's line
 ("import of timm did not finish in 30 s").
 
-An import that is not already inside a user's `try` is also guarded: if the library is missing or broken
+An import that is not already inside a user's `try` is also guarded (at the top level, in its blocks, and
+inside functions and methods, whose imports run when the trace calls them): if the library is missing or broken
 (`No module named 'torchvision'`, a compiled extension that does not load), its names are bound to a
 `StandIn` that raises `MissingImport`, naming the import, only when the traced code uses it. A failure
 inside one of the user's own files is never hidden this way: it is that file's finding.
@@ -252,8 +253,28 @@ def _guarded(node: ast.Import | ast.ImportFrom, path: str, stand_in: bool) -> li
     return result
 
 
+def _loads_library(stmt: ast.stmt) -> bool:
+    """`torch.classes.load_library("build/libinterpreter.so")`, `torch.ops.load_library(...)`: a compiled
+    extension the project builds itself, loaded by a bare call."""
+    call = stmt.value if isinstance(stmt, ast.Expr) else None
+    return isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "load_library"
+
+
+def _library_guarded(stmt: ast.stmt) -> list[ast.stmt]:
+    """A native library that does not load (not built here) is left unloaded, as a failed import is: only the
+    operators it would have registered are missing, and torch names them if the traced code uses one."""
+    guarded = ast.Try(
+        body=[stmt],
+        handlers=[ast.ExceptHandler(type=ast.Name("Exception", ast.Load()), name=None, body=[ast.Pass()])],
+        orelse=[],
+        finalbody=[],
+    )
+    return _copy_location([guarded], stmt)
+
+
 def guard_imports(body: list[ast.stmt], path: str, in_try: bool = False) -> list[ast.stmt]:
-    """The statements with every import timed, and guarded by a stand-in unless a user's `try` holds it."""
+    """The statements with every import timed, and guarded by a stand-in unless a user's `try` holds it;
+    imports inside functions and methods too (`def forward(...): import einops`), which run at trace time."""
     out: list[ast.stmt] = []
     for stmt in body:
         if isinstance(stmt, ast.Import | ast.ImportFrom):
@@ -261,9 +282,15 @@ def guard_imports(body: list[ast.stmt], path: str, in_try: bool = False) -> list
                 out.append(stmt)
             else:
                 out += _guarded(stmt, path, stand_in=not in_try)
-        elif isinstance(stmt, ast.If):
+        elif not in_try and _loads_library(stmt):
+            out += _library_guarded(stmt)
+        elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            stmt.body = guard_imports(stmt.body, path) or stmt.body
+            out.append(stmt)
+        elif isinstance(stmt, ast.If | ast.For | ast.AsyncFor | ast.While | ast.With | ast.AsyncWith):
             stmt.body = guard_imports(stmt.body, path, in_try) or stmt.body
-            stmt.orelse = guard_imports(stmt.orelse, path, in_try)
+            if not isinstance(stmt, ast.With | ast.AsyncWith):
+                stmt.orelse = guard_imports(stmt.orelse, path, in_try)
             out.append(stmt)
         elif isinstance(stmt, ast.Try):
             stmt.body = guard_imports(stmt.body, path, True) or stmt.body

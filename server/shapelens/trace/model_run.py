@@ -71,6 +71,7 @@ class Target:
         self.candidates: list[list[Guess]] = []  # input sets inferred from the built model, likeliest first
         self.guesses: list[Guess] | None = None  # the set this build used
         self.setup_line: int | None = None  # the set-up statement running (None: set-up done or none)
+        self.setup_item: dict[str, Any] | None = None
 
     @staticmethod
     def _line(item: dict[str, Any]) -> int:
@@ -106,7 +107,7 @@ class Target:
     def build_model(self) -> nn.Module | None:
         ns = dict(self.module.__dict__)
         for item in self.spec.setup:
-            self.setup_line = self._line(item)
+            self.setup_line, self.setup_item = self._line(item), item
             try:
                 self.run_statement(item, ns)
             except Exception as err:
@@ -483,6 +484,8 @@ def _example_fallback(spec: TargetSpec, outcome: dict[str, Any]) -> tuple[Target
         return None
     if spec.model is None or _classify(err, "build") in OWN_KINDS or refusal_of(err) is not None:
         return None
+    if _builds_the_model(target, spec):
+        return None  # `model = Net(cfg)` failed in the example: the model's own constructor, not the data
     inferred = dataclasses.replace(
         spec,
         input_source=InputSource.INFER,
@@ -497,6 +500,19 @@ def _example_fallback(spec: TargetSpec, outcome: dict[str, Any]) -> tuple[Target
         "a shape-only trace has no data; inputs inferred from the model"
     )
     return inferred, note
+
+
+def _builds_the_model(target: Target, spec: TargetSpec) -> bool:
+    """Whether the failing set-up statement binds a name the model expression reads (`model = Attn(C)` for
+    `model(ids)`): then it is the model's own construction that failed."""
+    if target.setup_item is None or "node" not in target.setup_item or spec.model is None:
+        return False
+    try:
+        stmt = target._pick(target.setup_item, ast.stmt)
+        model = target._pick(spec.model, ast.expr) if "node" in spec.model else ast.parse(spec.model.get("code", ""))
+    except (LookupError, SyntaxError):
+        return False
+    return bool(bound_names(stmt) & loaded_names(model))
 
 
 def _takes_arguments(cls: Any) -> bool:
