@@ -360,6 +360,7 @@ def test_a_loader_whose_file_is_missing_feeds_its_loop_the_models_input_and_clas
     assert hints[(12, "logits")].shapes == [(16, 5)] and hints[(13, "loss")].shapes == [()]
     assert hints[(18, "scores")].shapes == [(16, 5)]
     assert hints[(17, "sample")].shapes == [(16, 3, 32, 32)]
+    assert "batch from the model's inferred input" in render.variable_markdown(hints[(11, "data")])
     hover = render.variable_markdown(hints[(17, "sample")])
     assert "batch from the model's inferred input (the dataset could not be read: " in hover
     assert "images.pt" in hover  # why: the file is missing
@@ -393,6 +394,37 @@ def test_a_batch_part_no_loss_says_the_shape_of_stays_unknown_and_what_reads_it_
     hints = {(h.line, h.target): h.shapes for h in report.hints}
     assert hints[(10, "x")] == [(8, 12)] and hints[(11, "pred")] == [(8, 3)] and hints[(17, "done")] == [()]
     assert (10, "y") not in hints and (12, "loss") not in hints and (16, "mean") not in hints
+
+
+def test_a_batch_unpacked_in_the_loop_body_keeps_its_unknown_part_in_place(analyse: Analyse) -> None:
+    source = """
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader
+
+        model = nn.Linear(12, 3)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        loader = DataLoader(torch.load("pairs.pt"), batch_size=8)
+        errors = []
+        for batch in loader:
+            x, y = batch
+            pred = model(x)
+            loss = nn.functional.mse_loss(pred, y)
+            loss.backward()
+            errors.append(loss)
+            opt.step()
+        mean = torch.stack(errors).mean()
+        done = pred.sum()
+    """
+    report = only(analyse(source, name="unpacked.py"))
+    assert errors(report) == []
+    [info] = [f for f in report.findings if f.code == "SL011"]
+    assert info.span.line == 13 and "`y`" in info.message
+    hints = {(h.line, h.target): h for h in report.hints}
+    assert hints[(11, "x")].shapes == [(8, 12)] and hints[(12, "pred")].shapes == [(8, 3)]
+    assert "batch from the model's inferred input" in render.variable_markdown(hints[(11, "x")])
+    assert hints[(18, "done")].shapes == [()]
+    assert (11, "y") not in hints and (13, "loss") not in hints and (17, "mean") not in hints
 
 
 def test_a_loop_variable_gets_its_hint_on_the_for_line(analyse: Analyse, tmp_path: Path) -> None:

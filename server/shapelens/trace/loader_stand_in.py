@@ -124,14 +124,24 @@ class Roles:
     """What each part of the batch is, found in the code that uses it."""
 
     leaves: dict[Path, str]  # the names the loop or assignment binds, by where they sit in the batch
+    # and those the code unpacks from them (`inputs, labels = data`): (line, name) -> part
+    unpacked: dict[tuple[int, str], Path] = field(default_factory=dict)
     inputs: dict[Path, int] = field(default_factory=dict)  # part -> which input of the model
     targets: set[Path] = field(default_factory=set)  # class indices for a loss
     model: nn.Module | None = None
     model_text: str = ""
     loss_text: str = ""
 
+    @property
+    def names(self) -> dict[Path, str]:
+        """Each named part, by its first name."""
+        out = dict(self.leaves)
+        for (_, name), path in self.unpacked.items():
+            out.setdefault(path, name)
+        return out
+
     def unknown(self) -> dict[Path, str]:
-        return {p: n for p, n in self.leaves.items() if p not in self.inputs and p not in self.targets}
+        return {p: n for p, n in self.names.items() if p not in self.inputs and p not in self.targets}
 
 
 def _leaves(target: ast.expr, path: Path = ()) -> dict[Path, str]:
@@ -159,15 +169,15 @@ def _in_order(body: list[ast.stmt]) -> Iterator[ast.stmt]:
             yield from _in_order(handler.body)
 
 
-def _derive(stmt: ast.stmt, derived: dict[str, Path]) -> None:
-    """Names an assignment binds from a part of the batch: `x, y = batch` (each its element), `x = batch[0]`,
-    `x = x.to(device)` (the same part)."""
+def _derive(stmt: ast.stmt, derived: dict[str, Path], unpacked: dict[tuple[int, str], Path]) -> None:
+    """Names an assignment binds from a part of the batch: `x, y = batch` (each its element), `x = batch[0]`
+    (both kept in `unpacked`), `x = x.to(device)` (the same part)."""
     if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
         return
     target, value = stmt.targets[0], stmt.value
     if isinstance(value, ast.Name) and value.id in derived:
         for sub, name in _leaves(target).items():
-            derived[name] = (*derived[value.id], *sub)
+            derived[name] = unpacked.setdefault((stmt.lineno, name), (*derived[value.id], *sub))
         return
     if (
         isinstance(target, ast.Name)
@@ -178,6 +188,7 @@ def _derive(stmt: ast.stmt, derived: dict[str, Path]) -> None:
         and isinstance(value.slice.value, int)
     ):
         derived[target.id] = (*derived[value.value.id], value.slice.value)
+        unpacked.setdefault((stmt.lineno, target.id), derived[target.id])
         return
     if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
         pairs = list(zip(target.elts, value.elts, strict=True))  # `x, y = x.to(d), y.to(d)`
@@ -217,10 +228,10 @@ def find_roles(target: ast.expr, uses: list[ast.stmt], lookup: Lookup) -> Roles:
                 for index, path in parts:
                     roles.inputs.setdefault(path, index)
                 roles.targets -= set(roles.inputs)
-        _derive(stmt, derived)
-    # a leaf is known when its part, or every part inside it, has a role
+        _derive(stmt, derived, roles.unpacked)
+    # a named part is known when it, or a part inside it, has a role (`data` holds `inputs` and `labels`)
     known = set(roles.inputs) | roles.targets
-    for path in list(roles.leaves):
+    for path in list(roles.names):
         inside = [p for p in known if p[: len(path)] == path and len(p) > len(path)]
         if inside and path not in known:
             roles.inputs.setdefault(path, -1)  # a container of known parts (`batch`): not unknown itself
@@ -356,15 +367,19 @@ class StandInLoader:
                 *(output.shape[2:] if isinstance(output, torch.Tensor) and output.dim() > 1 else []),
             ]
             parts[part] = torch.zeros(shape, dtype=torch.long, device=state["device"])
-        batch = _assemble((), parts, set(roles.leaves), unknown_why)
+        batch = _assemble((), parts, set(roles.names), unknown_why)
         hovers: dict[tuple[str, int, str], str] = {}
-        for part, name in roles.leaves.items():
+        named = [(line, name, part) for part, name in roles.leaves.items()]
+        named += [(at, name, part) for (at, name), part in roles.unpacked.items()]
+        for at, name, part in named:
             if part in roles.targets:
-                hovers[(path, line, name)] = f"class indices for {roles.loss_text} ({unknown_why})"
-            elif part in roles.inputs:
-                hovers[(path, line, name)] = f"{ORIGIN} ({unknown_why})"
+                hovers[(path, at, name)] = f"class indices for {roles.loss_text} ({unknown_why})"
+            elif part in parts:
+                hovers[(path, at, name)] = f"{ORIGIN} ({unknown_why})"
         shapes = ", ".join(
-            f"{n} {list(parts[p].shape)}" if p in parts else f"{n} unknown" for p, n in roles.leaves.items()
+            f"{n} {list(parts[p].shape)}" if p in parts else f"{n} unknown"
+            for p, n in roles.names.items()
+            if p in parts or not any(k[: len(p)] == p for k in parts)  # not a container of known parts
         )
         note = f"line {line}: {ORIGIN} of {roles.model_text}: {shapes} ({unknown_why})"
         return Made(batch, hovers, note)
