@@ -173,3 +173,53 @@ def test_progress_line_on_a_terminal_only(folder: Path) -> None:
     assert "[1/8]" not in _on_a_terminal(".", "--format", "json", cwd=folder)
     piped = check(".", "--jobs", "2", cwd=folder)
     assert "[1/8]" not in piped.stderr and "/8]" not in piped.stderr
+
+
+SLOW = """\
+import time
+
+import torch
+from torch import nn
+
+
+# shapelens: x=(2, 4)
+class Slow(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(4)
+        return self.fc(x)
+"""
+
+
+def test_text_output_streams_file_by_file_and_equals_a_serial_run(folder: Path) -> None:
+    serial = check(".", "--jobs", "1", cwd=folder)
+    pooled = check(".", "--jobs", "3", cwd=folder)
+    assert serial.returncode == pooled.returncode == 1
+    assert pooled.stdout == serial.stdout  # in the order the files were found, whichever finished first
+    assert serial.stdout.count("SL101") == 1 and serial.stdout.rstrip().endswith("Found 2 findings.")
+    # net0.py's block comes with net0.py, the block it imports after it, with the shapes net0's trace met
+    net0 = serial.stdout.split("── net0.py")[1].split("── net1.py")[0]
+    assert "── block.py" in net0 and "# return: [1, 8]" in net0
+
+    (folder / "zz_slow.py").write_text(SLOW)  # found last, and its trace takes 4 s
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "shapelens.cli", "check", ".", "--jobs", "1"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("── net4.py"):
+            break
+    still_running = proc.poll() is None  # net4.py's shapes are out while zz_slow.py still traces
+    rest = proc.stdout.read()
+    proc.wait()
+    assert still_running, "the output came only at the end"
+    assert "── zz_slow.py" in rest and rest.rstrip().endswith("Found 2 findings.")

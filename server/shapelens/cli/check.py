@@ -1,15 +1,22 @@
 """`shapelens check`: the files named or below the folders named, each analysed (on one warm worker, or a pool
-with `--jobs`), their reports merged, the safe fixes applied with `--fix`, and the result rendered."""
+with `--jobs`), their reports merged, the safe fixes applied with `--fix`, and the result rendered.
+
+The text format streams: each file's shapes and findings print as soon as it and every file before it are
+done (in the order the files were found, so the output is the same with any `--jobs`), the count at the end.
+A file another file's trace entered (a block a model imports) shows with that model's file too, with the
+shapes that trace met; a finding prints once, with the first file that reported it. JSON, SARIF and GitHub
+annotations stay one document at the end."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from shapelens.analysis import edits
@@ -17,7 +24,14 @@ from shapelens.analysis import notebook as nb
 from shapelens.analysis.engine import analyze
 from shapelens.analysis.worker_client import TraceWorker, WorkerUnavailable
 from shapelens.analysis.worker_pool import PoolWorker, start_warm_pool
-from shapelens.cli.formats import display_path, json_document, render_github, render_text, sarif_document
+from shapelens.cli.formats import (
+    display_path,
+    json_document,
+    render_github,
+    render_text,
+    sarif_document,
+    summary_line,
+)
 from shapelens.core.findings import FileReport, Finding, Severity, Span
 from shapelens.core.options import Options
 from shapelens.core.source import read_source
@@ -54,12 +68,14 @@ def run_check(args: argparse.Namespace) -> int:
     jobs = max(1, min(args.jobs, len(files)))
     cuda = args.device == "cuda"
     progress = Progress(len(files), sys.stderr.isatty() and args.format not in ("json", "sarif"))
+    stream = Stream(progress) if args.format == "text" else None
+    done = progress.finished if stream is None else stream.arrived
     if args.no_trace:
-        per_file = _check_serially(files, options, None, progress=progress)
+        per_file = _check_serially(files, options, None, done=done)
     elif jobs == 1:
-        per_file = _check_serially(files, options, TraceWorker(env=_worker_env(len(files), None)), cuda, progress)
+        per_file = _check_serially(files, options, TraceWorker(env=_worker_env(len(files), None)), cuda, done)
     else:
-        per_file = _check_in_pool(files, options, jobs, cuda, progress)
+        per_file = _check_in_pool(files, options, jobs, cuda, done)
     progress.done()
     reports: dict[str, FileReport] = {}
     for file_reports in per_file:  # merged in the order of `files`, whatever order the traces ended in
@@ -74,8 +90,8 @@ def run_check(args: argparse.Namespace) -> int:
         print(json.dumps(sarif_document(ordered), indent=1))
     elif args.format == "github":
         print(render_github(ordered), end="")
-    else:
-        print(render_text(ordered), end="")
+    elif stream is not None:  # the files' own output is already out
+        print(summary_line(stream.total))
     has_error = any(f.severity == Severity.ERROR for r in ordered for f in r.findings)
     return EXIT_FINDINGS if has_error and not args.exit_zero else EXIT_OK
 
@@ -109,17 +125,20 @@ def _check_notebook(path: str, text: str, options: Options, worker: TraceWorker 
     return said
 
 
+Done = Callable[[int, str, dict[str, FileReport]], None]  # (index in the files, path, its reports)
+
+
 def _check_serially(
-    files: list[str], options: Options, worker: TraceWorker | None, cuda: bool = False, progress: Progress | None = None
+    files: list[str], options: Options, worker: TraceWorker | None, cuda: bool = False, done: Done | None = None
 ) -> list[dict[str, FileReport]]:
     try:
         if cuda and worker is not None:
             _warn_without_cuda(worker)
         out = []
-        for path in files:
+        for index, path in enumerate(files):
             out.append(_check_one(path, options, worker))
-            if progress is not None:
-                progress.finished(path)
+            if done is not None:
+                done(index, path, out[-1])
         return out
     finally:
         if worker is not None:
@@ -147,20 +166,75 @@ class Progress:
         self.total = total
         self.shown = shown and total > 1
         self.count = 0
+        self.last = ""
         self._lock = threading.Lock()
 
-    def finished(self, path: str) -> None:
+    def finished(self, index: int, path: str, reports: dict[str, FileReport] | None = None) -> None:
         with self._lock:
             self.count += 1
-            if self.shown:
-                line = f"[{self.count}/{self.total}] {display_path(path)}"
-                sys.stderr.write("\r\033[K" + line[:200])
+            self.last = path
+            self._draw()
+
+    def _draw(self) -> None:
+        if self.shown and self.count:
+            line = f"[{self.count}/{self.total}] {display_path(self.last)}"
+            sys.stderr.write("\r\033[K" + line[:200])
+            sys.stderr.flush()
+
+    def above(self, text: str) -> None:
+        """`text` on stdout, the progress line cleared first and drawn again below it."""
+        with self._lock:
+            if self.shown and self.count:
+                sys.stderr.write("\r\033[K")
                 sys.stderr.flush()
+            try:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            except BrokenPipeError:  # `check . | head`: the reader is gone; the rest goes nowhere, quietly
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            self._draw()
 
     def done(self) -> None:
         if self.shown and self.count:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
+
+
+class Stream:
+    """The text format as results arrive: a file's block prints once it and every file before it are done (a
+    pool finishes them in any order; the output is that of a serial run). A finding already printed with an
+    earlier file (one in a block two models import) is not printed again; `total` counts what was printed."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.total = 0
+        self._waiting: dict[int, dict[str, FileReport]] = {}
+        self._paths: dict[int, str] = {}
+        self._next = 0
+        self._printed: set[tuple[object, ...]] = set()
+        self._lock = threading.Lock()
+
+    def arrived(self, index: int, path: str, reports: dict[str, FileReport]) -> None:
+        self.progress.finished(index, path)
+        with self._lock:
+            self._waiting[index] = reports
+            self._paths[index] = os.path.abspath(path)
+            while self._next in self._waiting:
+                text = self._block(self._waiting.pop(self._next), self._paths.pop(self._next))
+                self._next += 1
+                if text:
+                    self.progress.above(text)
+
+    def _block(self, reports: dict[str, FileReport], checked: str) -> str:
+        """The checked file first (a notebook: its cells), then the files its trace entered."""
+        shown = []
+        for path in sorted(reports, key=lambda p: (p != checked and not p.startswith(checked + ":"), p)):
+            report = reports[path]
+            new = [f for f in report.findings if (f.code, f.span, f.message) not in self._printed]
+            self._printed.update((f.code, f.span, f.message) for f in new)
+            self.total += len(new)
+            shown.append(dataclasses.replace(report, findings=new))
+        return render_text(shown, summary=False)
 
 
 class _PooledWorker(PoolWorker):
@@ -181,7 +255,7 @@ class _PooledWorker(PoolWorker):
 
 
 def _check_in_pool(
-    files: list[str], options: Options, jobs: int, cuda: bool, progress: Progress
+    files: list[str], options: Options, jobs: int, cuda: bool, done: Done
 ) -> list[dict[str, FileReport]]:
     """`files` spread over `jobs` warm workers (each one trace at a time, all forked from one warm worker);
     the results in the order of `files`, whatever order they finished in."""
@@ -191,13 +265,13 @@ def _check_in_pool(
     workers = list(idle)
     take = threading.Lock()
 
-    def check(path: str) -> dict[str, FileReport]:
+    def check(index: int, path: str) -> dict[str, FileReport]:
         with take:
             worker = idle.pop()
         try:
             with lock:
                 reports = _check_one(path, options, worker)
-            progress.finished(path)
+            done(index, path, reports)
             return reports
         finally:
             with take:
@@ -209,7 +283,7 @@ def _check_in_pool(
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shapelens-check") as pool:
             if cuda:
                 _warn_without_cuda(workers[0])
-            return list(pool.map(check, files))
+            return list(pool.map(check, range(len(files)), files))
     finally:
         for worker in workers:
             worker.close()

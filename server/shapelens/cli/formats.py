@@ -350,8 +350,9 @@ def _first_sentence(text: str) -> str:
 # -- text ------------------------------------------------------------------------------------------------
 
 
-def render_text(reports: list[FileReport]) -> str:
-    """Each traced function's source with shapes at the end of each statement, then ruff-style findings."""
+def render_text(reports: list[FileReport], summary: bool = True) -> str:
+    """Each traced function's source with shapes at the end of each statement, then ruff-style findings, then
+    (with `summary`) the count of findings."""
     out: list[str] = []
     for report in reports:
         out += _annotated_source(report)
@@ -366,8 +367,13 @@ def render_text(reports: list[FileReport]) -> str:
             )
             for fix in finding.fixes:
                 out.append(f"  fix ({'safe' if fix.safe else 'unsafe'}): {fix.title}")
-    out.append(f"Found {total} finding{'s' if total != 1 else ''}." if total else "No findings.")
-    return "\n".join(out) + "\n"
+    if summary:
+        out.append(summary_line(total))
+    return "\n".join(out) + "\n" if out else ""
+
+
+def summary_line(total: int) -> str:
+    return f"Found {total} finding{'s' if total != 1 else ''}." if total else "No findings."
 
 
 def _annotated_source(report: FileReport) -> list[str]:
