@@ -334,6 +334,7 @@ def test_a_loader_whose_file_is_missing_feeds_its_loop_the_models_input_and_clas
     analyse: Analyse, tmp_path: Path
 ) -> None:
     source = """
+        import os
         import torch
         from torch import nn
         from torch.utils.data import DataLoader
@@ -341,7 +342,8 @@ def test_a_loader_whose_file_is_missing_feeds_its_loop_the_models_input_and_clas
         net = nn.Sequential(nn.Conv2d(3, 6, 5), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 28 * 28, 5))
         criterion = nn.NLLLoss()
         opt = torch.optim.Adam(net.parameters())
-        loader = DataLoader(torch.load("images.pt"), batch_size=16)
+        data_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "images.pt")
+        loader = DataLoader(torch.load(data_file, weights_only=False), batch_size=16)
         for batch in loader:
             data, target = batch
             logits = net(data).log_softmax(dim=1)
@@ -355,15 +357,72 @@ def test_a_loader_whose_file_is_missing_feeds_its_loop_the_models_input_and_clas
     report = only(analyse(source, name="missing_file.py"))
     assert errors(report) == [] and not [f for f in report.findings if f.code == "SL011"]
     hints = {(h.line, h.target): h for h in report.hints}
-    assert hints[(11, "data")].shapes == [(16, 3, 32, 32)]  # 32 × 32: the size Linear(6 * 28 * 28) accepts
-    assert (hints[(11, "target")].shapes, hints[(11, "target")].dtype) == ([(16,)], "int64")
-    assert hints[(12, "logits")].shapes == [(16, 5)] and hints[(13, "loss")].shapes == [()]
-    assert hints[(18, "scores")].shapes == [(16, 5)]
-    assert hints[(17, "sample")].shapes == [(16, 3, 32, 32)]
-    assert "batch from the model's inferred input" in render.variable_markdown(hints[(11, "data")])
-    hover = render.variable_markdown(hints[(17, "sample")])
+    assert {(13, "data"), (13, "target"), (14, "logits"), (15, "loss"), (19, "sample"), (20, "scores")} <= set(hints)
+    assert hints[(13, "target")].dtype == "int64"
+    assert "batch from the model's inferred input" in render.variable_markdown(hints[(13, "data")])
+    hover = render.variable_markdown(hints[(19, "sample")])
     assert "batch from the model's inferred input (the dataset could not be read: " in hover
     assert "images.pt" in hover  # why: the file is missing
+    # `label` feeds no loss after `next(iter(loader))`: the loop's loss already said what the labels are
+    assert hints[(19, "label")].dtype == "int64"
+    assert "class indices for criterion (the dataset could not be read" in render.variable_markdown(
+        hints[(19, "label")]
+    )
+    # a CPU run with a local random dataset of the shape the model takes (32 × 32: what Linear(6 * 28 * 28)
+    # accepts), 16 a batch: the same shapes on every line
+    dataset = torch.utils.data.TensorDataset(torch.randn(32, 3, 32, 32), torch.randint(0, 5, (32,)))
+    torch.save(dataset, tmp_path / "images.pt")
+    assert_hints_match_cpu(report, tmp_path / "missing_file.py")
+
+
+def test_a_loop_over_a_loader_inside_a_function_gets_the_made_batch_too(analyse: Analyse, tmp_path: Path) -> None:
+    # pytorch/examples' pattern: `train(model, device, loader, optimizer, epoch)` loops over the loader itself
+    source = """
+        import os
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+        from torch.utils.data import DataLoader
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc1 = nn.Linear(784, 64)
+                self.fc2 = nn.Linear(64, 10)
+
+            def forward(self, x):
+                x = torch.flatten(x, 1)
+                return F.log_softmax(self.fc2(F.relu(self.fc1(x))), dim=1)
+
+
+        def train(model, device, loader, optimizer):
+            model.train()
+            for batch_idx, (data, target) in enumerate(loader):
+                data, target = data.to(device), target.to(device)
+                optimizer.zero_grad()
+                output = model(data)
+                loss = F.nll_loss(output, target)
+                loss.backward()
+                optimizer.step()
+
+
+        device = torch.device("cpu")
+        data_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "digits.pt")
+        train_loader = DataLoader(torch.load(data_file, weights_only=False), batch_size=64, shuffle=True)
+        model = Net().to(device)
+        optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
+        for epoch in range(1, 4):
+            train(model, device, train_loader, optimizer)
+    """
+    report = only(analyse(source, name="train_fn.py"))
+    assert errors(report) == [] and not [f for f in report.findings if f.code == "SL011"]
+    hints = {(h.line, h.target): h for h in report.hints}
+    assert {(22, "data"), (22, "target"), (25, "output"), (26, "loss")} <= set(hints)
+    assert "batch from the model's inferred input" in render.variable_markdown(hints[(22, "data")])
+    dataset = torch.utils.data.TensorDataset(torch.randn(128, 784), torch.randint(0, 10, (128,)))
+    torch.save(dataset, tmp_path / "digits.pt")
+    assert_hints_match_cpu(report, tmp_path / "train_fn.py")
 
 
 def test_a_batch_part_no_loss_says_the_shape_of_stays_unknown_and_what_reads_it_is_left_out(

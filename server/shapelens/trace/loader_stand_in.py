@@ -130,6 +130,7 @@ class Roles:
     targets: set[Path] = field(default_factory=set)  # class indices for a loss
     model: nn.Module | None = None
     model_text: str = ""
+    carried: set[Path] = field(default_factory=set)  # parts an earlier use of the loader made known
     loss_text: str = ""
 
     @property
@@ -141,7 +142,8 @@ class Roles:
         return out
 
     def unknown(self) -> dict[Path, str]:
-        return {p: n for p, n in self.names.items() if p not in self.inputs and p not in self.targets}
+        known = {*self.inputs, *self.targets, *self.carried}
+        return {p: n for p, n in self.names.items() if not any(k[: len(p)] == p for k in known)}
 
 
 def _leaves(target: ast.expr, path: Path = ()) -> dict[Path, str]:
@@ -317,6 +319,8 @@ class StandInLoader:
         state = {"size": size, "why": why, "device": device, "recorder": recorder, "sources": sources}
         state["made"] = {}  # (file, line) -> the batch made for the place that asked there
         state["inputs"] = {}  # id(model) -> its inferred input and output (a loop and a `next(iter(...))`)
+        state["known"] = {}  # part of the batch -> (its tensor, what its hover says), from every use so far
+        state["model"] = ""
         object.__setattr__(self, "_state", state)
         object.__setattr__(self, "batch_size", size)
 
@@ -348,40 +352,44 @@ class StandInLoader:
             return Made(None, {}, "a loader whose dataset could not be read was used where its batch has no shape")
         path, line, target, uses, lookup = site
         roles = find_roles(target, uses, lookup)
-        if roles.model is None:
-            return Made(None, {}, f"line {line}: no model is called with the batch, so it has no shape ({why})")
-        recorder: Recorder = state["recorder"]
-        if id(roles.model) not in state["inputs"]:
-            state["inputs"][id(roles.model)] = _model_input(roles.model, state["size"], state["device"], recorder)
-        inputs, output = state["inputs"][id(roles.model)]
-        if inputs is None:
-            return Made(None, {}, f"line {line}: the model's inferred input did not run on {roles.model_text} ({why})")
         unknown_why = f"the dataset could not be read: {why}"
         parts: dict[Path, Any] = {}
-        for part, index in roles.inputs.items():
-            if index >= 0:
-                parts[part] = inputs[min(index, len(inputs) - 1)]
-        for part in roles.targets:
-            shape = [
-                state["size"],
-                *(output.shape[2:] if isinstance(output, torch.Tensor) and output.dim() > 1 else []),
-            ]
-            parts[part] = torch.zeros(shape, dtype=torch.long, device=state["device"])
+        texts: dict[Path, str] = {}
+        failed = f"line {line}: no model is called with the batch, so it has no shape ({why})"
+        if roles.model is not None:
+            recorder: Recorder = state["recorder"]
+            if id(roles.model) not in state["inputs"]:
+                state["inputs"][id(roles.model)] = _model_input(roles.model, state["size"], state["device"], recorder)
+            inputs, output = state["inputs"][id(roles.model)]
+            failed = f"line {line}: the model's inferred input did not run on {roles.model_text} ({why})"
+            for part, index in roles.inputs.items() if inputs is not None else ():
+                if index >= 0:
+                    parts[part], texts[part] = inputs[min(index, len(inputs) - 1)], f"{ORIGIN} ({unknown_why})"
+                    state["model"] = roles.model_text
+            for part in roles.targets if inputs is not None else ():
+                spatial = output.shape[2:] if isinstance(output, torch.Tensor) and output.dim() > 1 else []
+                tensor = torch.zeros([state["size"], *spatial], dtype=torch.long, device=state["device"])
+                parts[part], texts[part] = tensor, f"class indices for {roles.loss_text} ({unknown_why})"
+        # what an earlier use of the same loader found (its loop's loss said the labels' shape) holds here too
+        for part, (tensor, text) in state["known"].items():
+            if part not in parts:
+                parts[part], texts[part] = tensor, text
+        if not parts:
+            return Made(None, {}, failed)
+        state["known"].update({part: (parts[part], texts[part]) for part in parts})
         batch = _assemble((), parts, set(roles.names), unknown_why)
         hovers: dict[tuple[str, int, str], str] = {}
         named = [(line, name, part) for part, name in roles.leaves.items()]
         named += [(at, name, part) for (at, name), part in roles.unpacked.items()]
         for at, name, part in named:
-            if part in roles.targets:
-                hovers[(path, at, name)] = f"class indices for {roles.loss_text} ({unknown_why})"
-            elif part in parts:
-                hovers[(path, at, name)] = f"{ORIGIN} ({unknown_why})"
+            if part in texts:
+                hovers[(path, at, name)] = texts[part]
         shapes = ", ".join(
             f"{n} {list(parts[p].shape)}" if p in parts else f"{n} unknown"
             for p, n in roles.names.items()
             if p in parts or not any(k[: len(p)] == p for k in parts)  # not a container of known parts
         )
-        note = f"line {line}: {ORIGIN} of {roles.model_text}: {shapes} ({unknown_why})"
+        note = f"line {line}: {ORIGIN} of {state['model']}: {shapes} ({unknown_why})"
         return Made(batch, hovers, note)
 
 
@@ -608,7 +616,8 @@ class StandIns:
             body = {n for inner in ast.walk(loop) if isinstance(inner, ast.stmt) for n in bound_names(inner)}
             out.loops.append((loop.lineno, next(n for n, v in self.loaders.items() if v is loader), body))
             roles = find_roles(target, loop.body, self._lookup)
-            if roles.model is None:
+            roles.carried = set(loader._state["known"])
+            if roles.model is None and not roles.carried:
                 continue  # no batch is made: the loop does not run at all (`left_unknown`)
             keys, changed = tainted_statements(roles, loop.body)
             out.keys |= keys
