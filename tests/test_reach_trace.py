@@ -325,3 +325,20 @@ def test_a_block_class_and_a_list_of_counts_are_chosen(analyse: Analyse, worker:
     expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
     ours = hints(report)
     assert expected and all(ours.get(k) == v for k, v in expected.items() if k[1] > 35), (ours, expected)
+
+
+def test_a_global_bound_in_the_branches_of_an_if(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    # `channels = 3` / `channels = 1` by dataset, the branch chosen by the command line (pytorch/examples'
+    # dcgan `nc`): NameError in the constructor, no shapes. The first branch's literal is taken, and said
+    path, results = trace(worker, tmp_path, "branch_constant.py")
+    critic = results["Critic"]
+    assert critic.status == Status.OK and critic.error is None, critic.error
+    assert any(note.startswith("channels=3 (line 13") for note in critic.notes), critic.notes
+    report = analyse((FIXTURES / "branch_constant.py").read_text(), name="branch_constant.py")[path]
+    assert errors(report) == []
+    [image] = critic.inputs
+    assert (image.shape or [])[1] == 3
+    build = "(globals().__setitem__('channels', 3), Critic())[1]"
+    truth = run_on_cpu(path, build=build, inputs={"image": tuple(image.shape or [])}).shapes()
+    expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
+    assert expected and {k: v for k, v in hints(report).items() if k[1] > 20} == expected

@@ -207,7 +207,7 @@ def run_main_block_slice(module: types.ModuleType, nodes: Any, name: str, path: 
     where the model's methods look names up. False where the block does not bind it or the slice fails."""
     block = _main_block(nodes)
     if block is None:
-        return False
+        return _branch_literal(module, nodes, name, path)
     simple = [s for s in block.body if isinstance(s, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.Expr)]
     needed, kept = {name}, list[ast.stmt]()
     for stmt in reversed(simple):
@@ -215,11 +215,33 @@ def run_main_block_slice(module: types.ModuleType, nodes: Any, name: str, path: 
             kept.append(stmt)
             needed |= loaded_names(stmt)
     if not any(name in bound_names(s) for s in kept):
-        return False
+        return _branch_literal(module, nodes, name, path)
     try:
         exec(compile(ast.Module(body=kept[::-1], type_ignores=[]), path, "exec"), module.__dict__)
     except Exception:
         return False
+    return True
+
+
+def _branch_literal(module: types.ModuleType, nodes: Any, name: str, path: str) -> bool:
+    """A name the top level binds only inside the branches of an `if` (`nc = 3` for one dataset, `nc = 1` for
+    another, the branch chosen by the command line): the first branch's literal value, in line order."""
+    found = []
+    for group in nodes.values():
+        for node in group:
+            if isinstance(node, ast.If) and node.col_offset == 0:
+                for inner in ast.walk(node):
+                    if (
+                        isinstance(inner, ast.Assign)
+                        and [getattr(t, "id", None) for t in inner.targets] == [name]
+                        and isinstance(inner.value, ast.Constant)
+                    ):
+                        found.append(inner)
+    if not found:
+        return False
+    first = min(found, key=lambda n: (n.lineno, n.col_offset))
+    module.__dict__[name] = first.value.value  # type: ignore[attr-defined]
+    BUILD_NOTES.add(f"{name}={first.value.value!r} (line {first.lineno}: one branch of the file's `if`)")  # type: ignore[attr-defined]
     return True
 
 
