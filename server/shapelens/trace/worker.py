@@ -331,8 +331,14 @@ def main() -> None:
         request = json.loads(line)
         run = Run(from_wire(TracePlan, request["plan"]))
         pid = run.start()
-        _send(protocol, {"id": request["id"], "event": "started", "pid": pid})
-        _send(protocol, {"id": request["id"], "event": "result", "result": run.collect()})
+        try:
+            _send(protocol, {"id": request["id"], "event": "started", "pid": pid})
+            _send(protocol, {"id": request["id"], "event": "result", "result": run.collect()})
+        except BrokenPipeError:  # the editor or the CLI closed our output mid-trace (its shutdown): we end too
+            run.end()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            break
         preload(run.imports)
         if rest_of_warm_up:
             rest_of_warm_up = False
@@ -342,7 +348,8 @@ def main() -> None:
         gc.freeze()  # what the warm process holds now is never collected: children don't copy its pages
     # end of input: the editor or the CLI is done with us. Skip the interpreter's teardown of torch (≈0.9 s
     # that every restart and every test would wait for); the children are already reaped.
-    protocol.flush()
+    with contextlib.suppress(OSError):  # a closed pipe: nobody is left to read it
+        protocol.flush()
     for sibling in siblings:  # idle at a normal end; mid-trace only when the CLI died, and then they go too
         with contextlib.suppress(ProcessLookupError):
             os.kill(sibling, signal.SIGKILL)
