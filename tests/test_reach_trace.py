@@ -342,3 +342,12 @@ def test_a_global_bound_in_the_branches_of_an_if(analyse: Analyse, worker: Trace
     truth = run_on_cpu(path, build=build, inputs={"image": tuple(image.shape or [])}).shapes()
     expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
     assert expected and {k: v for k, v in hints(report).items() if k[1] > 20} == expected
+
+
+def test_a_functional_conv_with_a_weight_made_in_forward_fixes_the_rank(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    # timm's BlurPool2d: `F.conv2d(x, self.filt.expand(c, ...), groups=c)` — the weight is no attribute, and a
+    # 2-D guess failed ("Padding size 4 is not supported for 2D input"); the call still says x is 4-D
+    results = check_against_cpu(analyse, worker, tmp_path, "functional_blur.py")
+    assert len(results["Blur"].inputs[0].shape or []) == 4

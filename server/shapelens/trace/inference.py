@@ -449,6 +449,11 @@ class Flow:
                                        "float32", f"layer_norm: {tuple(shape)}"))  # fmt: skip
             return
         if not isinstance(weight, torch.Tensor):
+            if name.startswith("conv"):  # a weight made in forward (`self.filt.expand(c, ...)`): the rank, still
+                spatial = int(name[-2])
+                dims = [_batch(), _free(3, value.param + ":c"), *[_free(SPATIAL[spatial], value.param)
+                                                                   for _ in range(spatial)]]  # fmt: skip
+                self._fix(value, Found([dims], "float32", f"{name}: a {spatial + 2}-D input"))
             return
         if name == "linear" and weight.dim() == 2:
             found = Found(_ranked(rank, [_fixed(weight.shape[1])], [2, 3], value.param), "float32",
