@@ -2,7 +2,7 @@
 (`Record.symbolic`, `TracedInput.symbolic`, `TargetResult.dims`/`accepts`, `Mismatch.symbolic`) reaches the
 report's hints and models and the SL101 message unchanged — labels as the trace wrote them, never parsed here.
 
-The trace results are built by hand: what the trace side writes is tested with the trace itself (the faces'
+The trace results are built by hand first, then one real trace shows the faces get what they show (the editor's
 end-to-end test is tests/lsp/test_symbolic_faces.py).
 """
 
@@ -11,11 +11,13 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+from engine_support import Analyse
 from shapelens.analysis.plan import build_plan
 from shapelens.analysis.trace_report import reports_from_trace
 from shapelens.core.findings import FileReport, Hint, merge_hints
 from shapelens.core.options import Options
 from shapelens.core.source import Source, parse
+from shapelens.core.symbolic import evaluate_shape
 from shapelens.core.wire import Mismatch, Record, Site, Status, TargetResult, TracedInput, TraceResult
 
 LENET = """\
@@ -118,3 +120,20 @@ def test_merged_hints_keep_each_shape_beside_its_symbolic_form() -> None:
     assert [one.symbolic_of(i) for i in range(4)] == [("B", 16), None, ("B", 16), None]
     [plain] = merge_hints([hint((4, 16), None), hint((2, 16), None)])
     assert plain.symbolic == []
+
+
+# -- through the real trace ------------------------------------------------------------------------------
+
+
+def test_the_real_trace_fills_what_the_faces_show(analyse: Analyse, tmp_path: Path) -> None:
+    reports = analyse(LENET)
+    report = reports[str(tmp_path / "model.py")]
+    [model] = report.models
+    assert model.dims.get("B") == 4 and model.accepts and model.accepts.startswith("x: [B, 3, H, W]")
+    assert [i.symbolic for i in model.inputs] == [("B", 3, "H", "W")]
+    [hint] = [h for h in report.hints if h.line == line_of(LENET, "x = self.conv(x)")]
+    [form] = hint.symbolic
+    assert form is not None and form[:2] == ("B", 16)
+    assert evaluate_shape(form, model.dims) == hint.shape == (4, 16, 28, 28)
+    [finding] = [f for f in report.findings if f.code == "SL101"]
+    assert " — fc1 expects 400" in finding.message, finding.message

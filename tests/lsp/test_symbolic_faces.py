@@ -3,13 +3,21 @@
 model's class the input sizes it accepts and the names' example values; a hint keeps its form while the user
 types above it. The labels are the trace's own strings, shown as they are.
 
-Below the protocol: constructed hints and models.
+Below the protocol first (constructed hints and models), then through the real server over stdio.
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import pytest
+from harness import Session, hint_at, label, position_of, wait_for
 from lsprotocol import types
+from models import cpu_truth
+from pytest_lsp import LanguageClient
 from shapelens.core.findings import FileReport, Hint, ModelInput, TracedModel
+from shapelens.core.symbolic import evaluate_shape
 from shapelens.lsp import convert, render
 from shapelens.lsp.settings import Settings, parse_settings
 from shapelens.lsp.shift import Change, shift_report
@@ -88,3 +96,94 @@ def test_a_hint_keeps_its_form_while_the_user_types_above_it() -> None:
     assert [(h.line, h.symbolic) for h in moved.hints] == [(2, CONV.symbolic), (3, POOL.symbolic)]
     text = convert.Text.of("# a comment\n" + SOURCE)
     assert next(h.label for h in convert.inlay_hints(moved.hints, [], text)) == "[B, 6, H - 4, W - 4]"
+
+
+# -- through the real server ------------------------------------------------------------------------------
+
+CNN = """\
+import torch
+from torch import nn
+
+
+# shapelens: x=(2, 3, 32, 32)
+class Cnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        y = self.pool(torch.relu(self.conv(x)))
+        flat = y.mean(dim=(2, 3))
+        return self.head(flat)
+"""
+
+
+def _dims(label: str) -> list[str]:
+    """`[B, 8, H//2, max(a, b)]` -> its entries (commas inside parentheses belong to the entry)."""
+    entries, depth, current = [], 0, ""
+    for char in label.strip()[1:-1]:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            entries.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*entries, current.strip()]
+
+
+async def _change_settings(client: LanguageClient, **values: object) -> None:
+    config = client.get_configuration(section="shapelens") or {}
+    client.set_configuration({**config, **values}, section="shapelens")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings=None))
+
+
+@pytest.mark.timeout(180)
+async def test_symbolic_hints_and_hovers_in_the_server(client: LanguageClient, tmp_path: Path) -> None:
+    s = Session(client, tmp_path)
+    await s.start({"inlayHints": {"symbolic": "on"}, "debounceMs": 0})
+    doc = s.open("cnn.py", CNN)
+    await s.wait_traced(doc)
+    truth = cpu_truth(doc.path, "Cnn").shapes()
+    real = str(doc.path.resolve())
+    lines = {name: position_of(doc.text, needle).line for name, needle in
+             (("y", "y = self.pool"), ("flat", "flat = y.mean"), ("return", "return self.head"))}  # fmt: skip
+
+    # the class hover: the accepted input sizes and each name's value in the traced example
+    hover = await s.hover(doc, *_at(doc.text, "class Cnn", 7))
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    text = hover.contents.value
+    assert "traced with `x: [2, 3, 32, 32]` (your directive)" in text and "**accepts** `x: [B, 3, H, W]" in text
+    values = {name: int(value) for name, value in re.findall(r"`(\w+) = (\d+)`", text)}
+    assert values.get("B") == 2, text
+
+    # every hint is the symbolic form, and the form with the example's values is the CPU run's shape
+    hints = await s.inlay_hints(doc)
+    shown = {name: hint_at(hints, line) for name, line in lines.items()}
+    for name, line in lines.items():
+        [label_] = shown[name]
+        (cpu,) = truth[(real, line + 1, name)]
+        assert evaluate_shape(_dims(label_), values) == tuple(cpu), (name, label_, values)
+    assert shown["flat"] == ["[B, 8]"] and shown["return"] == ["[B, 10]"]
+    assert _dims(shown["y"][0])[:2] == ["B", "8"] and "H" in shown["y"][0] and "W" in shown["y"][0]
+
+    # the hover on a variable: the form beside the example's numbers
+    hover = await s.hover(doc, *_at(doc.text, "flat = y.mean", 1))
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    assert "(tensor) flat: Tensor[B, 8]" in hover.contents.value
+    assert "`[B, 8]` · traced example `[2, 8]`" in hover.contents.value
+
+    # symbolic off: the numbers of the traced example, without a new trace
+    refreshes = client.refreshes  # type: ignore[attr-defined]
+    await _change_settings(client, inlayHints={"symbolic": "off"})
+    await wait_for(lambda: client.refreshes > refreshes, 10, "an inlay hint refresh")  # type: ignore[attr-defined]
+    hints = await s.inlay_hints(doc)
+    for name, line in lines.items():
+        (cpu,) = truth[(real, line + 1, name)]
+        assert hint_at(hints, line) == [label(tuple(cpu))], name
+
+
+def _at(text: str, needle: str, delta: int) -> tuple[int, int]:
+    position = position_of(text, needle, delta=delta)
+    return position.line, position.character
