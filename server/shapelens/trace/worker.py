@@ -78,6 +78,16 @@ def warm_up() -> dict[str, Any]:
 
 
 def _exercise_kernels() -> None:
+    """The rest of the warm-up, before children are forked that would each pay it again: the common layers'
+    meta kernels, FakeTensorMode's first use (it imports torch._dynamo), the symbolic passes' first use."""
+    _meta_kernels()
+    _fake_kernels()
+    from shapelens.trace import solve
+
+    solve.warm_up()  # the symbolic pass that solves free input sizes (#8) and the symbolic forms' pass (#13)
+
+
+def _meta_kernels() -> None:
     """Run the common layers once on meta, under the flop counter, so their lazily registered meta
     kernels and decompositions (≈0.8 s for the first conv alone) are loaded before any child is forked."""
     import torch
@@ -97,14 +107,18 @@ def _exercise_kernels() -> None:
         nn.MultiheadAttention(4, 2, batch_first=True)(seq, seq, seq)
         nn.Conv3d(1, 1, 1)(torch.randn(1, 1, 2, 2, 2))
         nn.GroupNorm(2, 4)(torch.randn(2, 4, 3))
+
+
+def _fake_kernels() -> None:
+    """FakeTensorMode's first use (the fallback for data-dependent ops, and the symbolic passes): ≈2.5 s."""
+    import torch
+    from torch import nn
+
     from shapelens.trace.model_run import _fake_mode
 
-    with _fake_mode():  # the fallback for data-dependent ops: its first use costs ≈2.5 s
+    with _fake_mode():
         h = nn.Linear(2, 2)(torch.randn(3, 2))
         h[h > 0].sum()
-    from shapelens.trace import solve
-
-    solve.warm_up()  # the symbolic pass that solves free input sizes (#8): its first use costs seconds
 
 
 def _rss_mb(pid: int) -> float:
