@@ -351,3 +351,14 @@ def test_a_functional_conv_with_a_weight_made_in_forward_fixes_the_rank(
     # 2-D guess failed ("Padding size 4 is not supported for 2D input"); the call still says x is 4-D
     results = check_against_cpu(analyse, worker, tmp_path, "functional_blur.py")
     assert len(results["Blur"].inputs[0].shape or []) == 4
+
+
+@pytest.mark.skipif(importlib.util.find_spec("einops") is None, reason="einops is not installed (pinned in dev)")
+def test_an_einops_pattern_says_the_inputs_rank(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    # `Rearrange('b c (h p1) (w p2) -> ...', p1=4, p2=4)` first in a Sequential (vit-pytorch's patch embedding)
+    # and `rearrange(x, 'b (h w) c -> b c h w', h=6)`: a 2-D guess failed in einops, no shapes
+    results = check_against_cpu(analyse, worker, tmp_path, "patch_embedding.py")
+    image = results["PatchEmbed"].inputs[0].shape or []
+    assert len(image) == 4 and image[2] % 4 == 0 and image[3] % 4 == 0
+    tokens = results["TokensToMap"].inputs[0].shape or []
+    assert len(tokens) == 3 and tokens[1] % 6 == 0

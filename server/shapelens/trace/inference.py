@@ -382,6 +382,11 @@ class Flow:
             self._functional(first, name, node)
         if name in ("reshape", "view") and len(node.args) == 2:
             self._reshape(first, node.args[1:], node)
+        if name in ("rearrange", "reduce", "repeat") and len(node.args) >= 2:
+            pattern = self.const(node.args[1])
+            lengths = {k.arg: self.const(k.value) for k in node.keywords if k.arg}
+            if isinstance(pattern, str):
+                self._einops(first, pattern, lengths, f"{name}('{pattern}')")
         if name in ("mm", "matmul") and len(node.args) == 2:
             self._matmul(first, node.args[1])
         return None
@@ -427,6 +432,31 @@ class Flow:
         if len(sizes) == 2 and sizes[0] in (-1, BATCH_MARK) and sizes[1] == -1:
             return Track(value.param, [], flat=True)  # `x.view(x.size(0), -1)`
         return None
+
+    def _einops(self, value: Track, pattern: str, lengths: dict[str, Any], what: str) -> None:
+        """An einops pattern's left side says the input's rank, and the sizes its lengths fix: `b c (h p1) (w p2)`
+        with p1=p2=8 is [batch, c, 8·h, 8·w], each unknown axis free (a channel axis 3, a spatial one 4)."""
+        groups = _einops_groups(pattern.split("->")[0])
+        if groups is None or value.param in self.found:
+            return
+        dims: list[Dim] = []
+        for index, names in enumerate(groups):
+            if index == 0 and names in (["b"], ["batch"], ["B"]):
+                dims.append(_batch())
+                continue
+            known = [lengths[n] for n in names if isinstance(lengths.get(n), int)]
+            product = 1
+            for size in known:
+                product *= int(size)
+            unknown = [n for n in names if not isinstance(lengths.get(n), int)]
+            if not unknown:
+                dims.append(_fixed(product))
+            elif index == 0:
+                dims.append(_batch())
+            else:
+                guess = 3 if unknown == ["c"] and len(names) == 1 else (4 if known else SEQUENCE)
+                dims.append(_free(product * guess, f"{value.param}:{' '.join(unknown)}"))
+        self._fix(value, Found([dims], "float32", f"{what}: its left side"))
 
     def _line(self, node: ast.AST) -> int:
         return self.first_line + node.lineno - 1  # type: ignore[attr-defined]
@@ -494,6 +524,11 @@ class Flow:
             return value
         if isinstance(first, Track) and layer_inputs(module, None, "") is not None:
             self._layer(module, first)
+            return None
+        pattern = getattr(module, "pattern", None)
+        if isinstance(first, Track) and type(module).__module__.startswith("einops") and isinstance(pattern, str):
+            lengths = getattr(module, "axes_lengths", None) or {}
+            self._einops(first, pattern, dict(lengths), f"{type(module).__name__}('{pattern}')")
             return None
         forward = getattr(module, "forward", None)
         if type(module).__module__.startswith("torch.nn") or forward is None:
@@ -590,6 +625,28 @@ class Flow:
                 index = self.const(node.args[0])
                 return int(base.shape[index]) if isinstance(index, int) else None
         return None
+
+
+def _einops_groups(side: str) -> list[list[str]] | None:
+    """`b c (h p1) (w p2)` → [["b"], ["c"], ["h", "p1"], ["w", "p2"]]; None for what a rank cannot be read from
+    (an ellipsis, anonymous axes)."""
+    groups: list[list[str]] = []
+    current: list[str] | None = None
+    for token in side.replace("(", " ( ").replace(")", " ) ").split():
+        if token == "(":
+            current = []
+        elif token == ")":
+            if current is None:
+                return None
+            groups.append(current)
+            current = None
+        elif token == "..." or not token.isidentifier():
+            return None
+        elif current is not None:
+            current.append(token)
+        else:
+            groups.append([token])
+    return groups if groups and current is None else None
 
 
 def _undo(dims: list[Dim], ops: list[tuple[Any, ...]]) -> list[Dim] | None:
