@@ -362,3 +362,19 @@ def test_an_einops_pattern_says_the_inputs_rank(analyse: Analyse, worker: TraceW
     assert len(image) == 4 and image[2] % 4 == 0 and image[3] % 4 == 0
     tokens = results["TokensToMap"].inputs[0].shape or []
     assert len(tokens) == 3 and tokens[1] % 6 == 0
+
+
+def test_none_defaults_an_assert_requires_are_given(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    # `depth=None, heads=None` with `assert depth is not None and heads is not None` (vit-pytorch's T2TViT): the
+    # constructor from its defaults always failed the assert (SL010, no shapes)
+    path, results = trace(worker, tmp_path, "asserted_placeholders.py")
+    encoder = results["Encoder"]
+    assert encoder.status == Status.OK and encoder.error is None, encoder.error
+    report = analyse((FIXTURES / "asserted_placeholders.py").read_text(), name="asserted_placeholders.py")[path]
+    assert report.findings == []
+    notes = {m.name: m.notes for m in report.models}["Encoder"]
+    assert {n.split(" ")[0] for n in notes} >= {"dim=64", "depth=2", "heads=4"}
+    [tokens] = encoder.inputs
+    truth = run_on_cpu(path, build="Encoder(dim=64, depth=2, heads=4)", inputs={"tokens": tuple(tokens.shape or [])})
+    expected = {k: {tuple(s) for s in v} for k, v in truth.shapes().items() if not k[2].startswith("self.")}
+    assert expected and hints(report) == expected

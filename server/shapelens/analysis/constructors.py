@@ -340,6 +340,9 @@ def constructors_for(source: Source, model: Model, root: str) -> Constructors:
 
     first = {p: o[0] for p, o in options.items()}
     made = [call(first), *(call({**first, p: other}) for p, found in options.items() for other in found[1:3])]
+    placeholders = _asserted_placeholders(init, params)
+    if placeholders:  # `depth=None` that __init__ asserts is given: the candidate that gives them goes first
+        made.insert(0, call({**first, **placeholders}))
     for candidate in made:  # one more candidate per other choice of one parameter
         if all(c.code != candidate.code for c in candidates):
             candidates.append(candidate)
@@ -390,6 +393,23 @@ def _torch_base(node: ast.AST) -> str | None:
         if last in TORCH_LAYER_PARAMS:
             return last
     return None
+
+
+def _asserted_placeholders(
+    init: ast.FunctionDef, params: dict[str, ast.expr | None]
+) -> dict[str, tuple[str, str, bool]]:
+    """Parameters defaulting to None that an `assert` of `__init__` names (`assert all([exists(depth),
+    exists(heads)]), 'depth, heads must be supplied'`): placeholders its callers fill, each a value by name."""
+    named = {
+        n.id for a in ast.walk(init) if isinstance(a, ast.Assert) for n in ast.walk(a.test) if isinstance(n, ast.Name)
+    }
+    found: dict[str, tuple[str, str, bool]] = {}
+    for param, default in params.items():
+        if param in named and isinstance(default, ast.Constant) and default.value is None:
+            value = value_by_name(param)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                found[param] = (repr(value), f"{param}={value!r} (None by default, asserted given: a small one)", True)
+    return found
 
 
 def _uses(init: ast.FunctionDef, name: str) -> dict[str, Any]:
