@@ -68,9 +68,11 @@ def install() -> int:
     count = 0
     for obj in gc.get_objects():
         if type(obj) is types.FunctionType and obj.__code__ is code and obj.__closure__ is not None:
-            cells = dict(zip(code.co_freevars, (cell.cell_contents for cell in obj.__closure__), strict=True))
-            fn = cells["fn"]
-            count += _give(fn, bool(cells["recursive"]))
+            try:
+                cells = dict(zip(code.co_freevars, (c.cell_contents for c in obj.__closure__), strict=True))
+            except ValueError:  # an empty cell: not a wrapper we know, left as torch made it
+                continue
+            count += _give(cells["fn"], bool(cells["recursive"]))
 
     @functools.wraps(original)
     def disable_dynamo(fn: Callable[..., Any] | None = None, recursive: bool = True) -> Any:
