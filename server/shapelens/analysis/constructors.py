@@ -457,7 +457,7 @@ def _uses(init: ast.FunctionDef, name: str) -> dict[str, Any]:
     return found
 
 
-def _module_classes(visible: Visible, model: str, attributes: set[str]) -> list[str]:
+def _module_classes(visible: Visible, model: str, attributes: set[str], limit: int | None = 2) -> list[str]:
     """Classes of the file that could be a class-typed parameter (`ResNet(block, layers)`): nn.Module
     subclasses other than the model itself, those that define every attribute `__init__` reads on the
     parameter (`expansion`) first, at most two."""
@@ -472,7 +472,7 @@ def _module_classes(visible: Visible, model: str, attributes: set[str]) -> list[
             continue
         init = next((s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
         fits.append((len(required_params(init)) if init else 0, node.name))
-    return [name for _, name in sorted(fits)][:2]
+    return [name for _, name in sorted(fits)][:limit]
 
 
 def _assigned(stmt: ast.stmt) -> set[str]:
@@ -487,6 +487,17 @@ def _by_use(arg: ast.arg, init: ast.FunctionDef, visible: Visible, model: str) -
     """Values from how `__init__` uses the parameter (`_uses`), or None where its use says nothing."""
     name = arg.arg
     use = _uses(init, name)
+    annotation = arg.annotation
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):  # `"type[Plain | Wide]"`
+        try:
+            annotation = ast.parse(annotation.value, mode="eval").body
+        except SyntaxError:
+            annotation = None
+    if annotation is not None:  # `block: Type[Union[BasicBlock, Bottleneck]]`: the classes it names
+        modules = set(_module_classes(visible, model, set(), limit=None))
+        named = [n.id for n in ast.walk(annotation) if isinstance(n, ast.Name) and n.id in modules]
+        if named:
+            return [(c, f"{name}={c} (a class its annotation names)", True) for c in dict.fromkeys(named)][:2]
     if use["called"]:
         classes = _module_classes(visible, model, use["attributes"])
         return [(c, f"{name}={c} (a class of this file that fits how __init__ uses it)", True) for c in classes]
