@@ -5,7 +5,7 @@ One session walks the story of the test model (tests/editors/workspace/convnet.p
 Explorer, read the shape inlay hints, hover a variable, find SL101 and SL201 in the Problems panel, apply
 the SL101 quick fix from the editor (Ctrl+.), and see SL101 go and the hints follow the fixed model. Every
 expected number comes from running the model on CPU (editor_truth.py). A screenshot of each step is kept
-under test-artifacts/vscode/.
+under test-artifacts/vscode/. Another session shows the symbolic hints (#13) and the sizes the model accepts.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ USER_SETTINGS = {
     "editor.hover.delay": 150,
     "security.workspace.trust.enabled": False,
     "window.title": "${activeEditorShort}",
+    # The stories compare every hint with the CPU run's numbers; the symbolic labels (#13, on by default) have
+    # their own story (test_vscode_symbolic_hints_and_accepted_sizes).
+    "shapelens.inlayHints.symbolic": "off",
 }
 
 # Hints of the visible editor lines: the gutter's line numbers give each rendered line its number (lines
@@ -164,11 +167,12 @@ def vscode_session(
     trust: bool = True,
     files: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    settings: Mapping[str, object] | None = None,
 ) -> Iterator[Session]:
     """code-server with the .vsix installed offline and `shapelens.interpreter` set, in Chromium.
     `trust=False`: workspace trust is on and the folder opens in Restricted Mode (no prompt). `files`: more
     files in the workspace (relative path -> text); `env`: more environment for code-server (and so for the
-    extension host)."""
+    extension host); `settings`: user settings over `USER_SETTINGS` (None: remove that setting)."""
     from playwright.sync_api import sync_playwright
 
     tools.require(tools.CHROMIUM, "Debian's chromium")
@@ -183,10 +187,17 @@ def vscode_session(
         (workspace / name).write_text(text)
     process_env = {**tools.isolated_env(home), **(env or {})}
     (user_data / "User").mkdir(parents=True)
-    settings = dict(USER_SETTINGS)
+    user_settings: dict[str, object] = dict(USER_SETTINGS)
     if not trust:
-        settings.update({"security.workspace.trust.enabled": True, "security.workspace.trust.startupPrompt": "never"})
-    (user_data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
+        user_settings.update(
+            {"security.workspace.trust.enabled": True, "security.workspace.trust.startupPrompt": "never"}
+        )
+    for key, value in (settings or {}).items():
+        if value is None:
+            user_settings.pop(key, None)
+        else:
+            user_settings[key] = value
+    (user_data / "User" / "settings.json").write_text(json.dumps(user_settings, indent=2))
     # shapelens.interpreter is machine-overridable: in code-server (a remote window) it belongs in the
     # remote machine's settings, as it would over Remote-SSH.
     (user_data / "Machine").mkdir(parents=True)
@@ -339,6 +350,89 @@ def test_vscode_hints_hover_problems_and_quick_fix(vscode: Session, truth: Expec
     vscode.wait_until("the hints to come back", hints_like_fixed_cpu)
     assert vscode.shapelens_log().count("Starting the server") == 1, "a live setting must not restart the server"
     print(f"fc1 hint before the fix: {hints_before.get(truth.fc1_line)!r}, after: {hints_after[truth.fc1_line]!r}")
+
+
+def label_entries(label: str) -> list[str]:
+    """`[B, 16, (H - 4)//2, max(a, b)]` -> its entries (a comma inside parentheses belongs to its entry)."""
+    entries, depth, current = [], 0, ""
+    for char in label.strip()[1:-1]:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            entries.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*entries, current.strip()]
+
+
+def test_vscode_symbolic_hints_and_accepted_sizes(tmp_path: Path, vsix_package: Path, truth: Expected) -> None:
+    """The default (`shapelens.inlayHints.symbolic` unset, so on): the hints name the sizes the model leaves
+    free (`[B, 576]`), the hover on the class says which input sizes the model accepts and what each name was
+    in the traced example, and each hint with those values is the CPU run's shape. Screenshots:
+    test-artifacts/vscode-symbolic/."""
+    from shapelens.core.symbolic import evaluate_shape
+
+    python = tools.torch_only_python(tmp_path / "user-env")
+    shots = tools.ARTIFACTS / "vscode-symbolic"
+    unset = {"shapelens.inlayHints.symbolic": None}
+    with vscode_session(tmp_path, vsix_package, python, shots, settings=unset) as vscode:
+        page = vscode.page
+        before = truth.before
+        page.get_by_role("treeitem", name=MODEL_FILE).click(timeout=FIRST_TRACE_S * 1000)
+        page.wait_for_selector(".part.editor .monaco-editor .view-lines")
+
+        def forward_hints() -> dict[int, str] | None:
+            shown = vscode.hints()
+            return shown if all(line in shown for line in before.line_hints) else None
+
+        def symbolic_hints() -> dict[int, str] | None:
+            try:
+                shown = forward_hints()
+            except Exception:  # the page is still rendering
+                return None
+            return shown if shown and any("B" in shown[line] for line in before.line_hints) else None
+
+        vscode.wait_until("hints on the forward lines", forward_hints, FIRST_TRACE_S)
+        # The symbolic pass follows the plain trace within a time cap (trace/symbolic.py): the first trace, on a
+        # worker just started on a loaded machine, can run past it and keep the numbers. Trace again, as a user
+        # would, until the named forms are there.
+        shown = symbolic_hints()
+        for _ in range(4):
+            if shown:
+                break
+            vscode.run_command("Shapelens: Trace Current File Now")
+            deadline = time.monotonic() + 30
+            while not (shown := symbolic_hints()) and time.monotonic() < deadline:
+                time.sleep(0.5)
+        if not shown:
+            path = vscode.shot("no-symbolic-hints")
+            pytest.fail(f"no symbolic hint after 5 traces: {vscode.hints()}; screenshot {path}", pytrace=False)
+        vscode.shot("symbolic-hints")
+        for line, text in before.layer_hints.items():
+            assert shown.get(line) == text, f"layer hint on line {line}: {shown.get(line)!r} != CPU {text!r}"
+
+        # The hover on the class name: the accepted input sizes and each name's value in the traced example.
+        row = page.locator(".part.editor .view-lines .view-line", has_text="class ConvNet").first
+        name = row.locator("span > span", has_text="ConvNet").first
+        box = name.bounding_box()
+        assert box, "the class name is rendered"
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        hover = vscode.wait_until(
+            "a hover with the sizes ConvNet accepts",
+            lambda: (t := vscode.panel_text(".monaco-hover-content")) and "accepts" in t and t,
+        )
+        vscode.shot("accepted-sizes-hover")
+        assert "x: [B, 3, H, W]" in hover, hover
+        example = hover.split("in the traced example", 1)[1] if "in the traced example" in hover else ""
+        values = {key: int(value) for key, value in re.findall(r"(\w+) = (\d+)", example)}
+        assert values.get("B") == 2, hover
+
+        # Each hint, with the example's values, is the CPU run's shape.
+        for line, text in before.line_hints.items():
+            cpu = tuple(int(d) for d in label_entries(text))
+            assert evaluate_shape(label_entries(shown[line]), values) == cpu, (line, shown[line], values)
+        page.mouse.move(5, 880)
+        print(f"symbolic hints: { {line: shown[line] for line in before.line_hints} }; hover: {hover!r}")
 
 
 def test_vscode_without_torch_says_so_once_and_keeps_static_checks(tmp_path: Path, vsix_package: Path) -> None:
