@@ -31,7 +31,9 @@ def trace(worker: TraceWorker, tmp_path: Path, source: Path) -> tuple[str, dict[
     shutil.copy(source, path)
     parsed = parse(str(path), path.read_text())
     assert isinstance(parsed, Source)
-    result = worker.trace(build_plan(parsed, str(tmp_path), Options()).message())
+    # a long timeout: the pass's cap is a quarter of it, and this machine may be loaded (the forms, not the time,
+    # are under test here; bench/symbolic_cost.py measures the time)
+    result = worker.trace(build_plan(parsed, str(tmp_path), Options(timeout=60.0)).message())
     return os.path.realpath(path), {t.name: t for t in result.targets}
 
 
@@ -54,6 +56,8 @@ def cpu_shapes(
         shape = evaluate_shape(given.symbolic, values)
         inputs[given.name] = torch.randint(0, 2, shape) if given.dtype == "int64" else shape
     directive = directives_in_file(path).get(name)
+    if directive is not None and "init(" not in directive:
+        directive = None  # the inputs are ours; a directive with named dims is not the oracle's to read
     run = run_on_cpu(path, name, inputs, directive=directive)
     assert run.error is None, f"{name} fails on CPU at {values}: {run.error}"
     return {
@@ -82,6 +86,7 @@ CASES = [
     (FIXTURES / "lstm.py", "Tagger"),
     (FIXTURES / "unet.py", "TinyUNet"),
     (FIXTURES / "mha.py", "AttentionPool"),
+    (FIXTURES / "named.py", "Encoder"),
     (EXAMPLES / "unet.py", "UNet"),
     (EXAMPLES / "transformer_block.py", "TransformerBlock"),
     (EXAMPLES / "lstm_tagger.py", None),
@@ -99,7 +104,7 @@ def test_symbolic_forms_match_cpu_runs_at_two_sizes(
         result = results[target]
         assert result.status == Status.OK, result.error
         assert result.dims, f"{target}: no named size"
-        assert "B" in result.dims
+        assert "B" in result.dims or "N" in result.dims
         assert all(r.symbolic for r in result.records), f"{target}: the symbolic pass did not run"
         ours = [r for r in result.records if os.path.realpath(r.path) == path]
         # the forms at the example's own values are the trace's own shapes ...
@@ -181,3 +186,14 @@ def test_labels_read_back() -> None:
         evaluate("T + 1", {})
     with pytest.raises(LabelError):
         evaluate("H ++", {"H": 1})
+
+
+def test_a_directive_names_its_dims(worker: TraceWorker, tmp_path: Path) -> None:
+    # `x=(N, 3, H, W), H=40`: the user's names, H at the size given, W at the default image size
+    path, results = trace(worker, tmp_path, FIXTURES / "named.py")
+    encoder = results["Encoder"]
+    assert encoder.inputs[0].shape == [2, 3, 40, 32]
+    assert encoder.inputs[0].symbolic == ["N", 3, "H", "W"]
+    assert encoder.dims == {"N": 2, "H": 40, "W": 32}
+    assert form(encoder, "z = torch.cat", "z", path) == ["N", 16, "ceil(H/2)", "ceil(W/2)"]
+    assert form(encoder, "return z.flatten", "return", path) == ["N", "ceil(H/2)·ceil(W/2)", 16]

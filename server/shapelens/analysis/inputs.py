@@ -105,7 +105,43 @@ def parse_directive(text: str) -> tuple[ast.Call | None, dict[str, Item]]:
         if keyword.arg is None:
             raise DirectiveError("`**` is not allowed in a directive")
         inputs[keyword.arg] = _directive_value(keyword.value)
-    return init, inputs
+    return init, _sized(inputs)
+
+
+# a named dim's size when the directive gives none (`x=(B, 3, H, W)`): the trace's usual example sizes
+NAMED_SIZES = {"B": 2, "N": 2, "T": 8, "S": 8, "L": 32, "H": 32, "W": 32, "D": 16}
+
+
+def _named_size(name: str) -> int:
+    lower = name.lower()
+    if "batch" in lower:
+        return 2
+    if any(word in lower for word in ("seq", "len", "time", "token")):
+        return 8
+    return NAMED_SIZES.get(name[0], 8)
+
+
+def _sized(inputs: dict[str, Item]) -> dict[str, Item]:
+    """Named dims (#13) get their sizes: a keyword naming one (`x=(B, 3, H, W), H=64`) is that size, not an
+    input; else NAMED_SIZES. The tensor item keeps the names (`"names": ["B", None, "H", "W"]`)."""
+    named = {n for item in inputs.values() for n in _names_in(item)}
+    sizes = {k: int(v["code"]) for k, v in inputs.items() if k in named and v.get("code", "").isdigit()}
+    for item in _tensor_items(list(inputs.values())):
+        if "names" in item:
+            pairs = zip(item["tensor"], item["names"], strict=True)
+            item["tensor"] = [sizes.get(n, _named_size(n)) if n else d for d, n in pairs]
+    return {k: v for k, v in inputs.items() if k not in sizes}
+
+
+def _tensor_items(items: list[Item]) -> list[Item]:
+    out = []
+    for item in items:
+        out += _tensor_items(item["tuple"]) if "tuple" in item else ([item] if "tensor" in item else [])
+    return out
+
+
+def _names_in(item: Item) -> set[str]:
+    return {n for t in _tensor_items([item]) for n in t.get("names", []) if n}
 
 
 def _dims(node: ast.expr) -> list[int]:
@@ -116,10 +152,35 @@ def _dims(node: ast.expr) -> list[int]:
     return dims
 
 
+def _named_dims(nodes: list[ast.expr]) -> tuple[list[int], list[str | None]] | None:
+    """`(B, 3, H, W)`: sizes (0 where named, filled in by `_sized`) and names; None when no dim is named. A
+    name is capitalised (`B`, `T`, `Height`) or has an underscore (`batch_size`): `(8, three)` is a typo."""
+    names_ = [n.id for n in nodes if isinstance(n, ast.Name)]
+    if not names_ or not all(n[0].isupper() or "_" in n for n in names_):
+        return None
+    dims: list[int] = []
+    names: list[str | None] = []
+    for node in nodes:
+        if isinstance(node, ast.Name):
+            dims.append(0)
+            names.append(node.id)
+        else:
+            dims += _dims(node)
+            names.append(None)
+    return dims, names
+
+
 def _directive_value(node: ast.expr) -> Item:
     """`(2, 3)` a tensor's dims; `((2, 4, 64), (2, 4, 64))` a tuple of tensors (nested as written);
     `int64(2, 40)` a tensor of that dtype; `None` or another literal as itself."""
     try:
+        elements = node.elts if isinstance(node, ast.Tuple | ast.List) else None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in DTYPES:
+            elements = node.args
+        named = _named_dims(elements) if elements else None
+        if named is not None:  # `(B, 3, H, W)`, `int64(B, T)`: named dims (#13)
+            dtype = node.func.id if isinstance(node, ast.Call) else "float32"  # type: ignore[attr-defined]
+            return {"tensor": named[0], "dtype": dtype, "names": named[1]}
         if isinstance(node, ast.Tuple | ast.List) and node.elts and not all(_is_int(e) for e in node.elts):
             if any(_is_int(e) for e in node.elts):
                 raise DirectiveError(f"cannot read `{ast.unparse(node)}`: mix of sizes and tensors")

@@ -276,3 +276,8 @@ def warm_up() -> None:
 
     guesses = [Guess("x", [Dim(2, "batch"), Dim(1, "fixed"), Dim(32, "free", "x"), Dim(32, "free", "x")])]
     solve(symbolic_pass(build, guesses, 10.0), guesses)
+    for more in WARM_UPS:  # the symbolic forms' pass after every trace (#13, trace/symbolic.py), ...
+        more()
+
+
+WARM_UPS: list[Callable[[], None]] = []  # warm-ups of other symbolic passes, registered by their modules

@@ -29,8 +29,8 @@ from shapelens.trace.context import time_limit
 from shapelens.trace.inference import Guess, infer
 from shapelens.trace.recording import Recorder
 
-CAP_S = 2.0  # at most this long (or a quarter of the trace's timeout): the plain hints are already there
-MAX_LABEL = 16  # a longer expression is shown as its number
+CAP = 0.25  # of the trace's timeout (2.5 s by default): past it the plain hints go out without their names
+MAX_LABEL = 20  # a longer expression is shown as its number (which holds for the example's sizes only)
 DOT = "·"
 SUPERSCRIPT = {2: "²", 3: "³"}
 
@@ -46,6 +46,7 @@ class InputDims:
     name: str
     tensor: torch.Tensor
     names: list[str | None]  # None: the size stays the example's number
+    sizes: list[int] = field(default_factory=list)  # the sizes the pass runs at (a batch of 1 runs at 2)
 
 
 @dataclass
@@ -124,15 +125,19 @@ def input_dims(
         for i, label in enumerate(names):
             if label is None:
                 continue
-            if int(tensor.shape[i]) < 2:  # torch fixes sizes 0 and 1 (broadcasting): no symbol for them
-                names[i] = None
+            if given is not None:  # the user's names: the same name is the same size, on every input
+                used.add(label)
                 continue
+            if int(tensor.shape[i]) < 2 and not (label.startswith("B") and int(tensor.shape[i]) == 1):
+                names[i] = None  # torch fixes sizes 0 and 1 (broadcasting): no symbol for them, but a batch of
+                continue  # 1 runs at 2 (its forms are checked against the plain trace's at 1)
             unique, n = label, 2
             while unique in used:
                 unique, n = f"{label}{n}", n + 1
             names[i] = unique
             used.add(unique)
-        out.append(InputDims(name, tensor, names))
+        sizes = [max(2, int(d)) if n is not None else int(d) for d, n in zip(tensor.shape, names, strict=True)]
+        out.append(InputDims(name, tensor, names, sizes))
     return out
 
 
@@ -152,6 +157,7 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
     env = ShapeEnv(duck_shape=False, allow_dynamic_output_shape_ops=True)
     found.env = env
     mode = FakeTensorMode(shape_env=env, allow_non_fake_inputs=True)
+    mode.cache_enabled = False  # entries for symbolic sizes rarely hit in one pass, and making them costs ≈40 %
     saved = {name: getattr(recorder, name) for name in _TABLES}
     for name, value in saved.items():
         setattr(recorder, name, type(value)())
@@ -175,9 +181,16 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
     functional = torch.nn.functional
     pool1d = functional.max_pool1d
     functional.max_pool1d = solve._max_pool1d  # type: ignore[assignment]  # torch's fixes the length
+    originals = [(owner, name, getattr(owner, name)) for owner, name in ELEMENTWISE]
+    for owner, name, original in originals:
+        setattr(owner, name, _same_shape(original))
     by_tensor = {id(d.tensor): d for d in dims}
+    # made outside the mode (a tensor made inside it is already fake, with static sizes)
+    bases = {id(d): torch.empty(d.sizes, dtype=d.tensor.dtype, device=d.tensor.device) for d in dims}
     try:
-        with time_limit(seconds, recorder), mode, enable_python_dispatcher():
+        device = next((d.tensor.device for d in dims), torch.device("meta"))
+        # factory calls in forward (`torch.ones(T, T)`) are made where the plain trace made them
+        with time_limit(seconds, recorder), torch.device(device), mode, enable_python_dispatcher():
 
             def symbolic(value: Any, label: str) -> Any:
                 d = by_tensor.get(id(value)) if isinstance(value, torch.Tensor) else None
@@ -185,11 +198,12 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
                     return value
                 dynamic = [DimDynamic.STATIC if n is None else DimDynamic.DYNAMIC for n in d.names]
                 context: Any = StatelessSymbolicContext(dynamic_sizes=dynamic)
-                fake = mode.from_tensor(d.tensor, source=ConstantSource(label), symbolic_context=context)
-                for size, n in zip(fake.shape, d.names, strict=True):
+                base = bases[id(d)]
+                fake = mode.from_tensor(base, source=ConstantSource(label), symbolic_context=context)
+                for size, n, plain in zip(fake.shape, d.names, d.tensor.shape, strict=True):
                     if n is not None and isinstance(size, torch.SymInt):
                         found.names[size.node.expr] = n
-                        found.values[n] = int(size.node.hint)
+                        found.values[n] = int(plain)
                 found.inputs[d.name] = tuple(fake.shape)
                 return fake
 
@@ -204,10 +218,28 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
         recorder.active = False
         recorder.on_store = None
         functional.max_pool1d = pool1d
+        for owner, name, original in originals:
+            setattr(owner, name, original)
         handle.remove()
         for name, value in saved.items():
             setattr(recorder, name, value)
     return found
+
+
+# activations and dropout keep their input's shape, and their decompositions cost most of a symbolic pass
+# (ReLU: where(le(x, 0), 0, x), each op's guards evaluated again): the pass gives them an empty tensor alike
+ELEMENTWISE = [(torch.nn.functional, n) for n in ("relu", "gelu", "silu", "leaky_relu", "elu", "dropout", "mish",
+               "hardswish", "relu6")] + [(torch, n) for n in ("relu", "sigmoid", "tanh")]  # fmt: skip
+
+
+def _same_shape(original: Callable[..., Any]) -> Callable[..., Any]:
+    def shaped(x: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            return original(x, *args, **kwargs)
+        inplace = kwargs.get("inplace", False) is True or any(a is True for a in args[-1:])
+        return x if inplace else torch.empty_like(x)
+
+    return shaped
 
 
 _TABLES = ("records", "producers", "uses", "mismatches", "met", "log", "loop_notes")
@@ -283,9 +315,10 @@ class Printer:
                 raise _Unprintable(str(expr))
             return known
         if isinstance(expr, sp.Add):
-            options = [t for t in (self._floor_sum(expr), self._sum(expr)) if t is not None]
-            text = min(options, key=len)
-            return f"({text})" if context in ("product", "power") else text
+            floor = self._floor_sum(expr, context)
+            text = self._sum(expr)
+            text = f"({text})" if context in ("product", "power") else text
+            return floor if floor is not None and len(floor) <= len(text) else text
         if isinstance(expr, sp.Mul):
             text = self._product(expr)
             return f"({text})" if context == "power" or (context == "product" and "/" in text) else text
@@ -299,9 +332,7 @@ class Printer:
             a, b = expr.args
             if isinstance(a, F.FloorDiv) and a.args[1].is_Integer and b.is_Integer:  # (x//2)//2 is x//4
                 a, b = a.args[0], self.sympy.Integer(int(a.args[1]) * int(b))
-            op = "/" if self._divides(a, b) else "//"
-            text = f"{self.text(a, 'product')}{op}{self.text(b, 'power')}"
-            return f"({text})" if context in ("product", "power") else text
+            return self._floor(a, b, context)
         if isinstance(expr, F.CleanDiv):
             a, b = expr.args
             text = f"{self.text(a, 'product')}/{self.text(b, 'power')}"
@@ -334,7 +365,7 @@ class Printer:
         symbols = [back.get(s, s) for s in expr.free_symbols]
         return min((order.index(s) for s in symbols if s in order), default=len(order)), str(expr)
 
-    def _floor_sum(self, expr: Any) -> str | None:
+    def _floor_sum(self, expr: Any, context: str) -> str | None:
         """`(x - 5)//2 + 1` as `(x - 3)//2`: a constant beside one floor division goes inside it."""
         from torch.utils._sympy import functions as F
 
@@ -344,9 +375,19 @@ class Printer:
         if not (constant.is_Integer and isinstance(other, F.FloorDiv) and other.args[1].is_Integer):
             return None
         inner, k = other.args
-        inner = self.sympy.Add(inner, int(constant) * int(k))
-        op = "/" if self._divides(inner, k) else "//"
-        return f"{self.text(inner, 'product')}{op}{int(k)}"
+        return self._floor(self.sympy.Add(inner, int(constant) * int(k)), k, context)
+
+    def _floor(self, a: Any, b: Any, context: str) -> str:
+        """a // b: `a/b` where a guard proves b divides a, `ceil(x/b)` for `(x + b - 1)//b` when shorter."""
+        op = "/" if self._divides(a, b) else "//"
+        text = f"{self.text(a, 'product')}{op}{self.text(b, 'power')}"
+        text = f"({text})" if context in ("product", "power") else text
+        if op == "//" and b.is_Integer and int(b) > 1:
+            x = self.sympy.Add(a, -(int(b) - 1))
+            ceil = f"ceil({self.text(x, 'product')}/{int(b)})"
+            if len(ceil) < len(text):
+                return ceil
+        return text
 
     def _product(self, expr: Any) -> str:
         sp = self.sympy
@@ -567,7 +608,7 @@ def linear_story(found: Pass, printer: Printer, layer: str, declared: int, expr:
 def after_trace(result: TargetResult, model: nn.Module | None, outcome: dict[str, Any], guesses: list[Guess] | None,
                 spec: TargetSpec, recorder: Recorder, timeout: float) -> TargetResult:  # fmt: skip
     """`result` with the symbolic forms filled in (records, inputs, dims, accepts, a Linear mismatch's story);
-    `result` itself when the pass cannot run, fails or runs past its cap (CAP_S, or a quarter of `timeout`)."""
+    `result` itself when the pass cannot run, fails or runs past its cap (CAP of `timeout`)."""
     if model is None or "args" not in outcome or result.error is not None or result.mode not in ("meta", "cpu"):
         return result
     try:
@@ -589,7 +630,7 @@ def _annotate(result: TargetResult, model: nn.Module, outcome: dict[str, Any], g
     dims = input_dims(model, list(bound.items()), guesses, named)
     if not any(n is not None for d in dims for n in d.names):
         return result
-    found = run_pass(model, args, kwargs, dims, recorder, max(0.05, min(CAP_S, timeout / 4)))
+    found = run_pass(model, args, kwargs, dims, recorder, max(0.05, timeout * CAP))
     if found.error is not None or not found.stores:
         return result
     printer = Printer(found)
@@ -597,17 +638,12 @@ def _annotate(result: TargetResult, model: nn.Module, outcome: dict[str, Any], g
     for (file_id, sid, target), seen in found.stores.items():
         path, table = recorder.files[file_id]
         by_place.setdefault((path, table[sid].line, target), []).extend(seen)
-    used: set[str] = set()
 
     def labels(sizes: tuple[Any, ...], example: tuple[int | None, ...]) -> SymDims | None:
         try:
             out = [printer.label(s, e) for s, e in zip(sizes, example, strict=True)]
         except _Unprintable:
             return None
-        from shapelens.core.symbolic import names
-
-        for label in out:
-            used.update(names(label))
         return out
 
     records = []
@@ -615,8 +651,7 @@ def _annotate(result: TargetResult, model: nn.Module, outcome: dict[str, Any], g
         seen = by_place.get((record.path, record.line, record.target), [])
         forms: list[SymDims | None] = []
         for shape in record.shapes:
-            match = next((sizes for example, sizes in seen if list(example) == shape), None)
-            forms.append(labels(match, tuple(shape)) if match is not None else None)
+            forms.append(_matching(seen, shape, labels, found.values))
         records.append(dataclasses.replace(record, symbolic=forms) if any(forms) else record)
     inputs = []
     shapes: dict[str, SymDims] = {}
@@ -633,6 +668,11 @@ def _annotate(result: TargetResult, model: nn.Module, outcome: dict[str, Any], g
         if mismatch.code == "SL101":
             story = _story_for(found, printer, model, recorder, mismatch)
         mismatches.append(dataclasses.replace(mismatch, symbolic=story) if story else mismatch)
+    from shapelens.core.symbolic import names
+
+    shown: list[SymDims] = [f for r in records for f in r.symbolic if f]
+    shown += [i.symbolic for i in inputs if i.symbolic]
+    used = {n for f in shown for label in f for n in names(label)}
     return dataclasses.replace(
         result,
         records=records,
@@ -641,6 +681,24 @@ def _annotate(result: TargetResult, model: nn.Module, outcome: dict[str, Any], g
         dims={n: v for n, v in found.values.items() if n in used},
         accepts=accepts(found, printer, shapes, ours),
     )
+
+
+def _matching(seen: list[Any], shape: list[int | None], labels: Callable[..., SymDims | None],
+              values: dict[str, int]) -> SymDims | None:  # fmt: skip
+    """The symbolic form of a plain shape: the first the pass saw at this statement whose labels, at the plain
+    trace's own values, give that shape (the pass may run at other sizes: a batch of 1 runs at 2)."""
+    from shapelens.core.symbolic import LabelError, evaluate_shape
+
+    for example, sizes in seen:
+        form = labels(sizes, example)
+        if form is None:
+            continue
+        try:
+            if list(evaluate_shape(form, values)) == shape:
+                return form
+        except LabelError:
+            continue
+    return None
 
 
 def _story_for(found: Pass, printer: Printer, model: nn.Module, recorder: Recorder, mismatch: Any) -> str | None:
@@ -670,3 +728,49 @@ def directive_names(
         if isinstance(item, dict) and "names" in item:
             out[key] = list(item["names"])
     return out
+
+
+def warm_up() -> None:  # registered in solve.WARM_UPS below: the worker warms up through solve
+    """One symbolic pass over the ops models use most (convolutions, pooling, views, attention, cat, norms,
+    embeddings), in the warm worker before it forks: the first symbolic use of each op in a process costs
+    tens of milliseconds (FakeTensorMode's kernels and guards are made lazily), which every child then shares."""
+    import torch.nn.functional as F
+
+    class Warm(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.up = nn.ConvTranspose2d(4, 4, 2, stride=2)
+            self.norm = nn.BatchNorm2d(8)
+            self.pool = nn.AdaptiveAvgPool2d((2, 2))
+            self.embed = nn.Embedding(10, 8)
+            self.ln = nn.LayerNorm(8)
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+            y = F.max_pool2d(F.relu(self.conv(x)), 2)
+            y = torch.cat([F.interpolate(y, scale_factor=2), self.up(y)[:, :, : x.shape[2], : x.shape[3]]], 1)
+            y = self.pool(self.norm(y)).flatten(1).view(y.size(0), 4, -1)[..., :8]
+            h = self.ln(self.embed(ids))
+            a, _ = self.attn(h, h, h)
+            b, t, c = a.shape
+            q = self.fc(a).view(b, t, 2, c // 2).transpose(1, 2)
+            w = F.softmax(q @ q.transpose(-2, -1) / 2.0, dim=-1).masked_fill(torch.ones(t, t).bool(), 0.0)
+            return F.gelu((w @ q).transpose(1, 2).reshape(b, t, c)).mean(1) + y.sum()
+
+    with torch.device("meta"):
+        model = Warm()
+    x = torch.empty(2, 3, 8, 8, device="meta")
+    ids = torch.zeros(2, 5, dtype=torch.long, device="meta")
+    dims = [InputDims("x", x, ["B", None, "H", "W"], [2, 3, 8, 8]), InputDims("ids", ids, ["B2", "T"], [2, 5])]
+    found = run_pass(model, [x, ids], {}, dims, Recorder(lambda path: False), 30.0)
+    printer = Printer(found)
+    for seen in found.stores.values():
+        for example, sizes in seen:
+            for size, value in zip(sizes, example, strict=True):
+                with contextlib.suppress(_Unprintable):
+                    printer.label(size, value)
+
+
+solve.WARM_UPS.append(warm_up)
