@@ -68,10 +68,10 @@ def test_hovers_put_the_form_beside_the_example() -> None:
     assert "`[B, 6, H - 4, W - 4]` · traced example `[4, 6, 28, 28]`" in hover
     tooltip = render.hints_tooltip([IDS])
     assert "**x** `int64[B, H/2, W/2]` · traced example `int64[4, 14, 14]`" in tooltip
-    plain = _hint(1, [(4, 6, 28, 28)], [])
-    assert "Tensor[4, 6, 28, 28]" in render.variable_markdown(
-        plain
-    ) and "traced example" not in render.variable_markdown(plain)
+    plain = render.variable_markdown(_hint(1, [(4, 6, 28, 28)], []))
+    assert "Tensor[4, 6, 28, 28]" in plain and "traced example" not in plain
+    fixed = _hint(1, [(16, 16)], [(16, 16)])  # a form of numbers only (a mask the model sizes): said once
+    assert "`[16, 16]`" in render.hints_tooltip([fixed]) and "traced example" not in render.hints_tooltip([fixed])
 
 
 def test_the_class_hover_says_which_input_sizes_the_model_accepts() -> None:

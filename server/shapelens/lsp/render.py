@@ -127,13 +127,19 @@ def hint_details(hint: Hint) -> list[str]:
     return lines
 
 
+def _named_form(hint: Hint) -> SymShape | None:
+    """The first shape's symbolic form where it names a size (a form of numbers only says nothing new)."""
+    form = hint.symbolic_of(0) if hint.shapes else None
+    return form if form is not None and any(isinstance(d, str) for d in form) else None
+
+
 def _example(hint: Hint) -> str:
     """The shape a hover heads with: the symbolic form beside the example's numbers (`[B, 6, H/2, W/2]` · traced
-    example `[4, 6, 14, 14]`), or the numbers alone where the symbolic pass gave no form."""
+    example `[4, 6, 14, 14]`), or the numbers alone where the symbolic pass named no size."""
     if not hint.shapes:
         return _code("?")
     shape = _code(hint_label(hint.shape, hint.dtype))
-    form = hint.symbolic_of(0)
+    form = _named_form(hint)
     if form is None:
         return shape
     return f"{_code(symbolic_label(form, hint.dtype))} · traced example {shape}"
@@ -150,7 +156,7 @@ def hints_tooltip(hints: Sequence[Hint]) -> str:
 def variable_markdown(hint: Hint) -> str:
     """Hover on a variable: a Pylance-style signature line (the symbolic form where there is one), the example's
     numbers beside it, then the facts."""
-    form = hint.symbolic_of(0) if hint.shapes else None
+    form = _named_form(hint)
     if form is not None:
         shape = symbolic_label(form, "float32")
     else:
