@@ -87,6 +87,7 @@ CASES = [
     (FIXTURES / "unet.py", "TinyUNet"),
     (FIXTURES / "mha.py", "AttentionPool"),
     (FIXTURES / "named.py", "Encoder"),
+    (FIXTURES / "example_call.py", "Recurrent"),
     (EXAMPLES / "unet.py", "UNet"),
     (EXAMPLES / "transformer_block.py", "TransformerBlock"),
     (EXAMPLES / "lstm_tagger.py", None),
@@ -104,7 +105,7 @@ def test_symbolic_forms_match_cpu_runs_at_two_sizes(
         result = results[target]
         assert result.status == Status.OK, result.error
         assert result.dims, f"{target}: no named size"
-        assert "B" in result.dims or "N" in result.dims
+        assert {"B", "N", "batch_size"} & set(result.dims)
         assert all(r.symbolic for r in result.records), f"{target}: the symbolic pass did not run"
         ours = [r for r in result.records if os.path.realpath(r.path) == path]
         # the forms at the example's own values are the trace's own shapes ...
@@ -197,3 +198,12 @@ def test_a_directive_names_its_dims(worker: TraceWorker, tmp_path: Path) -> None
     assert encoder.dims == {"N": 2, "H": 40, "W": 32}
     assert form(encoder, "z = torch.cat", "z", path) == ["N", 16, "ceil(H/2)", "ceil(W/2)"]
     assert form(encoder, "return z.flatten", "return", path) == ["N", "ceil(H/2)·ceil(W/2)", 16]
+
+
+def test_an_example_call_names_the_dims_by_its_variables(worker: TraceWorker, tmp_path: Path) -> None:
+    # `x = torch.randn(batch_size, seq_len, 16)` then `model(x)`: the script's own names
+    path, results = trace(worker, tmp_path, FIXTURES / "example_call.py")
+    recurrent = results["Recurrent"]
+    assert recurrent.inputs[0].symbolic == ["batch_size", "seq_len", 16]
+    assert recurrent.dims == {"batch_size": 4, "seq_len": 10}
+    assert form(recurrent, "flat = out.reshape", "flat", path) == ["batch_size·seq_len", 24]

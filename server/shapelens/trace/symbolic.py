@@ -612,7 +612,7 @@ def after_trace(result: TargetResult, model: nn.Module | None, outcome: dict[str
     if model is None or "args" not in outcome or result.error is not None or result.mode not in ("meta", "cpu"):
         return result
     try:
-        named = directive_names(model, spec.args, spec.kwargs)
+        named = directive_names(model, spec.args, spec.kwargs, outcome.get("target"))
         return _annotate(result, model, outcome, guesses, named, recorder, timeout)
     except Exception:  # the pass is an addition: the plain result stands
         return result
@@ -710,10 +710,11 @@ def _story_for(found: Pass, printer: Printer, model: nn.Module, recorder: Record
 
 
 def directive_names(
-    model: nn.Module, items: list[dict[str, Any]], kwargs: dict[str, dict[str, Any]]
+    model: nn.Module, items: list[dict[str, Any]], kwargs: dict[str, dict[str, Any]], target: Any = None
 ) -> dict[str, list[Any]]:
-    """The names a directive gave to its dims (`x=(B, 3, H, W)` → {"x": ["B", None, "H", "W"]}), by forward's
-    parameter name: the plan's tensor items carry them as `"names"`."""
+    """The names the user gave the dims, by forward's parameter name: a directive's (`x=(B, 3, H, W)` → {"x":
+    ["B", None, "H", "W"]}, the plan's tensor items carry them as `"names"`), or an example call's variables
+    (`x = torch.randn(batch_size, seq_len, 16)` then `model(x)` → {"x": ["batch_size", "seq_len", None]})."""
     import inspect
 
     try:
@@ -721,13 +722,48 @@ def directive_names(
     except (TypeError, ValueError):
         params = []
     out: dict[str, list[Any]] = {}
-    for index, item in enumerate(items):
-        if isinstance(item, dict) and "names" in item and index < len(params):
-            out[params[index]] = list(item["names"])
-    for key, item in kwargs.items():
+    pairs = [(params[i], item) for i, item in enumerate(items) if i < len(params)] + list(kwargs.items())
+    for name, item in pairs:
         if isinstance(item, dict) and "names" in item:
-            out[key] = list(item["names"])
+            out[name] = list(item["names"])
+        elif isinstance(item, dict) and "node" in item and target is not None:
+            found = _example_names(item, target)
+            if found is not None:
+                out[name] = found
     return out
+
+
+FACTORIES = {"randn", "rand", "zeros", "ones", "empty", "randint", "full", "normal"}
+
+
+def _example_names(item: dict[str, Any], target: Any) -> list[str | None] | None:
+    """The variables an example input's factory call sizes it with (`torch.randn(batch_size, 3, h, w)`), found
+    at the argument itself or at the assignment of the name passed (in the example's set-up statements)."""
+    import ast
+
+    nodes = getattr(target, "nodes", None) or {}
+    expr = next((n for n in nodes.get(tuple(item["node"]), []) if isinstance(n, ast.expr)), None)
+    if isinstance(expr, ast.Name):
+        value = None
+        for step in getattr(target.spec, "setup", []):
+            for stmt in nodes.get(tuple(step.get("node", ())), []):
+                if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                        and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == expr.id):  # fmt: skip
+                    value = stmt.value
+        expr = value
+    if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute | ast.Name)):
+        return None
+    function = expr.func.attr if isinstance(expr.func, ast.Attribute) else expr.func.id
+    if function not in FACTORIES:
+        return None
+    args = expr.args[2:] if function == "randint" else expr.args
+    if len(args) == 1 and isinstance(args[0], ast.Tuple | ast.List):
+        args = args[0].elts
+    size = next((k.value for k in expr.keywords if k.arg == "size"), None)
+    if isinstance(size, ast.Tuple | ast.List):
+        args = size.elts
+    names: list[str | None] = [a.id if isinstance(a, ast.Name) else None for a in args]
+    return names if any(names) else None
 
 
 def warm_up() -> None:  # registered in solve.WARM_UPS below: the worker warms up through solve
