@@ -649,6 +649,46 @@ def test_a_loop_over_a_data_loader_runs_its_first_batch_only(analyse: Analyse, t
     assert "loop at line 11 traced for its first batch only" in script.notes
 
 
+def test_a_loops_reads_of_tensor_values_are_left_out_and_the_rest_of_the_loop_still_runs(
+    analyse: Analyse, tmp_path: Path
+) -> None:
+    # `running += loss.item()` has no value on meta: only it (and what reads what it binds) is left out, not
+    # the rest of the epoch — the validation loop after it is traced too
+    source = """
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader, TensorDataset
+
+        train = DataLoader(TensorDataset(torch.randn(64, 10), torch.randint(0, 4, (64,))), batch_size=16)
+        val = DataLoader(TensorDataset(torch.randn(32, 10), torch.randint(0, 4, (32,))), batch_size=8)
+        model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 4))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(3):
+            running = 0.0
+            for x, y in train:
+                loss = nn.functional.cross_entropy(model(x), y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                running += loss.item()
+            correct = 0
+            with torch.no_grad():
+                for vx, vy in val:
+                    scores = model(vx)
+                    correct += (scores.argmax(1) == vy).sum().item()
+            accuracy = correct / 32
+    """
+    report = only(analyse(source, name="epochs.py"))
+    assert errors(report) == []
+    assert_hints_match_cpu(report, tmp_path / "epochs.py")
+    hints = {(h.line, h.target) for h in report.hints}
+    assert {(13, "loss"), (20, "vx"), (21, "scores")} <= hints
+    script = next(m for m in report.models if m.name == "<module>")
+    assert "line 17 not traced: it reads a tensor's values (`.item()`), which a shape-only trace does not have" in (
+        script.notes
+    )
+
+
 def test_a_while_loop_stops_once_its_shapes_repeat_and_one_that_changes_them_runs_on(
     analyse: Analyse, tmp_path: Path
 ) -> None:

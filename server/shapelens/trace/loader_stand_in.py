@@ -254,7 +254,15 @@ def _class_loss(callee: Any) -> bool:
 def tainted_statements(roles: Roles, uses: list[ast.stmt]) -> tuple[set[tuple[Any, ...]], set[str]]:
     """The statements of `uses` that read an unknown part of the batch (or what was made from one), and the
     names they would have bound or changed (`losses.append(loss)` changes `losses`)."""
-    tainted = {name for path, name in roles.unknown().items()}
+    return left_out_with(uses, {name for path, name in roles.unknown().items()})
+
+
+def left_out_with(
+    uses: list[ast.stmt], tainted: set[str], seeds: Callable[[ast.stmt], bool] = lambda stmt: False
+) -> tuple[set[tuple[Any, ...]], set[str]]:
+    """The statements of `uses` that are `seeds` or read a `tainted` name (or one such a statement bound or
+    changed, in turn), and the names they would have bound or changed."""
+    tainted = set(tainted)
     keys: set[tuple[Any, ...]] = set()
     changed: set[str] = set()
     skipped_inside: set[int] = set()
@@ -262,7 +270,7 @@ def tainted_statements(roles: Roles, uses: list[ast.stmt]) -> tuple[set[tuple[An
         if id(stmt) in skipped_inside:
             continue
         header = _header_reads(stmt)
-        if not (header & tainted):
+        if not (header & tainted) and not seeds(stmt):
             continue
         keys.add(node_key(stmt))
         inner = [n for n in ast.walk(stmt) if isinstance(n, ast.stmt)]

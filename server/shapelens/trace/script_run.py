@@ -43,7 +43,7 @@ from shapelens.core.wire import (
 from shapelens.trace import explain
 from shapelens.trace.context import Context, Emitter, TraceTimeout, time_limit
 from shapelens.trace.instrument import RECORD, RETURN, instrument_statements
-from shapelens.trace.loader_stand_in import StandIns, Unreadable
+from shapelens.trace.loader_stand_in import StandIns, Unreadable, left_out_with
 from shapelens.trace.model_run import NEEDS_FAKE, _classify, collect_layers, collect_records
 from shapelens.trace.recording import FILE_ID, Recorder, mismatch_records
 
@@ -147,6 +147,53 @@ class _Silence(ast.NodeTransformer):
         return super().visit(node)
 
 
+_VALUE_METHODS = ("item", "tolist", "numpy")
+_VALUES = "it reads a tensor's values (`.item()`), which a shape-only trace does not have"
+
+
+def _header(stmt: ast.stmt) -> list[ast.AST]:
+    """What a statement evaluates itself (a compound statement: its header only)."""
+    if isinstance(stmt, ast.If | ast.While):
+        return [stmt.test]
+    if isinstance(stmt, ast.For):
+        return [stmt.iter]
+    if isinstance(stmt, ast.With):
+        return [item.context_expr for item in stmt.items]
+    if isinstance(stmt, ast.Try | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return []
+    return [stmt]
+
+
+def _reads_values(stmt: ast.stmt) -> bool:
+    """`running_loss += loss.item()`, `if loss.item() < best:`: a read of a tensor's values (none on meta)."""
+    return any(
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _VALUE_METHODS
+        and not node.args
+        for part in _header(stmt)
+        for node in ast.walk(part)
+    )
+
+
+def _seeds(stmt: ast.stmt) -> set[tuple[Any, ...]]:
+    return {node_key(n) for n in ast.walk(stmt) if isinstance(n, ast.stmt) and _reads_values(n)}
+
+
+def _value_reads(stmt: ast.stmt) -> tuple[set[tuple[Any, ...]], set[str]]:
+    """Inside the loops of a top-level statement traced on meta: the statements that read a tensor's values and
+    those that read what they bound, left out where they stand (`pass`) so that the loop's other lines (the
+    backward pass, the optimizer step, a validation loop after it) still run; and the names they would have
+    bound or changed. A loop at the top level keeps its own header."""
+    keys: set[tuple[Any, ...]] = set()
+    changed: set[str] = set()
+    for loop in (n for n in ast.walk(stmt) if isinstance(n, ast.For | ast.While)):
+        found, names = left_out_with(loop.body, set(), _reads_values)
+        keys |= found
+        changed |= names
+    return keys, changed
+
+
 def _module_layers(ns: dict[str, Any], names: list[str], recorder: Recorder) -> list[Any]:
     """The layers the script bound to names, each once: a model built at the top level and called there."""
     out = []
@@ -226,8 +273,11 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                         untraced.append((line, needs[0], why))
                     continue
                 silenced = stand_ins.silence(stmt)  # what would read a part of a made-up batch that is unknown
-                if silenced.keys:
-                    stmt = _Silence(silenced.keys).visit(stmt)
+                values, valued = _value_reads(stmt) if device.type == "meta" else (set(), set())
+                for key in sorted(values & _seeds(stmt)):
+                    notes.append(f"line {key[0]} not traced: {_VALUES}")
+                if silenced.keys or values:
+                    stmt = _Silence(silenced.keys | values).visit(stmt)
                 code = compile(
                     ast.Module(body=instrument_statements([stmt], plan.source, table), type_ignores=[]),
                     plan.file,
@@ -282,6 +332,7 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                 for name in names:
                     unknown.pop(name, None)
                 left, left_out = stand_ins.left_unknown(stmt, silenced, names)
+                left.update(dict.fromkeys(valued - left.keys(), f"line {line}: a statement in its loop {_VALUES}"))
                 for name, why in left.items():
                     unknown[name] = (why, True)
                 untraced += left_out
