@@ -165,8 +165,10 @@ def test_defaults_we_relied_on_are_a_guess_but_a_constructor_without_parameters_
     analyse: Analyse, worker: TraceWorker, tmp_path: Path
 ) -> None:
     path, results = trace(worker, tmp_path, "constructor_defaults.py")
-    placeholder = results["Classifier"].error
+    placeholder = results["Positional"].error
     assert placeholder is not None and placeholder.kind == ErrorKind.GUESS and "init(...)" in placeholder.message
+    asserted = results["Classifier"]  # `assert ... seq_len is not None`: the placeholder is given a value
+    assert asserted.status == Status.OK and asserted.error is None, asserted.error
     broken = results["Broken"].error
     assert broken is not None and broken.kind == ErrorKind.BUILD
     report = analyse((FIXTURES / "constructor_defaults.py").read_text(), name="constructor_defaults.py")[path]
@@ -387,3 +389,13 @@ def test_none_defaults_an_assert_requires_are_given(analyse: Analyse, worker: Tr
     truth = run_on_cpu(path, build="Encoder(dim=64, depth=2, heads=4)", inputs={"tokens": tuple(tokens.shape or [])})
     expected = {k: {tuple(s) for s in v} for k, v in truth.shapes().items() if not k[2].startswith("self.")}
     assert expected and hints(report) == expected
+
+
+def test_the_image_size_the_constructor_declares_is_tried_first(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    # position embeddings sized for `img_size=40`: a 32x32 guess fails at `tokens + self.pos` (vit-pytorch's
+    # CCT at 224, timm's patch embedding: "Input height (32) doesn't match model (224)")
+    results = check_against_cpu(analyse, worker, tmp_path, "declared_image_size.py")
+    [x] = results["TinyViT"].inputs
+    assert x.shape == [2, 3, 40, 40] and "image size its constructor declares" in (x.note or "")

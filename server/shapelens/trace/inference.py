@@ -669,6 +669,58 @@ def _undo(dims: list[Dim], ops: list[tuple[Any, ...]]) -> list[Dim] | None:
 # -- the entry point ------------------------------------------------------------------------------------
 
 
+IMAGE_SIZE_NAMES = ("img_size", "image_size", "input_size", "resolution", "img_dim")
+
+
+def declared_image_size(model: nn.Module, code: str | None = None) -> int | None:
+    """The image size a model's constructor says (`CCT(img_size=224)`, a ViT's `image_size`, timm's patch
+    embedding `self.img_size = (224, 224)`): what its position embeddings are sized for. From the constructor
+    call the trace made (`code`), else its default, else the attribute the built model keeps."""
+    if code:
+        try:
+            call = ast.parse(code, mode="eval").body
+        except SyntaxError:
+            call = None
+        for keyword in call.keywords if isinstance(call, ast.Call) else []:
+            value = keyword.value.value if isinstance(keyword.value, ast.Constant) else None
+            if keyword.arg in IMAGE_SIZE_NAMES and isinstance(value, int) and not isinstance(value, bool):
+                return value
+    try:
+        parameters = inspect.signature(type(model).__init__).parameters
+    except (TypeError, ValueError):
+        parameters = {}  # type: ignore[assignment]
+    for name in IMAGE_SIZE_NAMES:
+        default = parameters[name].default if name in parameters else None
+        if isinstance(default, int) and not isinstance(default, bool) and default > 0:
+            return default
+    for name in IMAGE_SIZE_NAMES:
+        value = getattr(model, name, None)
+        if isinstance(value, tuple | list) and len(value) == 2 and value[0] == value[1]:
+            value = value[0]
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def at_image_size(candidates: list[list[Guess]], size: int) -> list[list[Guess]]:
+    """The first candidate with its image-like inputs ([batch, channels, free, free]) at the declared size,
+    put first; the others as they were."""
+    if not candidates:
+        return candidates
+    changed = False
+    sized = []
+    for guess in candidates[0]:
+        dims = guess.dims
+        if len(dims) == 4 and dims[1].kind == "fixed" and all(d.kind == "free" for d in dims[2:]):
+            dims = [*dims[:2], *(Dim(size, "fixed", d.group) for d in dims[2:])]
+            changed = True
+            note = f"{guess.note}; H = W = {size}, the image size its constructor declares"
+            sized.append(Guess(guess.name, dims, guess.dtype, note))
+        else:
+            sized.append(guess)
+    return [sized, *candidates] if changed else candidates
+
+
 def infer(model: nn.Module) -> list[list[Guess]]:
     """Candidate input sets for `model`'s forward, the likeliest first (at most three). Raises NoInput."""
     forward = model.forward

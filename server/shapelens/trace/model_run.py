@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import json
 import linecache
 import time
 import traceback
@@ -38,7 +39,7 @@ from shapelens.core.wire import (
 )
 from shapelens.trace import explain, solve, symbolic
 from shapelens.trace.context import Context, Emitter, TraceTimeout, time_limit
-from shapelens.trace.inference import Dim, Guess, NoInput, infer
+from shapelens.trace.inference import Dim, Guess, NoInput, at_image_size, declared_image_size, infer
 from shapelens.trace.recording import Recorder, dtype_name, shape_of
 from shapelens.trace.sandbox import refusal_of
 
@@ -119,13 +120,17 @@ class Target:
         self.ns = ns
         if self.spec.model is None:
             return None
+        key = json.dumps(self.spec.model, sort_keys=True)
         try:
+            if key in READS_VALUES and self.device.type == "meta":
+                raise READS_VALUES[key]  # the last attempt's build met it: no second failing build on meta
             model = self.value(self.spec.model, ns)
         except VALUE_READS as err:
             # a constructor reading a tensor's values (`[r.item() for r in torch.linspace(0, rate, depth)]`,
             # then nn.Dropout(r)): built again with small tensors made on the CPU, where they have values
             if self.device.type != "meta" or not reads_values(err):
                 raise
+            READS_VALUES[key] = err
             with SmallOnCpu():
                 model = self.value(self.spec.model, ns)
             if isinstance(model, nn.Module):
@@ -154,6 +159,10 @@ class Target:
         if not args and not kwargs and self.spec.infer_from is not None:
             if guesses is None:
                 self.candidates = library_candidates(model) or infer(model)
+                code = (self.spec.model or {}).get("code")
+                image = declared_image_size(model, code if isinstance(code, str) else None)
+                if image is not None:  # the size its position embeddings are made for: tried first
+                    self.candidates = at_image_size(self.candidates, image)
                 prior = prior_guesses(self.spec.prior)
                 if prior and prior not in self.candidates:
                     self.candidates = [prior, *self.candidates]  # what the last trace chose, while it fits
@@ -165,6 +174,7 @@ class Target:
         return model, [to_device(a) for a in args], {k: to_device(v) for k, v in kwargs.items()}
 
 
+READS_VALUES: dict[str, BaseException] = {}  # constructor items whose build read values (one child, one plan)
 BUILD_NOTES: set[str] = set()  # how the last target's model was built, when out of the ordinary (hover)
 VALUE_READS = (RuntimeError, NotImplementedError, ValueError, TypeError)
 SMALL_ON_CPU = 4096  # elements: a tensor this small is made on the CPU in `SmallOnCpu` (16 KiB of float32)
