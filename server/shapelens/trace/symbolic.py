@@ -181,9 +181,11 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
     functional = torch.nn.functional
     pool1d = functional.max_pool1d
     functional.max_pool1d = solve._max_pool1d  # type: ignore[assignment]  # torch's fixes the length
-    originals = [(owner, name, getattr(owner, name)) for owner, name in ELEMENTWISE]
+    originals = [(owner, name, getattr(owner, name)) for owner, name in ELEMENTWISE if hasattr(owner, name)]
     for owner, name, original in originals:
         setattr(owner, name, _same_shape(original))
+    attention = functional.scaled_dot_product_attention
+    functional.scaled_dot_product_attention = _attention_shape(attention)
     by_tensor = {id(d.tensor): d for d in dims}
     # made outside the mode (a tensor made inside it is already fake, with static sizes)
     bases = {id(d): torch.empty(d.sizes, dtype=d.tensor.dtype, device=d.tensor.device) for d in dims}
@@ -220,6 +222,7 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
         functional.max_pool1d = pool1d
         for owner, name, original in originals:
             setattr(owner, name, original)
+        functional.scaled_dot_product_attention = attention
         handle.remove()
         for name, value in saved.items():
             setattr(recorder, name, value)
@@ -228,16 +231,30 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
 
 # activations and dropout keep their input's shape, and their decompositions cost most of a symbolic pass
 # (ReLU: where(le(x, 0), 0, x), each op's guards evaluated again): the pass gives them an empty tensor alike
+# (the plain trace already ran torch's own checks of these ops; the recorder's layer checks still run)
 ELEMENTWISE = [(torch.nn.functional, n) for n in ("relu", "gelu", "silu", "leaky_relu", "elu", "dropout", "mish",
-               "hardswish", "relu6")] + [(torch, n) for n in ("relu", "sigmoid", "tanh")]  # fmt: skip
+               "hardswish", "relu6", "layer_norm", "group_norm", "batch_norm", "instance_norm", "softmax",
+               "log_softmax", "rms_norm")] + [(torch, n) for n in ("relu", "sigmoid", "tanh", "softmax")]  # fmt: skip
 
 
 def _same_shape(original: Callable[..., Any]) -> Callable[..., Any]:
     def shaped(x: Any, *args: Any, **kwargs: Any) -> Any:
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or kwargs.get("dtype") is not None:
             return original(x, *args, **kwargs)
         inplace = kwargs.get("inplace", False) is True or any(a is True for a in args[-1:])
         return x if inplace else torch.empty_like(x)
+
+    return shaped
+
+
+def _attention_shape(original: Callable[..., Any]) -> Callable[..., Any]:
+    """scaled_dot_product_attention's output is q's shape with v's last dim (its decomposition costs half of
+    a transformer's symbolic pass)."""
+
+    def shaped(q: Any, k: Any, v: Any, *args: Any, **kwargs: Any) -> Any:
+        if not all(isinstance(t, torch.Tensor) for t in (q, k, v)) or q.dim() < 2 or kwargs.get("enable_gqa"):
+            return original(q, k, v, *args, **kwargs)
+        return q.new_empty((*q.shape[:-1], v.shape[-1]))
 
     return shaped
 
