@@ -677,6 +677,13 @@ def test_a_loops_reads_of_tensor_values_are_left_out_and_the_rest_of_the_loop_st
                     scores = model(vx)
                     correct += (scores.argmax(1) == vy).sum().item()
             accuracy = correct / 32
+
+
+        def summary(values):
+            total = 0.0
+            for v in values:
+                total += v.item()
+            return total
     """
     report = only(analyse(source, name="epochs.py"))
     assert errors(report) == []
@@ -687,6 +694,7 @@ def test_a_loops_reads_of_tensor_values_are_left_out_and_the_rest_of_the_loop_st
     assert "line 17 not traced: it reads a tensor's values (`.item()`), which a shape-only trace does not have" in (
         script.notes
     )
+    assert not [note for note in script.notes if "line 29" in note], "a function's body runs as written, if called"
 
 
 def test_a_while_loop_stops_once_its_shapes_repeat_and_one_that_changes_them_runs_on(

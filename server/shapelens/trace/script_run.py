@@ -177,7 +177,19 @@ def _reads_values(stmt: ast.stmt) -> bool:
 
 
 def _seeds(stmt: ast.stmt) -> set[tuple[Any, ...]]:
-    return {node_key(n) for n in ast.walk(stmt) if isinstance(n, ast.stmt) and _reads_values(n)}
+    return {node_key(n) for n in _outside_definitions(stmt) if isinstance(n, ast.stmt) and _reads_values(n)}
+
+
+def _outside_definitions(node: ast.AST) -> list[ast.AST]:
+    """`ast.walk`, not entering the functions and classes defined inside."""
+    out: list[ast.AST] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        out.append(current)
+        if current is node or not isinstance(current, (*_DEFINITIONS, ast.Lambda)):
+            stack += ast.iter_child_nodes(current)
+    return out
 
 
 def _value_reads(stmt: ast.stmt) -> tuple[set[tuple[Any, ...]], set[str]]:
@@ -187,7 +199,9 @@ def _value_reads(stmt: ast.stmt) -> tuple[set[tuple[Any, ...]], set[str]]:
     bound or changed. A loop at the top level keeps its own header."""
     keys: set[tuple[Any, ...]] = set()
     changed: set[str] = set()
-    for loop in (n for n in ast.walk(stmt) if isinstance(n, ast.For | ast.While)):
+    if isinstance(stmt, _DEFINITIONS):
+        return keys, changed  # a function's body runs as written, if it is called at all
+    for loop in (n for n in _outside_definitions(stmt) if isinstance(n, ast.For | ast.While)):
         found, names = left_out_with(loop.body, set(), _reads_values)
         keys |= found
         changed |= names
