@@ -184,8 +184,9 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
     originals = [(owner, name, getattr(owner, name)) for owner, name in ELEMENTWISE if hasattr(owner, name)]
     for owner, name, original in originals:
         setattr(owner, name, _same_shape(original))
-    attention = functional.scaled_dot_product_attention
+    attention, linear = functional.scaled_dot_product_attention, functional.linear
     functional.scaled_dot_product_attention = _attention_shape(attention)
+    functional.linear = _linear_shape(linear)  # type: ignore[assignment]
     by_tensor = {id(d.tensor): d for d in dims}
     # made outside the mode (a tensor made inside it is already fake, with static sizes)
     bases = {id(d): torch.empty(d.sizes, dtype=d.tensor.dtype, device=d.tensor.device) for d in dims}
@@ -222,7 +223,7 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
         functional.max_pool1d = pool1d
         for owner, name, original in originals:
             setattr(owner, name, original)
-        functional.scaled_dot_product_attention = attention
+        functional.scaled_dot_product_attention, functional.linear = attention, linear
         handle.remove()
         for name, value in saved.items():
             setattr(recorder, name, value)
@@ -255,6 +256,21 @@ def _attention_shape(original: Callable[..., Any]) -> Callable[..., Any]:
         if not all(isinstance(t, torch.Tensor) for t in (q, k, v)) or q.dim() < 2 or kwargs.get("enable_gqa"):
             return original(q, k, v, *args, **kwargs)
         return q.new_empty((*q.shape[:-1], v.shape[-1]))
+
+    return shaped
+
+
+def _linear_shape(original: Callable[..., Any]) -> Callable[..., Any]:
+    """linear's output: the input's shape with the weight's rows last (its decomposition reshapes a 3-D input
+    to 2-D and back, a third of a transformer's pass). The sizes are compared as the kernel would (the guard
+    that fixes a free size to the weight's)."""
+
+    def shaped(x: Any, weight: Any, bias: Any = None) -> Any:
+        if not (isinstance(x, torch.Tensor) and isinstance(weight, torch.Tensor)) or x.dim() < 1 or weight.dim() != 2:
+            return original(x, weight, bias)
+        if x.shape[-1] != weight.shape[1] or x.dtype != weight.dtype:
+            return original(x, weight, bias)  # the kernel's own error
+        return x.new_empty((*x.shape[:-1], weight.shape[0]))
 
     return shaped
 
