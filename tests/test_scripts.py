@@ -486,6 +486,63 @@ def test_a_batch_unpacked_in_the_loop_body_keeps_its_unknown_part_in_place(analy
     assert (11, "y") not in hints and (13, "loss") not in hints and (17, "mean") not in hints
 
 
+def test_a_made_up_batch_never_accuses_the_code(analyse: Analyse) -> None:
+    # the dataset's rows may well have 21 features and `net` take the first 12 of them elsewhere: with a batch
+    # made from the model's input ([8, 12]) an index error says nothing about the code
+    source = """
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader
+
+        net = nn.Linear(12, 3)
+        loader = DataLoader(torch.load("rows.pt"), batch_size=8)
+        for x, y in loader:
+            out = net(x)
+            bias = x[:, 20]
+            total = out.sum() + bias.sum()
+    """
+    report = only(analyse(source, name="guessed.py"))
+    assert errors(report) == []
+    assert {(h.line, h.target): h.shapes for h in report.hints}[(9, "out")] == [(8, 3)]
+    script = next(m for m in report.models if m.name == "<module>")
+    assert any("does not fit how the code uses it (IndexError" in note for note in script.notes)
+
+
+def test_a_dataset_with_no_samples_here_and_a_dict_batch_get_a_made_batch(analyse: Analyse, tmp_path: Path) -> None:
+    # an image folder that is not here: the dataset globs nothing, and a shuffling DataLoader raises in its
+    # sampler (torch's ValueError, which used to be reported as the script's SL001); its batches are dicts
+    source = """
+        import glob
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader, Dataset
+
+
+        class Pairs(Dataset):
+            def __init__(self, root):
+                self.files = sorted(glob.glob(root + "/*.png"))
+
+            def __len__(self):
+                return len(self.files)
+
+            def __getitem__(self, index):
+                return {"A": torch.randn(3, 16, 16), "B": torch.randn(3, 16, 16)}
+
+
+        net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 16 * 16, 2))
+        shuffled = DataLoader(Pairs("../../data/facades"), batch_size=4, shuffle=True)
+        plain = DataLoader(Pairs("../../data/facades"), batch_size=4)
+        for batch in shuffled:
+            scores = net(batch["A"])
+        for batch in plain:
+            other = net(batch["B"])
+    """
+    report = only(analyse(source, name="folders.py"))
+    assert errors(report) == []
+    hints = {(h.line, h.target): h.shapes for h in report.hints}
+    assert hints[(23, "scores")] == [(4, 2)] and hints[(25, "other")] == [(4, 2)]
+
+
 def test_a_loop_variable_gets_its_hint_on_the_for_line(analyse: Analyse, tmp_path: Path) -> None:
     source = """
         import torch

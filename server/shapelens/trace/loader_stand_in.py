@@ -37,7 +37,7 @@ from shapelens.trace.inference import Guess, NoInput, infer
 from shapelens.trace.model_run import library_candidates, make_tensor
 from shapelens.trace.recording import Recorder
 
-Path = tuple[int, ...]
+Path = tuple[int | str, ...]  # where a part sits in the batch: tuple positions and dict keys (`batch["image"]`)
 Lookup = Callable[[str], Any]
 _MISSING = object()
 _CLASS_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
@@ -181,15 +181,8 @@ def _derive(stmt: ast.stmt, derived: dict[str, Path], unpacked: dict[tuple[int, 
         for sub, name in _leaves(target).items():
             derived[name] = unpacked.setdefault((stmt.lineno, name), (*derived[value.id], *sub))
         return
-    if (
-        isinstance(target, ast.Name)
-        and isinstance(value, ast.Subscript)
-        and isinstance(value.value, ast.Name)
-        and value.value.id in derived
-        and isinstance(value.slice, ast.Constant)
-        and isinstance(value.slice.value, int)
-    ):
-        derived[target.id] = (*derived[value.value.id], value.slice.value)
+    if isinstance(target, ast.Name) and _part_of(value, derived) is not None and isinstance(value, ast.Subscript):
+        derived[target.id] = _part_of(value, derived)  # type: ignore[assignment]
         unpacked.setdefault((stmt.lineno, target.id), derived[target.id])
         return
     if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
@@ -197,13 +190,26 @@ def _derive(stmt: ast.stmt, derived: dict[str, Path], unpacked: dict[tuple[int, 
     else:
         pairs = [(target, value)]
     for part_target, part_value in pairs:
-        source = next((n for n in _reads_in_order(part_value) if n in derived), None)
+        source = _part_of(part_value, derived)
         if source is not None and isinstance(part_target, ast.Name):
-            derived[part_target.id] = derived[source]
+            derived[part_target.id] = source
 
 
-def _reads_in_order(node: ast.AST) -> list[str]:
-    return [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+def _part_of(expr: ast.expr, derived: dict[str, Path]) -> Path | None:
+    """The part of the batch an expression is made from: the first one it reads (`batch[0]`, `batch["image"]`,
+    `x.to(device)`)."""
+    for node in ast.walk(expr):  # breadth first: `batch["B"]` is met before the `batch` inside it
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in derived
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, int | str)
+        ):
+            return (*derived[node.value.id], node.slice.value)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in derived:
+            return derived[node.id]
+    return None
 
 
 def find_roles(target: ast.expr, uses: list[ast.stmt], lookup: Lookup) -> Roles:
@@ -213,18 +219,18 @@ def find_roles(target: ast.expr, uses: list[ast.stmt], lookup: Lookup) -> Roles:
     derived = {name: path for path, name in roles.leaves.items()}
     for stmt in _in_order(uses):
         for call in sorted((n for n in ast.walk(stmt) if isinstance(n, ast.Call)), key=_position):
-            parts = [(i, derived[a.id]) for i, a in enumerate(call.args) if isinstance(a, ast.Name) and a.id in derived]
+            found = [(i, _part_of(a, derived)) for i, a in enumerate(call.args) if not isinstance(a, ast.Starred)]
+            parts = [(i, p) for i, p in found if p is not None]  # `model(x)`, `model(batch["image"].to(device))`
             if not parts:
                 continue
             callee = resolve(call.func, lookup)
             if _class_loss(callee):
                 target_arg = call.args[1] if len(call.args) > 1 else None
                 target_arg = next((k.value for k in call.keywords if k.arg == "target"), target_arg)
-                if isinstance(target_arg, ast.Name) and target_arg.id in derived:
-                    path = derived[target_arg.id]
-                    if path not in roles.inputs:
-                        roles.targets.add(path)
-                        roles.loss_text = ast.unparse(call.func)
+                path = _part_of(target_arg, derived) if target_arg is not None else None
+                if path is not None and path not in roles.inputs:
+                    roles.targets.add(path)
+                    roles.loss_text = ast.unparse(call.func)
             elif roles.model is None and isinstance(callee, nn.Module) and not isinstance(callee, _Loss):
                 roles.model, roles.model_text = callee, ast.unparse(call.func)
                 for index, path in parts:
@@ -426,7 +432,10 @@ def _assemble(path: Path, parts: dict[Path, Any], leaves: set[Path], why: str) -
     inside = {p[len(path)] for p in [*parts, *leaves] if p[: len(path)] == path and len(p) > len(path)}
     if not inside:
         return UnknownPart(why)
-    return [_assemble((*path, index), parts, leaves, why) for index in range(max(inside) + 1)]
+    if any(isinstance(key, str) for key in inside):  # `batch["image"]`: the dataset gives dicts
+        return {key: _assemble((*path, key), parts, leaves, why) for key in inside}
+    positions = [key for key in inside if isinstance(key, int)]
+    return [_assemble((*path, index), parts, leaves, why) for index in range(max(positions) + 1)]
 
 
 def _model_input(
@@ -608,6 +617,21 @@ class StandIns:
         self.ns[stmt.targets[0].id] = self.loaders[stmt.targets[0].id] = loader
         return True
 
+    def empty(self, stmt: ast.stmt, line: int) -> bool:
+        """After `loader = DataLoader(dataset, ...)` ran: a dataset with no samples here (its data folder is not
+        there, so a glob found nothing) gets a stand-in as well; its loop would not run at all."""
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            return False
+        loader = self.ns.get(stmt.targets[0].id)
+        if not isinstance(loader, torch.utils.data.DataLoader):
+            return False
+        try:
+            if len(loader.dataset) != 0:  # type: ignore[arg-type]
+                return False
+        except Exception:  # an iterable dataset has no length: its loop tells
+            return False
+        return self.bind(stmt, f"line {line}: its dataset has no samples here", set())
+
     def _loops(self, stmt: ast.stmt) -> Iterator[tuple[ast.For, ast.expr, StandInLoader]]:
         if not self.loaders:
             return
@@ -658,6 +682,10 @@ class StandIns:
                 unknown.update(dict.fromkeys(bound, made.note))
                 left_out.append((line, name, made.note))
         return unknown, left_out
+
+    def made_count(self) -> int:
+        """How many batches have been made so far (one per place that asked)."""
+        return sum(len(loader.made) for loader in self.loaders.values())
 
     def notes(self) -> list[str]:
         return [made.note for loader in self.loaders.values() for made in loader.made.values()]

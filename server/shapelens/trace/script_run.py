@@ -256,6 +256,7 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
     bound_in_order: list[str] = []
     device = torch.device(ctx.device)
     stand_ins = StandIns(ns, device, recorder, {plan.file: plan.source})
+    guessed_names: set[str] = set()  # bound from a batch made from a model's inferred input
     recorder.active = True
     try:
         with (
@@ -297,11 +298,15 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                     plan.file,
                     "exec",
                 )
+                made, met = stand_ins.made_count(), len(recorder.mismatches)
+                if reads & guessed_names:  # what a made-up batch flowed into is a guess too
+                    made = -1
                 try:
                     exec(code, ns)
                 except (TraceTimeout, SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as err:
+                    guessed = _drop_guessed(stand_ins, made, recorder, met, notes, line)
                     missing = getattr(err, "name", None) if isinstance(err, NameError) else None
                     if missing in unknown:  # a function it called reads a name left unknown (a skipped `open`)
                         why, failed = unknown[missing]
@@ -320,8 +325,12 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                         notes.append(f"line {line} not traced: {explain.missing_forward(err)} has no forward yet")
                         continue
                     want = _want(err)
+                    if "num_samples=0" in str(err):  # a sampler over a dataset with no samples here (no data folder)
+                        want = "its dataset has no samples here"
                     if isinstance(err, Unreadable) or "UnknownPart" in str(err):
                         want = "it needs the loader's dataset, which could not be read"
+                    elif guessed:  # a guess never accuses the code
+                        want = "the batch made from the model's inferred input does not fit how the code uses it"
                     elif want is not None and stand_ins.bind(
                         stmt, f"line {line} did not run: {want} ({type(err).__name__}: {explain.plain(str(err))})",
                         set(unknown),
@@ -345,6 +354,9 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
                 bound_in_order += [n for n in names if n not in bound_in_order]
                 for name in names:
                     unknown.pop(name, None)
+                if _drop_guessed(stand_ins, made, recorder, met, notes, line):
+                    guessed_names.update(names)
+                stand_ins.empty(stmt, line)
                 left, left_out = stand_ins.left_unknown(stmt, silenced, names)
                 left.update(dict.fromkeys(valued - left.keys(), f"line {line}: a statement in its loop {_VALUES}"))
                 for name, why in left.items():
@@ -384,6 +396,17 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
             notes=notes,
         )
     )
+
+
+def _drop_guessed(stand_ins: StandIns, made: int, recorder: Recorder, met: int, notes: list[str], line: int) -> bool:
+    """Whether the statement just run used a batch made from a model's inferred input; if so, the layer
+    mismatches it met are dropped (a guess never accuses the code) and a note says so."""
+    if stand_ins.made_count() == made:
+        return False
+    if len(recorder.mismatches) > met:
+        del recorder.mismatches[met:]
+        notes.append(f"line {line}: a layer did not fit the batch made from the model's inferred input (no finding)")
+    return True
 
 
 def _refusal_note(ctx: Context) -> str | None:
