@@ -85,6 +85,35 @@ def measure(name: str) -> tuple[str, float, float, str]:
     return class_name, cost_plain, cost_symbolic, what
 
 
+def through_worker(names: list[str]) -> list[tuple[str, float, float]]:
+    """Wall time of a whole trace of each model file through a warm worker (median of RUNS), without the
+    symbolic pass (SHAPELENS_SYMBOLIC=0) and with it: what the editor waits for its first hints."""
+    from shapelens.analysis.plan import build_plan
+    from shapelens.analysis.worker_client import TraceWorker
+    from shapelens.core.options import Options
+    from shapelens.core.source import Source, parse
+
+    rows = []
+    timings: dict[str, dict[str, float]] = {}
+    for setting in ("0", "1"):
+        os.environ["SHAPELENS_SYMBOLIC"] = setting
+        worker = TraceWorker()
+        worker.ensure_started()
+        try:
+            for name in names:
+                path = MODELS / f"{name}.py"
+                source = parse(str(path), path.read_text())
+                assert isinstance(source, Source)
+                message = build_plan(source, str(MODELS), Options()).message()
+                timings.setdefault(name, {})[setting] = median_ms(lambda m=message, w=worker: w.trace(m))
+        finally:
+            worker.close()
+    os.environ.pop("SHAPELENS_SYMBOLIC", None)
+    for name in names:
+        rows.append((CASES[name][0], timings[name]["0"], timings[name]["1"]))
+    return rows
+
+
 def main() -> None:
     names = sys.argv[1:] or ["small_cnn", "resnet50", "gpt2", "llama7b"]
     from shapelens.trace import symbolic
@@ -100,6 +129,10 @@ def main() -> None:
     for name in names:
         label, plain, cost, what = measure(name)
         print(f"| {label} | {plain:.0f} | {cost:.0f} | {cost / plain:.0f} | {what} |", flush=True)
+    print("\n| model file (warm worker, whole trace) | plain ms | with the symbolic pass ms |")
+    print("| --- | ---: | ---: |")
+    for label, plain, both in through_worker(names):
+        print(f"| {label} | {plain:.0f} | {both:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -643,6 +644,8 @@ def after_trace(result: TargetResult, model: nn.Module | None, outcome: dict[str
     """`result` with the symbolic forms filled in (records, inputs, dims, accepts, a Linear mismatch's story);
     `result` itself when the pass cannot run, fails or runs past its cap (CAP of `timeout`)."""
     if model is None or "args" not in outcome or result.error is not None or result.mode not in ("meta", "cpu"):
+        return result
+    if os.environ.get("SHAPELENS_SYMBOLIC") == "0":  # off (bench/symbolic_cost.py measures the plain time so)
         return result
     try:
         named = directive_names(model, spec.args, spec.kwargs, outcome.get("target"))
