@@ -66,7 +66,7 @@ def install() -> int:
     if code is None or "torch._dynamo" in sys.modules:
         return 0
     count = 0
-    for obj in gc.get_objects():
+    for obj in gc.get_referrers(code):  # the wrappers made so far (≈40 ms; a walk of gc.get_objects() ≈70 ms)
         if type(obj) is types.FunctionType and obj.__code__ is code and obj.__closure__ is not None:
             try:
                 cells = dict(zip(code.co_freevars, (c.cell_contents for c in obj.__closure__), strict=True))
