@@ -543,6 +543,30 @@ def test_a_dataset_with_no_samples_here_and_a_dict_batch_get_a_made_batch(analys
     assert hints[(23, "scores")] == [(4, 2)] and hints[(25, "other")] == [(4, 2)]
 
 
+def test_a_loops_use_of_a_made_up_loaders_length_is_left_out_and_the_loop_still_runs(analyse: Analyse) -> None:
+    source = """
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader
+
+        net = nn.Linear(6, 2)
+        loader = DataLoader(torch.load("rows.pt"), batch_size=5)
+        for epoch in range(2):
+            for i, (x, y) in enumerate(loader):
+                step = epoch * len(loader) + i
+                out = net(x)
+                if step % 100 == 0:
+                    scale = torch.ones(step)
+                loss = out.sum()
+    """
+    report = only(analyse(source, name="steps.py"))
+    assert errors(report) == []
+    hints = {(h.line, h.target): h.shapes for h in report.hints}
+    assert hints[(11, "out")] == [(5, 2)] and hints[(14, "loss")] == [()] and (13, "scale") not in hints
+    [info] = [f for f in report.findings if f.code == "SL011"]
+    assert info.span.line == 10 and "`loader` is unknown: only its dataset knows its length" in info.message
+
+
 def test_a_loop_variable_gets_its_hint_on_the_for_line(analyse: Analyse, tmp_path: Path) -> None:
     source = """
         import torch

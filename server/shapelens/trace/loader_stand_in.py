@@ -287,6 +287,26 @@ def left_out_with(
     return keys, changed
 
 
+def _asks_dataset(stmt: ast.stmt, loaders: set[str]) -> bool:
+    """`batches_done = epoch * len(dataloader) + i`, `n = len(loader.dataset)`: a statement (a compound one: its
+    header) that asks a stand-in loader what only its dataset knows."""
+    parts = [stmt] if not hasattr(stmt, "body") else [getattr(stmt, a) for a in ("test", "iter") if hasattr(stmt, a)]
+    for part in parts:
+        for node in ast.walk(part):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "len"
+                and node.args
+                and isinstance(node.args[0], ast.Name)
+                and node.args[0].id in loaders
+            ):
+                return True
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in loaders:
+                return node.attr != "batch_size"
+    return False
+
+
 def _header_reads(stmt: ast.stmt) -> set[str]:
     """The names a statement reads itself (a compound statement: its header only)."""
     if isinstance(stmt, ast.For | ast.AsyncFor):
@@ -398,13 +418,19 @@ class StandInLoader:
         for at, name, part in named:
             if part in texts:
                 hovers[(path, at, name)] = texts[part]
-        shapes = ", ".join(
-            f"{n} {list(parts[p].shape)}" if p in parts else f"{n} unknown"
-            for p, n in roles.names.items()
-            if p in parts or not any(k[: len(p)] == p for k in parts)  # not a container of known parts
-        )
+        listed = [(p, n) for p, n in roles.names.items() if p in parts or not any(k[: len(p)] == p for k in parts)]
+        listed += [(p, _spelled(p, roles.names)) for p in parts if p not in roles.names]  # `batch["A"]`
+        shapes = ", ".join(f"{n} {list(parts[p].shape)}" if p in parts else f"{n} unknown" for p, n in listed)
         note = f"line {line}: {ORIGIN} of {state['model']}: {shapes} ({unknown_why})"
         return Made(batch, hovers, note)
+
+
+def _spelled(path: Path, names: dict[Path, str]) -> str:
+    """`batch["A"]`, `data[0]`: a part no name was given, by the nearest named part holding it."""
+    for cut in range(len(path) - 1, -1, -1):
+        if path[:cut] in names:
+            return names[path[:cut]] + "".join(f"[{key!r}]" for key in path[cut:])
+    return "batch" + "".join(f"[{key!r}]" for key in path)
 
 
 class _Batches:
@@ -652,16 +678,21 @@ class StandIns:
             if roles.model is None and not roles.carried:
                 continue  # no batch is made: the loop does not run at all (`left_unknown`)
             keys, changed = tainted_statements(roles, loop.body)
-            out.keys |= keys
-            out.changed |= changed
+            # what only the dataset knows (`len(loader)`, `loader.dataset`): left out with what reads it
+            asks, asked = left_out_with(loop.body, set(), lambda inner: _asks_dataset(inner, set(self.loaders)))
+            out.keys |= keys | asks
+            out.changed |= changed | asked
             unknown = ", ".join(f"`{n}`" for n in roles.unknown().values())
             why = (
                 f"nothing in the code says the shape of the batch's {unknown}, and the loader's dataset could not "
                 f"be read: {loader._state['why']}"
             )
             leaf = next(iter(roles.unknown().values()), "")
-            for key in sorted(keys):
+            for key in sorted(keys - asks):
                 out.left_out.append((key[0], leaf, why))
+            name = next(n for n, v in self.loaders.items() if v is loader)
+            for key in sorted(asks):
+                out.left_out.append((key[0], name, f"only its dataset knows its length: {loader._state['why']}"))
         return out
 
     def left_unknown(self, stmt: ast.stmt, silenced: Silenced, names: list[str]) -> tuple[dict[str, str], list[Any]]:
