@@ -88,6 +88,7 @@ CASES = [
     (FIXTURES / "mha.py", "AttentionPool"),
     (FIXTURES / "named.py", "Encoder"),
     (FIXTURES / "example_call.py", "Recurrent"),
+    (FIXTURES / "annotated.py", "Mixer"),
     (EXAMPLES / "unet.py", "UNet"),
     (EXAMPLES / "transformer_block.py", "TransformerBlock"),
     (EXAMPLES / "lstm_tagger.py", None),
@@ -105,7 +106,7 @@ def test_symbolic_forms_match_cpu_runs_at_two_sizes(
         result = results[target]
         assert result.status == Status.OK, result.error
         assert result.dims, f"{target}: no named size"
-        assert {"B", "N", "batch_size"} & set(result.dims)
+        assert {"B", "N", "batch_size", "batch"} & set(result.dims)
         assert all(r.symbolic for r in result.records), f"{target}: the symbolic pass did not run"
         ours = [r for r in result.records if os.path.realpath(r.path) == path]
         # the forms at the example's own values are the trace's own shapes ...
@@ -207,3 +208,10 @@ def test_an_example_call_names_the_dims_by_its_variables(worker: TraceWorker, tm
     assert recurrent.inputs[0].symbolic == ["batch_size", "seq_len", 16]
     assert recurrent.dims == {"batch_size": 4, "seq_len": 10}
     assert form(recurrent, "flat = out.reshape", "flat", path) == ["batch_size·seq_len", 24]
+
+
+def test_a_jaxtyping_annotation_names_the_dims(worker: TraceWorker, tmp_path: Path) -> None:
+    path, results = trace(worker, tmp_path, FIXTURES / "annotated.py")
+    mixer = results["Mixer"]
+    assert mixer.inputs[0].symbolic == ["batch", "seq", 16]  # `dim` is the LayerNorm's 16: a number
+    assert form(mixer, "pairs = h.view", "pairs", path) == ["batch", "seq", 2, 16]

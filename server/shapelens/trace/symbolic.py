@@ -648,7 +648,7 @@ def after_trace(result: TargetResult, model: nn.Module | None, outcome: dict[str
     if os.environ.get("SHAPELENS_SYMBOLIC") == "0":  # off (bench/symbolic_cost.py measures the plain time so)
         return result
     try:
-        named = directive_names(model, spec.args, spec.kwargs, outcome.get("target"))
+        named = annotation_names(model) | directive_names(model, spec.args, spec.kwargs, outcome.get("target"))
         return _annotate(result, model, outcome, guesses, named, recorder, timeout)
     except Exception:  # the pass is an addition: the plain result stands
         return result
@@ -766,6 +766,33 @@ def directive_names(
             found = _example_names(item, target)
             if found is not None:
                 out[name] = found
+    return out
+
+
+def annotation_names(model: nn.Module) -> dict[str, list[Any]]:
+    """Dims a jaxtyping annotation names (`x: Float[Tensor, "batch seq dim"]` → {"x": ["batch", "seq", "dim"]}),
+    read from the annotation object's `dim_str` or, for a string annotation, its text; an int stays a size, a
+    variadic (`*batch`, `...`) or broadcast dim gives no names for that parameter."""
+    import inspect
+    import re
+
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return {}
+    out: dict[str, list[Any]] = {}
+    for name, parameter in parameters.items():
+        annotation = parameter.annotation
+        text = getattr(annotation, "dim_str", None)
+        if text is None and isinstance(annotation, str):
+            match = re.search(r"\[\s*[\w.]+\s*,\s*[\"']([^\"']*)[\"']\s*\]", annotation)
+            text = match.group(1) if match else None
+        if not isinstance(text, str) or not text.split():
+            continue
+        words = text.split()
+        if any(not (w.isidentifier() or w.isdigit()) for w in words):
+            continue  # `*batch`, `...`, `#dim`, `dim=3`: no fixed rank to name
+        out[name] = [None if w.isdigit() else w for w in words]
     return out
 
 
