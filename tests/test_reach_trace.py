@@ -399,3 +399,13 @@ def test_the_image_size_the_constructor_declares_is_tried_first(
     results = check_against_cpu(analyse, worker, tmp_path, "declared_image_size.py")
     [x] = results["TinyViT"].inputs
     assert x.shape == [2, 3, 40, 40] and "image size its constructor declares" in (x.note or "")
+
+
+def test_a_graph_models_adjacency_matrix_is_nodes_by_nodes(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    # `torch.mm(adj, support)` and `torch.where(adj_mat > 0, ...)` (pytorch/examples' gcn and gat): no layer says
+    # the adjacency's size and an [2, 8] guess failed; it is square over the node features' rows
+    results = check_against_cpu(analyse, worker, tmp_path, "graph_conv.py")
+    nodes, adj = results["TwoHop"].inputs
+    assert nodes.shape and adj.shape == [nodes.shape[0]] * 2

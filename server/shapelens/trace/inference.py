@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any
@@ -669,6 +670,7 @@ def _undo(dims: list[Dim], ops: list[tuple[Any, ...]]) -> list[Dim] | None:
 # -- the entry point ------------------------------------------------------------------------------------
 
 
+ADJACENCY = re.compile(r"^(adj|adjacency|adj_mat|adj_matrix|adj_t|a_hat|graph|laplacian)$|^adj_|_adj$")
 IMAGE_SIZE_NAMES = ("img_size", "image_size", "input_size", "resolution", "img_dim")
 
 
@@ -738,6 +740,12 @@ def infer(model: nn.Module) -> list[list[Guess]]:
         if tree is None:
             raise NoInput(f"the source of {model_name}.forward cannot be read")
         per_param.update(Flow(model, forward, tree, 0).run())
+    nodes = [p for p in params if p in per_param and any(len(o) == 2 for o in per_param[p].options)]
+    for param in params:
+        if param not in per_param and nodes and ADJACENCY.search(param):
+            # a graph model's adjacency matrix: nodes × nodes, the node count being the features' first dim
+            dims = [_batch(), _batch()]
+            per_param[param] = Found([dims], "float32", f"an adjacency matrix: nodes × nodes, as {nodes[0]} has rows")
     for param in params:
         if param not in per_param:  # nothing in forward fixes it: any shape is a guess, said as such
             dims = [_batch(), _free(SEQUENCE, param)]
