@@ -104,7 +104,7 @@ def through_worker(names: list[str]) -> list[tuple[str, float, float]]:
                 path = MODELS / f"{name}.py"
                 source = parse(str(path), path.read_text())
                 assert isinstance(source, Source)
-                message = build_plan(source, str(MODELS), Options()).message()
+                message = build_plan(source, str(MODELS), Options(symbolic=setting == "1")).message()
                 timings.setdefault(name, {})[setting] = median_ms(lambda m=message, w=worker: w.trace(m))
         finally:
             worker.close()

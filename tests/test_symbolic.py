@@ -33,7 +33,7 @@ def trace(worker: TraceWorker, tmp_path: Path, source: Path) -> tuple[str, dict[
     assert isinstance(parsed, Source)
     # a long timeout: the pass's cap is a quarter of it, and this machine may be loaded (the forms, not the time,
     # are under test here; bench/symbolic_cost.py measures the time)
-    result = worker.trace(build_plan(parsed, str(tmp_path), Options(timeout=60.0)).message())
+    result = worker.trace(build_plan(parsed, str(tmp_path), Options(timeout=60.0, symbolic=True)).message())
     return os.path.realpath(path), {t.name: t for t in result.targets}
 
 

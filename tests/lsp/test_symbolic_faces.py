@@ -8,8 +8,10 @@ Below the protocol first (constructed hints and models), then through the real s
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import Session, hint_at, label, position_of, wait_for
@@ -145,6 +147,8 @@ async def test_symbolic_hints_and_hovers_in_the_server(client: LanguageClient, t
     await s.start({"inlayHints": {"symbolic": "on"}, "debounceMs": 0})
     doc = s.open("cnn.py", CNN)
     await s.wait_traced(doc)
+    # the plain trace's numbers come first; the named sizes follow from the trace after it (with the FLOPs)
+    await _wait_symbolic(s, doc)
     truth = cpu_truth(doc.path, "Cnn").shapes()
     real = str(doc.path.resolve())
     lines = {name: position_of(doc.text, needle).line for name, needle in
@@ -182,6 +186,14 @@ async def test_symbolic_hints_and_hovers_in_the_server(client: LanguageClient, t
     for name, line in lines.items():
         (cpu,) = truth[(real, line + 1, name)]
         assert hint_at(hints, line) == [label(tuple(cpu))], name
+
+
+async def _wait_symbolic(s: Session, doc: Any) -> None:
+    for _ in range(300):
+        if any("B" in shown for hint in await s.inlay_hints(doc) for shown in [str(hint.label)]):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("no symbolic hint within 60 s")
 
 
 def _at(text: str, needle: str, delta: int) -> tuple[int, int]:

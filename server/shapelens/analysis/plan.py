@@ -45,6 +45,7 @@ class Plan:
             timeout=self.options.timeout,
             memory_mb=self.options.memory_mb,
             flops=self.options.flops,
+            symbolic=self.options.symbolic,
             keep=[list(node_key(s)) for s in self.keep],
             script=script.script_items(self.source.tree, self.keep) if self.options.trusted else [],
             targets=[

@@ -62,7 +62,9 @@ def run_check(args: argparse.Namespace) -> int:
     except FileNotFoundError as err:
         print(f"shapelens: no such file or folder: {err}", file=sys.stderr)
         return EXIT_USAGE
-    options = Options(device=args.device, timeout=args.timeout, trusted=not args.no_trace)
+    # the symbolic pass only where its output is printed: JSON version 2 (text, GitHub and SARIF do not show it)
+    symbolic = args.format == "json" and args.json_version >= 2
+    options = Options(device=args.device, timeout=args.timeout, trusted=not args.no_trace, symbolic=symbolic)
     # One worker per core by default: the pool's workers are forked from one warm worker (one `import torch`,
     # one warm-up), so a second one costs a fork, not torch's start-up again; see README.
     jobs = max(1, min(args.jobs, len(files)))

@@ -26,3 +26,6 @@ class Options:
     memory_mb: int = 4096  # cap on the trace child's memory
     trusted: bool = True  # False: static findings only, no user code runs
     flops: bool = False  # count FLOPs per layer (the editor's hover shows them; `check` does not need them)
+    # run the symbolic pass after each plain trace (#13): named sizes for JSON v2 and the editor's hints; off by
+    # default because it costs more than the plain trace itself (the editor runs it in a follow-up trace)
+    symbolic: bool = False

@@ -110,6 +110,7 @@ class TracePlan:
     timeout: float
     memory_mb: int
     flops: bool
+    symbolic: bool  # the symbolic pass after each target's plain trace (#13)
     keep: list[list[int | None]]  # node keys of the top-level statements that may run
     targets: list[TargetSpec]
     # the file's top level run as a script after the targets (`analysis/script.py`): {"node": key} to run,

@@ -46,6 +46,8 @@ async def apply_settings(
     elif (old.device, old.trace_timeout) != (new.device, new.trace_timeout):
         scheduler.epoch += 1
         scheduler.retrace_all()
+    elif old.symbolic == "off" and new.symbolic == "on":
+        scheduler.retrace_all()  # the named sizes come from the follow-up trace, which "off" did not run
     if (old.inlay_hints_enabled, old.layer_shapes, old.show_dtype, old.symbolic) != (
         new.inlay_hints_enabled,
         new.layer_shapes,

@@ -180,7 +180,7 @@ class Scheduler:
             state.in_trace = True
             try:
                 if await self._trace(uri, state):
-                    await self._count_flops(uri, state)
+                    await self._enrich(uri, state)
             finally:
                 state.in_trace = False
 
@@ -254,25 +254,36 @@ class Scheduler:
             self.notify.status("idle", f"{os.path.basename(path)}: {outcome} in {elapsed:.0f} ms", elapsed, uri)
         log.info("trace %s v%s: %s in %.0f ms%s", path, version, outcome, elapsed, "" if fresh else " (stale)")
 
-    async def _count_flops(self, uri: str, state: DocState) -> None:
-        """The same trace again with the flop counter, for the layer hover only: the hints and diagnostics
-        are already out. An edit meanwhile cancels it like any trace (the worker kills the child)."""
+    async def _enrich(self, uri: str, state: DocState) -> None:
+        """The same trace again with the flop counter (the layer hover) and, when the hints show them, the
+        symbolic pass (#13: named sizes): both cost more than the plain trace, whose hints and diagnostics are
+        already out. An edit meanwhile cancels it like any trace (the worker kills the child)."""
         version = self.docs.version(uri)
         source = self.docs.source(uri)
         worker = self.host.worker
         result = self.results.get(state.path)
         if source is None or worker is None or result is None or result.version != version:
             return
-        options = dataclasses.replace(self.config.settings.options(), flops=True)
+        settings = self.config.settings
+        symbolic = settings.symbolic == "on"
+        options = dataclasses.replace(settings.options(), flops=True, symbolic=symbolic)
         root = self.docs.root_for(state.path)
         self.host.running = (uri, version)
         try:
-            reports = await in_thread(lambda: analyze(state.path, source, options, worker, root), "shapelens-flops")
-        except Exception:  # cancelled by an edit, or failed: the hover just shows no FLOPs
+            reports = await in_thread(lambda: analyze(state.path, source, options, worker, root), "shapelens-enrich")
+        except Exception:  # cancelled by an edit, or failed: the hover just shows no FLOPs, the hints numbers
             return
         finally:
             self.host.running = None
         if self.results.get(state.path) is not result or self.docs.version(uri) != version:
+            return
+        if symbolic:  # the whole result again, with the named sizes: hints, hover and the SL10x sentences
+            self.diagnostics.publish_paths(self.results.store(state.path, dataclasses.replace(result, reports=reports)))
+            self.notify.refresh_inlay_hints()
+            key = results_cache.CacheKey(
+                state.path, source, root, settings.options(), worker.python, results_cache.torch_version(worker.python)
+            )
+            self.spawn(self._store_in_cache(key, reports, list(worker.entered)))
             return
         counted = {(x.model, x.name, x.span): x.flops for r in reports.values() for x in r.layers}
         for report in result.reports.values():

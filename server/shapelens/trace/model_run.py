@@ -170,6 +170,7 @@ class Target:
             self.guesses = guesses
             # by name: a library model's second input need not be forward's second parameter (T5's decoder ids)
             kwargs = {g.name: make_tensor(g.shape, _float_of(model, g.dtype), self.device) for g in guesses}
+            kwargs = _objects_of_fields(kwargs)
         to_device = lambda v: v.to(self.device) if self.move and isinstance(v, torch.Tensor) else v  # noqa: E731
         return model, [to_device(a) for a in args], {k: to_device(v) for k, v in kwargs.items()}
 
@@ -253,6 +254,19 @@ def _branch_literal(module: types.ModuleType, nodes: Any, name: str, path: str) 
     module.__dict__[name] = first.value.value  # type: ignore[attr-defined]
     BUILD_NOTES.add(f"{name}={first.value.value!r} (line {first.lineno}: one branch of the file's `if`)")  # type: ignore[attr-defined]
     return True
+
+
+def _objects_of_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Inputs inferred as an object's fields (`batch.premise`, `batch.hypothesis`: trace/inference.py) passed
+    as one object with those attributes."""
+    out: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        root, _, attr = name.partition(".")
+        if attr:
+            setattr(out.setdefault(root, types.SimpleNamespace()), attr, value)
+        else:
+            out[name] = value
+    return out
 
 
 def _float_of(model: nn.Module, dtype: str) -> str:
@@ -705,7 +719,9 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
         notes=notes,
     )
     # the symbolic forms (#13): one more forward on symbolic sizes, capped; the plain result if it fails
-    emit.result(symbolic.after_trace(result, model, outcome, chosen.guesses, chosen.spec, recorder, plan.timeout))
+    if plan.symbolic:
+        result = symbolic.after_trace(result, model, outcome, chosen.guesses, chosen.spec, recorder, plan.timeout)
+    emit.result(result)
 
 
 def _weights_notes() -> list[str]:
@@ -783,6 +799,10 @@ def traced_inputs(model: nn.Module | None, outcome: dict[str, Any], chosen: Atte
     except (TypeError, ValueError):
         bound = {f"arg{i}": a for i, a in enumerate(outcome["args"])} | dict(outcome["kwargs"])
     out = []
+    fields = {f"{name}.{attr}": field for name, value in bound.items() if isinstance(value, types.SimpleNamespace)
+              for attr, field in vars(value).items()}  # fmt: skip
+    if fields:  # an object of tensors: each field, as it was inferred
+        bound = {k: v for k, v in bound.items() if not isinstance(v, types.SimpleNamespace)} | fields
     for name, value in bound.items():
         items = value if isinstance(value, tuple | list) else [value]
         tensor = next((v for v in items if isinstance(v, torch.Tensor)), None)  # a tuple shows its first
