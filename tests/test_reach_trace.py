@@ -409,3 +409,24 @@ def test_a_graph_models_adjacency_matrix_is_nodes_by_nodes(
     results = check_against_cpu(analyse, worker, tmp_path, "graph_conv.py")
     nodes, adj = results["TwoHop"].inputs
     assert nodes.shape and adj.shape == [nodes.shape[0]] * 2
+
+
+def test_an_input_object_read_through_its_fields(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    # `self.embed(batch.premise)` (pytorch/examples' legacy snli): a [2, 8] tensor for `batch` failed on
+    # `.premise`; the fields are inferred one by one and passed as one object
+    import types
+
+    path, results = trace(worker, tmp_path, "batch_object.py")
+    result = results["PairClassifier"]
+    assert result.status == Status.OK and result.error is None, result.error
+    fields = {i.name: i for i in result.inputs}
+    assert set(fields) == {"batch.premise", "batch.hypothesis"} and fields["batch.premise"].dtype == "int64"
+    report = analyse((FIXTURES / "batch_object.py").read_text(), name="batch_object.py")[path]
+    assert report.findings == []
+    batch = types.SimpleNamespace(
+        premise=torch.randint(0, 2, tuple(fields["batch.premise"].shape or [])),
+        hypothesis=torch.randint(0, 2, tuple(fields["batch.hypothesis"].shape or [])),
+    )
+    truth = run_on_cpu(path, "PairClassifier", {"batch": batch}).shapes()
+    expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
+    assert expected and hints(report) == expected

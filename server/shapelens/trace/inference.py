@@ -316,6 +316,8 @@ class Flow:
             if isinstance(base, ModuleRef) and isinstance(base.module, nn.Module):
                 value = getattr(base.module, node.attr, None)
                 return ModuleRef(value) if isinstance(value, nn.Module) else None
+            if isinstance(base, Track) and not base.ops and not base.flat and node.attr not in TENSOR_ATTRIBUTES:
+                return Track(f"{base.param}.{node.attr}")  # `batch.premise`: an input that is an object of tensors
             return None
         if isinstance(node, ast.Subscript):
             base = self.expr(node.value)
@@ -670,6 +672,9 @@ def _undo(dims: list[Dim], ops: list[tuple[Any, ...]]) -> list[Dim] | None:
 # -- the entry point ------------------------------------------------------------------------------------
 
 
+# attributes a tensor has: `x.shape` is no field of an input object (`batch.premise` is)
+TENSOR_ATTRIBUTES = frozenset(("shape", "dtype", "device", "T", "mT", "H", "mH", "data", "grad", "real", "imag", "ndim",
+                               "is_cuda", "is_sparse", "layout", "requires_grad", "names", "is_leaf"))  # fmt: skip
 ADJACENCY = re.compile(r"^(adj|adjacency|adj_mat|adj_matrix|adj_t|a_hat|graph|laplacian)$|^adj_|_adj$")
 IMAGE_SIZE_NAMES = ("img_size", "image_size", "input_size", "resolution", "img_dim")
 
@@ -746,6 +751,11 @@ def infer(model: nn.Module) -> list[list[Guess]]:
             # a graph model's adjacency matrix: nodes × nodes, the node count being the features' first dim
             dims = [_batch(), _batch()]
             per_param[param] = Found([dims], "float32", f"an adjacency matrix: nodes × nodes, as {nodes[0]} has rows")
+    expanded = []
+    for param in params:  # an input read only through its fields (`batch.premise`, `batch.hypothesis`): each field
+        fields = sorted(k for k in per_param if k.startswith(param + ".")) if param not in per_param else []
+        expanded += fields or [param]
+    params = expanded
     for param in params:
         if param not in per_param:  # nothing in forward fixes it: any shape is a guess, said as such
             dims = [_batch(), _free(SEQUENCE, param)]
