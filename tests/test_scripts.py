@@ -567,6 +567,32 @@ def test_a_loops_use_of_a_made_up_loaders_length_is_left_out_and_the_loop_still_
     assert info.span.line == 10 and "`loader` is unknown: only its dataset knows its length" in info.message
 
 
+def test_a_dataset_whose_library_is_not_installed_gives_a_made_batch_too(analyse: Analyse) -> None:
+    # torchvision (here a vision package that is not installed at all) missing: the import binds a stand-in,
+    # the dataset line fails when it is used, and the loader's loop takes the model's inferred input
+    source = """
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader
+        from notavision import datasets, transforms
+
+        train_set = datasets.MNIST("data", train=True, download=True, transform=transforms.ToTensor())
+        loader = DataLoader(train_set, batch_size=8)
+        net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+        for images, labels in loader:
+            out = net(images)
+            loss = nn.functional.cross_entropy(out, labels)
+    """
+    report = only(analyse(source, name="no_vision.py"))
+    assert errors(report) == [] and not [f for f in report.findings if f.code == "SL011"]
+    hints = {(h.line, h.target): h for h in report.hints}
+    assert hints[(10, "images")].shapes == [(8, 784)] and hints[(11, "out")].shapes == [(8, 10)]
+    assert (hints[(10, "labels")].shapes, hints[(10, "labels")].dtype) == ([(8,)], "int64")
+    hover = render.variable_markdown(hints[(10, "images")])
+    assert "batch from the model's inferred input (the dataset could not be read: " in hover
+    assert "No module named 'notavision'" in hover
+
+
 def test_a_loop_variable_gets_its_hint_on_the_for_line(analyse: Analyse, tmp_path: Path) -> None:
     source = """
         import torch
