@@ -10,6 +10,7 @@ Runs only when the plain trace with the default sizes failed or met a mismatch (
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -113,7 +114,6 @@ def _hook(model: nn.Module, found: Pass) -> Callable[[nn.Module, tuple[Any, ...]
 def symbolic_pass(build: Callable[[], nn.Module | None], guesses: list[Guess], limit: float) -> Pass:
     """Build the model (on meta) and run its forward once on inputs whose batch and free sizes are symbols."""
     from torch._dispatch.python import enable_python_dispatcher
-    from torch._dynamo.source import ConstantSource
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
 
@@ -139,7 +139,7 @@ def symbolic_pass(build: Callable[[], nn.Module | None], guesses: list[Guess], l
             for index, (guess, meta) in enumerate(zip(guesses, metas, strict=True)):
                 dynamic = [DimDynamic.DYNAMIC if d.kind != "fixed" else DimDynamic.STATIC for d in guess.dims]
                 context: Any = StatelessSymbolicContext(dynamic_sizes=dynamic)
-                tensor = mode.from_tensor(meta, source=ConstantSource(f"input{index}"), symbolic_context=context)
+                tensor = mode.from_tensor(meta, source=input_source(f"input{index}"), symbolic_context=context)
                 for position, size in enumerate(tensor.shape):
                     if isinstance(size, torch.SymInt):
                         for symbol in size.node.expr.free_symbols:
@@ -152,6 +152,31 @@ def symbolic_pass(build: Callable[[], nn.Module | None], guesses: list[Guess], l
         handle.remove()
         functional.max_pool1d = pool1d
     return found
+
+
+def input_source(name: str) -> Any:
+    """The ShapeEnv's name for an input's sizes: dynamo's ConstantSource, without importing torch._dynamo
+    (a second or more on a cold start, which trace/lazy_dynamo.py keeps every trace from paying)."""
+    return _source_class()(name)
+
+
+@functools.cache
+def _source_class() -> type:
+    from torch._guards import GuardSource, Source
+
+    @dataclass(frozen=True)
+    class InputSource(Source):
+        source_name: str
+
+        @property
+        def guard_source(self) -> GuardSource:
+            return GuardSource.CONSTANT
+
+        @property
+        def _name_template(self) -> str:
+            return self.source_name
+
+    return InputSource
 
 
 def _max_pool1d(x: torch.Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,

@@ -150,7 +150,6 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
     """Run forward once on symbolic inputs, recording through `recorder` (whose tables are set aside and put
     back: the plain trace's stay as they were)."""
     from torch._dispatch.python import enable_python_dispatcher
-    from torch._dynamo.source import ConstantSource
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
 
@@ -203,7 +202,7 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
                 dynamic = [DimDynamic.STATIC if n is None else DimDynamic.DYNAMIC for n in d.names]
                 context: Any = StatelessSymbolicContext(dynamic_sizes=dynamic)
                 base = bases[id(d)]
-                fake = mode.from_tensor(base, source=ConstantSource(label), symbolic_context=context)
+                fake = mode.from_tensor(base, source=solve.input_source(label), symbolic_context=context)
                 for size, n, plain in zip(fake.shape, d.names, d.tensor.shape, strict=True):
                     if n is not None and isinstance(size, torch.SymInt):
                         found.names[size.node.expr] = n
