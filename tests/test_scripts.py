@@ -310,9 +310,9 @@ def test_a_training_script_traces_its_model_and_loop_once_and_writes_downloads_a
     hints = {(h.line, h.target): h for h in report.hints}
     assert hints[(loop, "images")].shapes == [(32, 1, 28, 28)], "the model's inferred input, at the loader's batch"
     assert (hints[(loop, "labels")].shapes, hints[(loop, "labels")].dtype) == ([(32,)], "int64")
-    assert "batch from the model's inferred input (the dataset could not be read: " in render.variable_markdown(
-        hints[(loop, "images")]
-    )
+    hover = render.variable_markdown(hints[(loop, "images")])
+    assert "batch from the model's inferred input (the dataset could not be read: " in hover
+    assert "from `batch from" not in hover, "a sentence, not an op name"
     script = next(m for m in report.models if m.name == "<module>")
     assert f"loop at line {at['for epoch in range(3):']} stopped after 2 of 3 iterations: the shapes repeat" in (
         script.notes

@@ -116,7 +116,9 @@ def _code(text: str) -> str:
 def hint_details(hint: Hint) -> list[str]:
     """dtype, device, producer, every shape when the statement ran more than once, and why a dim is `?`."""
     facts = [f"dtype {_code(hint.dtype)}", f"device {_code(hint.device)}"]
-    if hint.producer:
+    if hint.producer and " " in hint.producer:  # a sentence, not an op: "batch from the model's inferred input (…)"
+        facts.append(hint.producer)
+    elif hint.producer:
         facts.append(f"from {_code(hint.producer)}")
     lines = [" · ".join(facts)]
     if len(hint.shapes) > 1:
