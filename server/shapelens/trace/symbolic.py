@@ -665,7 +665,12 @@ def _annotate(result: TargetResult, model: nn.Module, outcome: dict[str, Any], g
     dims = input_dims(model, list(bound.items()), guesses, named)
     if not any(n is not None for d in dims for n in d.names):
         return result
-    found = run_pass(model, args, kwargs, dims, recorder, max(0.05, timeout * CAP))
+    # within the target's own timeout too: the worker's backstop kills a child past it (and the plain result)
+    spent = (result.elapsed_ms or 0.0) / 1000
+    seconds = min(timeout * CAP, timeout - spent - 0.5)
+    if seconds < 0.05:
+        return result
+    found = run_pass(model, args, kwargs, dims, recorder, seconds)
     if found.error is not None or not found.stores:
         return result
     printer = Printer(found)
