@@ -20,6 +20,7 @@ from harness import SERVER, Doc, Session, apply_edit, capabilities, hint_at, mak
 from lsprotocol import types
 from oracle import run_on_cpu
 from pytest_lsp import ClientServerConfig, LanguageClient
+from shapelens.core.symbolic import evaluate
 from shapelens.lsp.results import CACHED_NOTE
 
 pytestmark = pytest.mark.timeout(120)
@@ -365,3 +366,27 @@ async def test_a_cell_edit_waits_about_the_notebooks_trace_cost_not_the_whole_de
     if expected > 0.6 * setting_s:
         pytest.skip(f"the notebook's traces took {expected:.2f} s here: too close to the setting to tell apart")
     assert waited[-1] < setting_s, f"the last edit waited {waited[-1]:.2f} s: the whole setting, not the trace cost"
+
+
+async def test_notebook_cells_get_the_named_sizes_after_the_plain_hints(client: LanguageClient, tmp_path: Path) -> None:
+    # the symbolic pass follows the plain trace (with the FLOPs), as for a file: the model cell's lines then
+    # read with the batch named, and the form with the example's batch is the CPU run's shape
+    s = Session(client, tmp_path)
+    fixed = MODEL.replace("nn.Linear(100, 10)", "nn.Linear(7200, 10)")
+    _, (_, model, _) = await open_notebook(
+        s, [("code", IMPORTS), ("code", fixed), ("code", CALL)], {"inlayHints": {"symbolic": "on"}}
+    )
+    doc = Doc(model, tmp_path / "nb.ipynb", fixed)
+    truth = cpu_truth(tmp_path)
+
+    async def named() -> list[str]:
+        return hint_at(await s.inlay_hints(doc), 8)
+
+    deadline = time.monotonic() + 90
+    while not any(label.startswith("[B") for label in await named()):
+        assert time.monotonic() < deadline, await named()
+        await asyncio.sleep(0.2)
+    [label] = await named()
+    batch, features = label[1:-1].split(", ")
+    # the example's sizes (the call cell's torch.randn(4, 3, 32, 32)) put in: the CPU run's [4, 7200]
+    assert batch == "B" and truth[8] == f"[4, {evaluate(features, {'H': 32, 'W': 32})}]", label

@@ -219,7 +219,7 @@ class NotebookScheduler(Scheduler):
             try:
                 traced = await self._trace_notebook(state)
                 if traced is not None:
-                    await self._count_notebook_flops(state, *traced)
+                    await self._enrich_notebook(state, *traced)
             finally:
                 state.in_trace = False
 
@@ -310,32 +310,44 @@ class NotebookScheduler(Scheduler):
         self.notify.status("idle", f"{os.path.basename(state.path)}: {CACHED_NOTE}", uri=state.uri)
         log.info("results cache: showing the last results of %s until its trace confirms them", state.path)
 
-    async def _count_notebook_flops(
+    async def _enrich_notebook(
         self, state: NotebookState, program: nb.Notebook, versions: dict[str, int | None], result: TraceResult
     ) -> None:
-        """The same program again with the flop counter, for the layer hover only (as for a file: the hints
-        and diagnostics are out already, and an edit meanwhile kills it like any trace)."""
+        """The same program again with the flop counter and, when the hints show them, the symbolic pass (as
+        `Scheduler._enrich` does for a file: the hints and diagnostics are out already, and an edit meanwhile
+        kills it like any trace)."""
         worker = self.host.worker
         if worker is None or self.results.get(state.path) is not result or self._versions(state) != versions:
             return
-        options = dataclasses.replace(self.config.settings.options(), flops=True)
+        settings = self.config.settings
+        symbolic = settings.symbolic == "on"
+        options = dataclasses.replace(settings.options(), flops=True, symbolic=symbolic)
         root = self.docs.root_for(state.path)
         self.host.running = (state.uri, result.version)
         try:
-            reports = await in_thread(
-                lambda: analyze(state.path, program.virtual, options, worker, root), "shapelens-flops"
+            reports, static = await in_thread(
+                lambda: (
+                    analyze(state.path, program.virtual, options, worker, root),
+                    static_report(state.path, program.virtual).findings,
+                ),
+                "shapelens-enrich",
             )
-        except Exception:  # cancelled by an edit, or failed: the hover just shows no FLOPs
+        except Exception:  # cancelled by an edit, or failed: the hover just shows no FLOPs, the hints numbers
             return
         finally:
             self.host.running = None
         if self.results.get(state.path) is not result or self._versions(state) != versions:
             return
+        if symbolic:  # the whole result again, with the named sizes
+            for report in reports.values():  # the static findings are published per cell already
+                report.findings = [f for f in report.findings if f not in static]
+            enriched = dataclasses.replace(result, reports=self._per_cell(state, program, reports))
+            self.diagnostics.publish_paths(self.results.store(state.path, enriched) - {state.path})
+            self.notify.refresh_inlay_hints()
+            return
         counted: dict[tuple[object, ...], int | None] = {}
-        for path, report in reports.items():
-            split = nb.split_report(program, report, with_broken=False) if path == state.path else {path: report}
-            for cell_report in split.values():
-                counted.update({(x.model, x.name, x.span): x.flops for x in cell_report.layers})
+        for cell_report in self._per_cell(state, program, reports).values():
+            counted.update({(x.model, x.name, x.span): x.flops for x in cell_report.layers})
         for cell_report in result.reports.values():
             for layer in cell_report.layers:
                 layer.flops = counted.get((layer.model, layer.name, layer.span), layer.flops)
