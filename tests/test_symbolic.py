@@ -141,7 +141,12 @@ def test_head_split_mask_and_flatten_keep_their_names(worker: TraceWorker, tmp_p
     assert form(results["SmallCNN"], "x = F.relu(self.conv2(x))", "x", path) == ["B", 32, "H//2 - 2", "W//2 - 2"]
     lenet = results["FixedLeNet"]
     assert form(lenet, "x = F.max_pool2d(F.relu(self.conv2(x)), 2)", "x", path) == ["B", 16, "H//4 - 3", "W//4 - 3"]
-    assert lenet.accepts == "x: [B, 3, H, W] with 16·(H//4 - 3)·(W//4 - 3) = 400"
+    assert lenet.accepts == "x: [B, 3, H, W] with H, W ≥ 16 and 16·(H//4 - 3)·(W//4 - 3) = 400"
+    # the smallest image the guards allow is the smallest a CPU run takes
+    small = results["SmallCNN"]
+    assert small.accepts == "x: [B, 3, H, W] with H, W ≥ 6"
+    assert run_on_cpu(path, "SmallCNN", {"x": (2, 3, 6, 6)}).error is None
+    assert run_on_cpu(path, "SmallCNN", {"x": (2, 3, 5, 5)}).error is not None
 
 
 def test_names_survive_cat_and_multihead_attention(worker: TraceWorker, tmp_path: Path) -> None:
@@ -150,7 +155,7 @@ def test_names_survive_cat_and_multihead_attention(worker: TraceWorker, tmp_path
     assert form(unet, "u2 = torch.cat", "u2", path) == ["B", 32, "H/2", "W/2"]
     assert form(unet, "u1 = torch.cat", "u1", path) == ["B", 16, "H", "W"]
     assert form(unet, "b = self.bottom", "b", path) == ["B", 32, "H/4", "W/4"]
-    assert unet.accepts == "x: [B, 3, H, W] with H, W ≡ 0 mod 4"  # two poolings, then the skips must fit
+    assert unet.accepts == "x: [B, 3, H, W] with H, W ≡ 0 mod 4 and H, W ≥ 4"  # two poolings, the skips must fit
     path, results = trace(worker, tmp_path, FIXTURES / "mha.py")
     attention = results["AttentionPool"]
     assert form(attention, "a, weights = self.attn", "a", path) == ["B", "T", 64]

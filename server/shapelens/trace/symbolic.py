@@ -552,6 +552,15 @@ def accepts(found: Pass, printer: Printer, shapes: dict[str, SymDims], ours: set
             moduli.setdefault(k, []).append(found.names[symbol])
     for k, names in sorted(moduli.items()):
         conditions.append(f"{', '.join(sorted(names))} ≡ 0 mod {k}")
+    # the smallest sizes the guards allow (`H, W ≥ 16`: LeNet's two 5x5 convolutions and poolings need room)
+    lowest: dict[int, list[str]] = {}
+    for symbol, name in found.names.items():
+        bound = getattr(found.env, "var_to_range", {}).get(symbol)
+        low = getattr(bound, "lower", None)
+        if low is not None and low.is_Integer and int(low) > 2 and name not in lowest.get(int(low), []):
+            lowest.setdefault(int(low), []).append(name)
+    for low, names in sorted(lowest.items()):
+        conditions.append(f"{', '.join(names)} ≥ {low}")
     for raw in _guards(found):
         guard = (
             raw.xreplace({s: printer.divisible[s] * v for s, v in printer.scaled.items()}) if printer.scaled else raw
