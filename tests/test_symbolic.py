@@ -89,6 +89,7 @@ CASES = [
     (FIXTURES / "named.py", "Encoder"),
     (FIXTURES / "example_call.py", "Recurrent"),
     (FIXTURES / "annotated.py", "Mixer"),
+    (FIXTURES / "documented.py", "Pooler"),
     (EXAMPLES / "unet.py", "UNet"),
     (EXAMPLES / "transformer_block.py", "TransformerBlock"),
     (EXAMPLES / "lstm_tagger.py", None),
@@ -220,3 +221,12 @@ def test_a_jaxtyping_annotation_names_the_dims(worker: TraceWorker, tmp_path: Pa
     mixer = results["Mixer"]
     assert mixer.inputs[0].symbolic == ["batch", "seq", 16]  # `dim` is the LayerNorm's 16: a number
     assert form(mixer, "pairs = h.view", "pairs", path) == ["batch", "seq", 2, 16]
+
+
+def test_a_docstring_names_the_dims(worker: TraceWorker, tmp_path: Path) -> None:
+    # "x: frames of shape (batch, frames, features)": `features` is the Linear's 20, so a number
+    path, results = trace(worker, tmp_path, FIXTURES / "documented.py")
+    pooler = results["Pooler"]
+    assert pooler.inputs[0].symbolic == ["batch", "frames", 20]
+    assert pooler.accepts == "x: [batch, frames, 20]"
+    assert form(pooler, "return h.max", "return", path) == ["batch", 5]

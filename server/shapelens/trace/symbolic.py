@@ -555,6 +555,8 @@ def accepts(found: Pass, printer: Printer, shapes: dict[str, SymDims], ours: set
     # the smallest sizes the guards allow (`H, W ≥ 16`: LeNet's two 5x5 convolutions and poolings need room)
     lowest: dict[int, list[str]] = {}
     for symbol, name in found.names.items():
+        if printer.simplify(symbol) != symbol and symbol not in printer.scaled:
+            continue  # a size a guard fixed (`features` = 20): a number, no condition
         bound = getattr(found.env, "var_to_range", {}).get(symbol)
         low = getattr(bound, "lower", None)
         if low is not None and low.is_Integer and int(low) > 2 and name not in lowest.get(int(low), []):
@@ -793,7 +795,7 @@ def annotation_names(model: nn.Module) -> dict[str, list[Any]]:
         parameters = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return {}
-    out: dict[str, list[Any]] = {}
+    out: dict[str, list[Any]] = _docstring_names(model, [n for n in parameters if n != "self"])
     for name, parameter in parameters.items():
         annotation = parameter.annotation
         text = getattr(annotation, "dim_str", None)
@@ -806,6 +808,24 @@ def annotation_names(model: nn.Module) -> dict[str, list[Any]]:
         if any(not (w.isidentifier() or w.isdigit()) for w in words):
             continue  # `*batch`, `...`, `#dim`, `dim=3`: no fixed rank to name
         out[name] = [None if w.isdigit() else w for w in words]
+    return out
+
+
+def _docstring_names(model: nn.Module, params: list[str]) -> dict[str, list[Any]]:
+    """Dims forward's docstring names for a parameter, on the parameter's own line: `x: (B, T, C)`,
+    `x (Tensor): shape [batch, seq_len, d_model]`, `ids: LongTensor of shape (N, L)`."""
+    import re
+
+    doc = getattr(type(model).forward, "__doc__", None) or ""
+    out: dict[str, list[Any]] = {}
+    for name in params:
+        pattern = rf"^\s*{re.escape(name)}\b[^\n]*?[\[(]\s*(\w+(?:\s*,\s*\w+)+)\s*[\])]"
+        match = re.search(pattern, doc, re.MULTILINE)
+        if match is None:
+            continue
+        words = [w.strip() for w in match.group(1).split(",")]
+        if all(w.isidentifier() or w.isdigit() for w in words) and any(w.isidentifier() for w in words):
+            out[name] = [None if w.isdigit() else w for w in words]
     return out
 
 
