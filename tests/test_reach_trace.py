@@ -430,3 +430,24 @@ def test_an_input_object_read_through_its_fields(analyse: Analyse, worker: Trace
     truth = run_on_cpu(path, "PairClassifier", {"batch": batch}).shapes()
     expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
     assert expected and hints(report) == expected
+
+
+def test_a_mask_field_is_a_boolean_of_the_rank_the_code_uses(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    # detr's NestedTensor: `~tensor_list.mask` then `.cumsum(2)`: a float [2, 8] for the whole object failed on
+    # `.tensors`; the mask is a boolean with at least three dims, the image field a guess
+    path, results = trace(worker, tmp_path, "nested_input.py")
+    result = results["SinePositions"]
+    assert result.status == Status.OK and result.error is None, result.error
+    fields = {i.name: i for i in result.inputs}
+    mask = fields["padded.mask"]
+    assert mask.dtype == "bool" and len(mask.shape or []) == 3
+    report = analyse((FIXTURES / "nested_input.py").read_text(), name="nested_input.py")[path]
+    assert report.findings == []
+    padded = "Padded(torch.zeros({}), torch.zeros({}, dtype=torch.bool))".format(
+        tuple(fields["padded.tensors"].shape or []), tuple(mask.shape or [])
+    )
+    truth = run_on_cpu(path, "SinePositions", {"padded": padded}).shapes()
+    expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
+    assert expected and hints(report) == expected

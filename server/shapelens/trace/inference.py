@@ -232,6 +232,9 @@ class Flow:
         self.env: dict[str, Any] = {}
         self.rank: dict[str, int] = {}
         self.found: dict[str, Found] = {}
+        self.fields: set[str] = set()  # `batch.premise`, `tensor_list.mask`: fields read of an input object
+        self.bools: set[str] = set()  # inputs inverted with `~`: masks
+        self.least_rank: dict[str, int] = {}  # `mask.cumsum(2)`: at least 3 dims
         self.self_name: str | None = None
         code = getattr(inspect.unwrap(fn), "__code__", None) if fn is not None else None
         self.first_line = code.co_firstlineno if code is not None else 1
@@ -246,6 +249,16 @@ class Flow:
 
     def run(self) -> dict[str, Found]:
         self.block(self.tree.body)
+        # an object's fields nothing fixes, and masks: a guess still, of the rank and dtype the code uses
+        for name in sorted(self.fields | self.bools | set(self.least_rank)):
+            if name in self.found or (name not in self.fields and name not in self.bools and self.least_rank[name] < 3):
+                continue
+            rank = max(self.least_rank.get(name, 2), 2)
+            dims = [_batch(), *[_free(SEQUENCE, name) for _ in range(rank - 1)]]
+            dtype = "bool" if name in self.bools else "float32"
+            self.found[name] = Found(
+                [dims], dtype, "no layer fixes its size: a guess" + (", a mask" if dtype == "bool" else "")
+            )
         return self.found
 
     # -- statements --
@@ -317,7 +330,10 @@ class Flow:
                 value = getattr(base.module, node.attr, None)
                 return ModuleRef(value) if isinstance(value, nn.Module) else None
             if isinstance(base, Track) and not base.ops and not base.flat and node.attr not in TENSOR_ATTRIBUTES:
-                return Track(f"{base.param}.{node.attr}")  # `batch.premise`: an input that is an object of tensors
+                field = f"{base.param}.{node.attr}"  # `batch.premise`: an input that is an object of tensors
+                if self.depth == 0 and "." not in base.param:
+                    self.fields.add(field)
+                return Track(field)
             return None
         if isinstance(node, ast.Subscript):
             base = self.expr(node.value)
@@ -337,7 +353,10 @@ class Flow:
                 return self._matmul(left, node.right)
             return left if isinstance(left, Track) else right if isinstance(right, Track) else None
         if isinstance(node, ast.UnaryOp):
-            return self.expr(node.operand)
+            operand = self.expr(node.operand)
+            if isinstance(node.op, ast.Invert) and isinstance(operand, Track) and not operand.ops:
+                self.bools.add(operand.param)
+            return operand
         if isinstance(node, ast.Call):
             return self.call(node)
         if isinstance(node, ast.IfExp):
@@ -395,6 +414,10 @@ class Flow:
         return None
 
     def method(self, value: Track, name: str, node: ast.Call) -> Any:
+        dim = self.const(node.args[0]) if node.args else None
+        dim = next((self.const(k.value) for k in node.keywords if k.arg == "dim"), dim)
+        if name in DIM_METHODS and isinstance(dim, int) and dim >= 0 and not value.ops and not value.flat:
+            self.least_rank[value.param] = max(self.least_rank.get(value.param, 0), dim + 1)
         if name in SIZE_KEEPING_FUNCTIONS:
             return value
         if name in ("view", "reshape"):
@@ -672,6 +695,8 @@ def _undo(dims: list[Dim], ops: list[tuple[Any, ...]]) -> list[Dim] | None:
 # -- the entry point ------------------------------------------------------------------------------------
 
 
+DIM_METHODS = frozenset(("cumsum", "cumprod", "sum", "mean", "softmax", "log_softmax", "argmax", "amax", "amin",
+                         "logsumexp", "norm", "std", "var"))  # `x.cumsum(2)`: x has at least 3 dims  # fmt: skip
 # attributes a tensor has: `x.shape` is no field of an input object (`batch.premise` is)
 TENSOR_ATTRIBUTES = frozenset(("shape", "dtype", "device", "T", "mT", "H", "mH", "data", "grad", "real", "imag", "ndim",
                                "is_cuda", "is_sparse", "layout", "requires_grad", "names", "is_leaf"))  # fmt: skip
