@@ -329,7 +329,8 @@ class Flow:
             if isinstance(base, ModuleRef) and isinstance(base.module, nn.Module):
                 value = getattr(base.module, node.attr, None)
                 return ModuleRef(value) if isinstance(value, nn.Module) else None
-            if isinstance(base, Track) and not base.ops and not base.flat and node.attr not in TENSOR_ATTRIBUTES:
+            tensor_attribute = node.attr in TENSOR_ATTRIBUTES or hasattr(torch.Tensor, node.attr)  # `x.is_xpu`
+            if isinstance(base, Track) and not base.ops and not base.flat and not tensor_attribute:
                 field = f"{base.param}.{node.attr}"  # `batch.premise`: an input that is an object of tensors
                 if self.depth == 0 and "." not in base.param:
                     self.fields.add(field)
