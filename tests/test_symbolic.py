@@ -93,6 +93,9 @@ CASES = [
     (EXAMPLES / "unet.py", "UNet"),
     (EXAMPLES / "transformer_block.py", "TransformerBlock"),
     (EXAMPLES / "lstm_tagger.py", None),
+    (EXAMPLES / "blocks.py", None),
+    (EXAMPLES / "dropout_variants.py", None),
+    (EXAMPLES / "functional_dropout.py", None),
 ]
 
 
