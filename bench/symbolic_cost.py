@@ -87,7 +87,7 @@ def measure(name: str) -> tuple[str, float, float, str]:
 
 def through_worker(names: list[str]) -> list[tuple[str, float, float]]:
     """Wall time of a whole trace of each model file through a warm worker (median of RUNS), without the
-    symbolic pass (SHAPELENS_SYMBOLIC=0) and with it: what the editor waits for its first hints."""
+    symbolic pass (Options.symbolic off) and with it: what the editor waits for its first hints."""
     from shapelens.analysis.plan import build_plan
     from shapelens.analysis.worker_client import TraceWorker
     from shapelens.core.options import Options
@@ -96,7 +96,6 @@ def through_worker(names: list[str]) -> list[tuple[str, float, float]]:
     rows = []
     timings: dict[str, dict[str, float]] = {}
     for setting in ("0", "1"):
-        os.environ["SHAPELENS_SYMBOLIC"] = setting
         worker = TraceWorker()
         worker.ensure_started()
         try:
@@ -108,7 +107,6 @@ def through_worker(names: list[str]) -> list[tuple[str, float, float]]:
                 timings.setdefault(name, {})[setting] = median_ms(lambda m=message, w=worker: w.trace(m))
         finally:
             worker.close()
-    os.environ.pop("SHAPELENS_SYMBOLIC", None)
     for name in names:
         rows.append((CASES[name][0], timings[name]["0"], timings[name]["1"]))
     return rows

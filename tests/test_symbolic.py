@@ -233,3 +233,23 @@ def test_a_docstring_names_the_dims(worker: TraceWorker, tmp_path: Path) -> None
     assert pooler.inputs[0].symbolic == ["batch", "frames", 20]
     assert pooler.accepts == "x: [batch, frames, 20]"
     assert form(pooler, "return h.max", "return", path) == ["batch", 5]
+
+
+def test_the_passes_cap_counts_cpu_time_not_the_wall_clock() -> None:
+    # the symbolic pass's cap is CPU time, so a loaded machine (waiting, not computing) cuts the same passes as
+    # an idle one and two runs' JSON agree; the wall clock still bounds it
+    import time
+
+    from shapelens.trace.context import TraceTimeout, time_limit
+    from shapelens.trace.recording import Recorder
+
+    recorder = Recorder(lambda path: False)
+    with time_limit(5.0, recorder, cpu_seconds=0.2):
+        time.sleep(0.5)  # half a second of waiting: no CPU time spent, not cut
+    started = time.process_time()
+    with pytest.raises(TraceTimeout), time_limit(5.0, recorder, cpu_seconds=0.2):
+        while time.process_time() - started < 3:
+            pass
+    assert time.process_time() - started < 1.5
+    with pytest.raises(TraceTimeout), time_limit(0.2, recorder, cpu_seconds=5.0):
+        time.sleep(2)

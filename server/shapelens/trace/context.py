@@ -56,12 +56,18 @@ class Context:
 
 
 @contextmanager
-def time_limit(seconds: float, recorder: Recorder) -> Iterator[None]:
-    """Raise TraceTimeout in the user's code after `seconds`. Never inside the recorder's bookkeeping: there
-    the timeout waits until the statement is recorded (or, in a hook, for a millisecond more)."""
+def time_limit(seconds: float, recorder: Recorder, cpu_seconds: float | None = None) -> Iterator[None]:
+    """Raise TraceTimeout in the user's code after `seconds` (and, given `cpu_seconds`, after that much of the
+    process's CPU time: a cap that does not move with the machine's load, so what it cuts is the same on every
+    run). Never inside the recorder's bookkeeping: there the timeout waits until the statement is recorded (or,
+    in a hook, for a millisecond more)."""
+    timers = [(signal.ITIMER_REAL, signal.SIGALRM, seconds)]
+    if cpu_seconds is not None:
+        timers.append((signal.ITIMER_PROF, signal.SIGPROF, cpu_seconds))
 
     def stop() -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        for timer, _, _ in timers:
+            signal.setitimer(timer, 0)
         recorder.expired = None
         raise TraceTimeout
 
@@ -73,11 +79,14 @@ def time_limit(seconds: float, recorder: Recorder) -> Iterator[None]:
         stop()
 
     recorder.expired = None
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = [(signum, signal.signal(signum, expire)) for _, signum, _ in timers]
+    for timer, _, after in timers:
+        signal.setitimer(timer, after)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        for timer, _, _ in timers:
+            signal.setitimer(timer, 0)
+        for signum, handler in previous:
+            signal.signal(signum, handler)
         recorder.expired = None

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +29,7 @@ from shapelens.trace.context import time_limit
 from shapelens.trace.inference import Guess, infer
 from shapelens.trace.recording import Recorder
 
-CAP = 0.25  # of the trace's timeout (2.5 s by default): past it the plain hints go out without their names
+CAP = 0.25  # of the trace's timeout, in CPU time (2.5 s by default): past it the plain hints go out without their names
 MAX_LABEL = 20  # a longer expression is shown as its number (which holds for the example's sizes only)
 DOT = "·"
 SUPERSCRIPT = {2: "²", 3: "³"}
@@ -146,7 +145,7 @@ def input_dims(
 
 
 def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: list[InputDims],
-             recorder: Recorder, seconds: float) -> Pass:  # fmt: skip
+             recorder: Recorder, seconds: float, cpu_seconds: float | None = None) -> Pass:  # fmt: skip
     """Run forward once on symbolic inputs, recording through `recorder` (whose tables are set aside and put
     back: the plain trace's stay as they were)."""
     from torch._dispatch.python import enable_python_dispatcher
@@ -193,7 +192,7 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
     try:
         device = next((d.tensor.device for d in dims), torch.device("meta"))
         # factory calls in forward (`torch.ones(T, T)`) are made where the plain trace made them
-        with time_limit(seconds, recorder), torch.device(device), mode, enable_python_dispatcher():
+        with time_limit(seconds, recorder, cpu_seconds), torch.device(device), mode, enable_python_dispatcher():
 
             def symbolic(value: Any, label: str) -> Any:
                 d = by_tensor.get(id(value)) if isinstance(value, torch.Tensor) else None
@@ -652,10 +651,8 @@ def linear_story(found: Pass, printer: Printer, layer: str, declared: int, expr:
 def after_trace(result: TargetResult, model: nn.Module | None, outcome: dict[str, Any], guesses: list[Guess] | None,
                 spec: TargetSpec, recorder: Recorder, timeout: float) -> TargetResult:  # fmt: skip
     """`result` with the symbolic forms filled in (records, inputs, dims, accepts, a Linear mismatch's story);
-    `result` itself when the pass cannot run, fails or runs past its cap (CAP of `timeout`)."""
+    `result` itself when the pass cannot run, fails or runs past its cap (CAP of `timeout`, in CPU time)."""
     if model is None or "args" not in outcome or result.error is not None or result.mode not in ("meta", "cpu"):
-        return result
-    if os.environ.get("SHAPELENS_SYMBOLIC") == "0":  # off (bench/symbolic_cost.py measures the plain time so)
         return result
     try:
         named = annotation_names(model) | directive_names(model, spec.args, spec.kwargs, outcome.get("target"))
@@ -676,12 +673,13 @@ def _annotate(result: TargetResult, model: nn.Module, outcome: dict[str, Any], g
     dims = input_dims(model, list(bound.items()), guesses, named)
     if not any(n is not None for d in dims for n in d.names):
         return result
-    # within the target's own timeout too: the worker's backstop kills a child past it (and the plain result)
-    spent = (result.elapsed_ms or 0.0) / 1000
-    seconds = min(timeout * CAP, timeout - spent - 0.5)
-    if seconds < 0.05:
+    # the cap counts CPU time, so it cuts the same pass on a loaded machine as on an idle one (the JSON of two runs
+    # agrees); the wall clock only keeps it within the target's own timeout: the worker's backstop kills a child
+    # past that, and the plain result with it
+    wall = timeout - (result.elapsed_ms or 0.0) / 1000 - 0.5
+    if wall < 0.05:
         return result
-    found = run_pass(model, args, kwargs, dims, recorder, seconds)
+    found = run_pass(model, args, kwargs, dims, recorder, wall, timeout * CAP)
     if found.error is not None or not found.stores:
         return result
     printer = Printer(found)
