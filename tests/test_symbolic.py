@@ -153,6 +153,19 @@ def test_head_split_mask_and_flatten_keep_their_names(worker: TraceWorker, tmp_p
     assert run_on_cpu(path, "SmallCNN", {"x": (2, 3, 5, 5)}).error is not None
 
 
+def test_a_size_the_next_linear_pins_is_a_number(worker: TraceWorker, tmp_path: Path) -> None:
+    # 8·(H - 2)·(W - 2) after the flatten is short enough to show, but the Linear's guard pins it to 7200: a size
+    # that comes from the model stays a number (and the CPU run at another accepted size agrees)
+    path, results = trace(worker, tmp_path, FIXTURES / "pinned.py")
+    net = results["Net"]
+    assert form(net, "x = torch.flatten(x, 1)", "x", path) == ["B", 7200]
+    assert form(net, "x = self.conv(x)", "x", path) == ["B", 8, "H - 2", "W - 2"]
+    assert "8·(H - 2)·(W - 2) = 7200" in (net.accepts or "")
+    assert cpu_shapes(path, "Net", net, {"B": 3, "H": 47, "W": 22}) == symbolic_shapes(
+        [r for r in net.records if os.path.realpath(r.path) == path], {"B": 3, "H": 47, "W": 22}
+    )
+
+
 def test_names_survive_cat_and_multihead_attention(worker: TraceWorker, tmp_path: Path) -> None:
     path, results = trace(worker, tmp_path, FIXTURES / "unet.py")
     unet = results["TinyUNet"]

@@ -299,6 +299,9 @@ class Printer:
             s: sympy.Symbol(f"{s}_over_{d}", integer=True, positive=True) for s, d in self.divisible.items() if d > 1
         }
         self.unscaled = {v: (found.names[s], self.divisible[s]) for s, v in self.scaled.items()}
+        # sizes a guard pins to one value (a Linear's Eq(8·(H - 2)·(W - 2), 7200)): they come from the model
+        self.pinned = [(g.lhs, int(g.rhs)) for g in _guards(found)
+                       if isinstance(g, sympy.Eq) and g.rhs.is_Integer and g.lhs.free_symbols]  # fmt: skip
 
     def simplify(self, expr: Any) -> Any:
         if isinstance(expr, int):
@@ -317,6 +320,9 @@ class Printer:
     def label(self, expr: Any, example: int | None) -> int | str:
         """The dim's label: an int where the model fixes it, else the expression (its number where the
         expression is longer than MAX_LABEL or has no form here)."""
+        pinned = self.pinned_value(expr)
+        if pinned is not None:
+            return pinned
         expr = self.simplify(expr)
         if expr.is_Integer:
             return int(expr)
@@ -329,6 +335,16 @@ class Printer:
                 raise _Unprintable(str(expr))
             return example
         return text
+
+    def pinned_value(self, expr: Any) -> int | None:
+        """The value a guard pins `expr` to, if one does: `[B, 7200]` after a flatten the next Linear fixes."""
+        if isinstance(expr, int) or not self.pinned:
+            return None
+        for lhs, value in self.pinned:
+            with contextlib.suppress(Exception):
+                if self.sympy.expand(lhs - expr) == 0:
+                    return value
+        return None
 
     def text(self, expr: Any, context: str = "") -> str:
         """`context`: the operator this expression sits under ('sum', 'product', 'power'), for parentheses."""
