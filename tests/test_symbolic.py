@@ -194,6 +194,13 @@ def test_a_linear_that_meets_the_wrong_size_says_which_images_fit(worker: TraceW
     fits = [size for size in range(8, 64) if evaluate(gets, {"H": size, "W": size}) == 400]
     assert fits == [26, 27, 28, 29]
     assert evaluate(gets, {"H": 32, "W": 32}) == 576  # what the 32x32 example gave it
+    # the size our check fixed to go on past the mismatch is no size of the model's: the flatten stays a form
+    # (not [B, 576]), and at another image size it is what a CPU run flattens to
+    path = os.path.realpath(tmp_path / "lenet_flatten.py")
+    [flat] = form(results["LeNet"], "x = torch.flatten(x, 1)", "x", path)[1:]
+    run = run_on_cpu(path, "LeNet", {"x": (2, 3, 40, 36)})  # fails at fc1, after the flatten
+    line = next(n for n, text in enumerate(Path(path).read_text().splitlines(), 1) if "torch.flatten(x, 1)" in text)
+    assert isinstance(flat, str) and run.shapes()[(path, line, "x")] == [(2, evaluate(flat, {"H": 40, "W": 36}))]
 
 
 def test_labels_read_back() -> None:

@@ -126,7 +126,7 @@ def test_merged_hints_keep_each_shape_beside_its_symbolic_form() -> None:
 
 
 def test_the_real_trace_fills_what_the_faces_show(analyse: Analyse, tmp_path: Path) -> None:
-    reports = analyse(LENET)
+    reports = analyse(LENET, symbolic=True)  # as `check --format json` (version 2) and the editor ask for it
     report = reports[str(tmp_path / "model.py")]
     [model] = report.models
     assert model.dims.get("B") == 4 and model.accepts and model.accepts.startswith("x: [B, 3, H, W]")

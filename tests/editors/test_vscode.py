@@ -367,9 +367,9 @@ def label_entries(label: str) -> list[str]:
 
 def test_vscode_symbolic_hints_and_accepted_sizes(tmp_path: Path, vsix_package: Path, truth: Expected) -> None:
     """The default (`shapelens.inlayHints.symbolic` unset, so on): the hints name the sizes the model leaves
-    free (`[B, 576]`), the hover on the class says which input sizes the model accepts and what each name was
-    in the traced example, and each hint with those values is the CPU run's shape. Screenshots:
-    test-artifacts/vscode-symbolic/."""
+    free (`[B, 16·(H//4 - 3)·(W//4 - 3)]`), the hover on the class says which input sizes the model accepts
+    and what each name was in the traced example, and each hint with those values is the CPU run's shape.
+    Screenshots: test-artifacts/vscode-symbolic/."""
     from shapelens.core.symbolic import evaluate_shape
 
     python = tools.torch_only_python(tmp_path / "user-env")

@@ -30,7 +30,8 @@ from shapelens.trace.inference import Guess, infer
 from shapelens.trace.recording import Recorder
 
 CAP = 0.25  # of the trace's timeout, in CPU time (2.5 s by default): past it the plain hints go out without their names
-MAX_LABEL = 20  # a longer expression is shown as its number (which holds for the example's sizes only)
+MAX_LABEL = 40  # a longer expression is shown as its number, which holds for the example's sizes only: so only
+# past what an inlay hint can hold (a LeNet flatten's `16·((H//2 - 3)//2)·((W//2 - 3)//2)` is kept)
 DOT = "·"
 SUPERSCRIPT = {2: "²", 3: "³"}
 
@@ -287,7 +288,8 @@ def _expr(size: Any) -> Any:
 class Printer:
     """sympy expressions over the input symbols as labels of core/symbolic.py's grammar."""
 
-    def __init__(self, found: Pass) -> None:
+    def __init__(self, found: Pass, ours: frozenset[int] = frozenset()) -> None:
+        """`ours`: sizes our own checks fixed to go on past a mismatch (no condition of the model's)."""
         import sympy
 
         self.sympy = sympy
@@ -300,8 +302,8 @@ class Printer:
         }
         self.unscaled = {v: (found.names[s], self.divisible[s]) for s, v in self.scaled.items()}
         # sizes a guard pins to one value (a Linear's Eq(8·(H - 2)·(W - 2), 7200)): they come from the model
-        self.pinned = [(g.lhs, int(g.rhs)) for g in _guards(found)
-                       if isinstance(g, sympy.Eq) and g.rhs.is_Integer and g.lhs.free_symbols]  # fmt: skip
+        self.pinned = [(g.lhs, int(g.rhs)) for g in _guards(found) if isinstance(g, sympy.Eq) and g.rhs.is_Integer
+                       and g.lhs.free_symbols and int(g.rhs) not in ours]  # fmt: skip
 
     def simplify(self, expr: Any) -> Any:
         if isinstance(expr, int):
@@ -551,7 +553,7 @@ def _guards(found: Pass) -> list[Any]:
 # -- what the model accepts --------------------------------------------------------------------------------------
 
 
-def accepts(found: Pass, printer: Printer, shapes: dict[str, SymDims], ours: set[int]) -> str | None:
+def accepts(found: Pass, printer: Printer, shapes: dict[str, SymDims], ours: frozenset[int]) -> str | None:
     """ "x: [B, 3, H, W] with H, W ≡ 0 mod 4 and 16·(H/4 - 3)·(W/4 - 3) = 400": the inputs' symbolic shapes
     and the conditions the guards put on their sizes (equalities, divisors, bounds a size must stay within)."""
     import sympy
@@ -698,7 +700,8 @@ def _annotate(result: TargetResult, model: nn.Module, outcome: dict[str, Any], g
     found = run_pass(model, args, kwargs, dims, recorder, wall, timeout * CAP)
     if found.error is not None or not found.stores:
         return result
-    printer = Printer(found)
+    ours = frozenset(int(m.actual) for m in result.mismatches if isinstance(m.actual, int))  # sizes our checks fixed
+    printer = Printer(found, ours)
     by_place: dict[tuple[str, int, str], list[tuple[tuple[int | None, ...], tuple[Any, ...]]]] = {}
     for (file_id, sid, target), seen in found.stores.items():
         path, table = recorder.files[file_id]
@@ -727,7 +730,6 @@ def _annotate(result: TargetResult, model: nn.Module, outcome: dict[str, Any], g
             shapes[given.name] = form
         inputs.append(dataclasses.replace(given, symbolic=form) if form is not None else given)
     mismatches = []
-    ours = {int(m.actual) for m in result.mismatches if isinstance(m.actual, int)}  # sizes our checks fixed
     for mismatch in result.mismatches:
         story = None
         if mismatch.code == "SL101":
