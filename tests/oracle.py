@@ -411,6 +411,32 @@ def _compile_statements(path: str, lines: Sequence[int]) -> types.CodeType:
 
 
 @contextmanager
+def rpc_group(name: str) -> Iterator[None]:
+    """A real RPC group of one worker, this process, named `name` (with a one-process gloo group for DDP): a
+    model written for `torch.distributed.rpc` (`rpc.remote(name, ...)`, RRefs, DDP) then runs for real here,
+    so its shapes are the truth the trace's single-process stand-in is checked against."""
+    import socket
+
+    import torch.distributed as dist
+    import torch.distributed.rpc as rpc
+
+    with socket.socket() as probe:  # a free local port for the group's store
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    dist.init_process_group("gloo", init_method=address, rank=0, world_size=1)
+    options = rpc.TensorPipeRpcBackendOptions(init_method=f"tcp://127.0.0.1:{port + 1}")
+    try:
+        rpc.init_rpc(name, rank=0, world_size=1, rpc_backend_options=options)
+        try:
+            yield
+        finally:
+            rpc.shutdown()
+    finally:
+        dist.destroy_process_group()
+
+
+@contextmanager
 def _single_thread() -> Iterator[None]:
     """Shapes do not depend on threads, and on a busy 2-core machine tiny multi-threaded CPU ops are ~100x
     slower than single-threaded ones."""

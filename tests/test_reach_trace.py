@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from engine_support import Analyse
-from oracle import run_on_cpu
+from oracle import rpc_group, run_on_cpu
 from shapelens.analysis.plan import build_plan
 from shapelens.analysis.worker_client import TraceWorker
 from shapelens.core.findings import FileReport, Severity
@@ -451,3 +451,15 @@ def test_a_mask_field_is_a_boolean_of_the_rank_the_code_uses(
     truth = run_on_cpu(path, "SinePositions", {"padded": padded}).shapes()
     expected = {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
     assert expected and hints(report) == expected
+
+
+def test_a_model_written_for_an_rpc_group_traces_in_one_process(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    # pytorch/examples distributed/rpc: a table built on a parameter server (`rpc.remote` + RRef), a DDP-wrapped
+    # head, forward through `rref.rpc_sync().forward(x)` and `.to_here()`; the trace has no RPC group and got no
+    # shapes ("RPC has not been initialized"); the CPU run is a real one-worker group named as the code names it
+    with rpc_group("ps"):
+        results = check_against_cpu(analyse, worker, tmp_path, "rpc_model.py")
+    split = results["SplitClassifier"]
+    assert split.status == Status.OK and [i.dtype for i in split.inputs] == ["int64"]

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+RREF_CALLS = ("rpc_sync", "rpc_async", "remote", "to_here", "local_value")  # an RRef's ways to its module
 BATCH = 2  # DESIGN: example sizes >= 2, so no size-1 broadcasting hides a bug
 SEQUENCE = 8
 SPATIAL = {1: 32, 2: 32, 3: 16}  # default free sizes of Conv1d/2d/3d inputs
@@ -324,7 +325,9 @@ class Flow:
         if isinstance(node, ast.Attribute):
             base = self.expr(node.value) if not self._is_self(node.value) else None
             if self._is_self(node.value):
-                value = getattr(self.owner, node.attr, None)
+                value: Any = getattr(self.owner, node.attr, None)
+                if hasattr(value, "local_value") and hasattr(value, "to_here"):  # an RRef: the module it holds
+                    value = value.local_value()
                 return ModuleRef(value) if isinstance(value, nn.Module) or inspect.ismethod(value) else None
             if isinstance(base, ModuleRef) and isinstance(base.module, nn.Module):
                 value = getattr(base.module, node.attr, None)
@@ -379,6 +382,8 @@ class Flow:
         if isinstance(func, ast.Attribute) and not self._is_self(func.value):
             method_of = self.expr(func.value)  # `x.view(...)`: x first, as Python does
             callee: Any = method_of if isinstance(method_of, ModuleRef) else None
+            if isinstance(method_of, ModuleRef) and func.attr in RREF_CALLS and not node.args:
+                return method_of  # `rref.rpc_sync().forward(x)`: the held module's own methods
             if isinstance(method_of, ModuleRef) and isinstance(method_of.module, nn.Module):
                 attr = getattr(method_of.module, func.attr, None)
                 callee = ModuleRef(attr) if isinstance(attr, nn.Module) or inspect.ismethod(attr) else None

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from shapelens.trace import rnn
+from shapelens.trace import rnn, rpc_stand_in
 from shapelens.trace.context import Context
 from shapelens.trace.recording import Recorder, note_flatten_factors
 
@@ -68,6 +68,7 @@ def install_patches(recorder: Recorder, ctx: Context) -> None:
         check_matmul_dtypes()
         attention_without_values()
     empty_command_line()
+    rpc_stand_in.install()  # a model written for an RPC group runs in this one process (trace/rpc_stand_in.py)
 
 
 def _type_name(dtype: torch.dtype) -> str:
