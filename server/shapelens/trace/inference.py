@@ -45,6 +45,7 @@ class Guess:
     dims: list[Dim]
     dtype: str = "float32"
     note: str = ""
+    rref: bool = False  # forward reads it with `.to_here()`: passed as an RRef holding the tensor
 
     @property
     def shape(self) -> list[int]:
@@ -236,6 +237,7 @@ class Flow:
         self.fields: set[str] = set()  # `batch.premise`, `tensor_list.mask`: fields read of an input object
         self.bools: set[str] = set()  # inputs inverted with `~`: masks
         self.least_rank: dict[str, int] = {}  # `mask.cumsum(2)`: at least 3 dims
+        self.rrefs: set[str] = set()  # inputs read with `x_rref.to_here()`: RRefs of a tensor
         self.self_name: str | None = None
         code = getattr(inspect.unwrap(fn), "__code__", None) if fn is not None else None
         self.first_line = code.co_firstlineno if code is not None else 1
@@ -400,7 +402,7 @@ class Flow:
         first = args[0] if args else None
         if not isinstance(first, Track):
             return None
-        if name in SIZE_KEEPING_FUNCTIONS:
+        if name in SIZE_KEEPING_FUNCTIONS or name == "RRef":  # `RRef(x)`: x, held
             return first
         if name == "flatten":
             return Track(first.param, first.ops, flat=True)
@@ -422,6 +424,10 @@ class Flow:
     def method(self, value: Track, name: str, node: ast.Call) -> Any:
         dim = self.const(node.args[0]) if node.args else None
         dim = next((self.const(k.value) for k in node.keywords if k.arg == "dim"), dim)
+        if name in RREF_CALLS and not node.args:  # `x_rref.to_here()`: the tensor the input holds
+            if self.depth == 0 and not value.ops and not value.flat:
+                self.rrefs.add(value.param)
+            return value
         if name in DIM_METHODS and isinstance(dim, int) and dim >= 0 and not value.ops and not value.flat:
             self.least_rank[value.param] = max(self.least_rank.get(value.param, 0), dim + 1)
         if name in SIZE_KEEPING_FUNCTIONS:
@@ -767,6 +773,7 @@ def infer(model: nn.Module) -> list[list[Guess]]:
     if not params:
         return [[]]
     per_param: dict[str, Found] = {}
+    rrefs: set[str] = set()
     if isinstance(model, nn.Sequential) or type(model).__module__.startswith("torch.nn"):
         flow = Flow(model, None, None, 0)  # a torch layer or a Sequential: the layers themselves say
         flow.apply(model, [Track(params[0])], {})
@@ -775,7 +782,9 @@ def infer(model: nn.Module) -> list[list[Guess]]:
         tree = _source_tree(forward)
         if tree is None:
             raise NoInput(f"the source of {model_name}.forward cannot be read")
-        per_param.update(Flow(model, forward, tree, 0).run())
+        flow = Flow(model, forward, tree, 0)
+        per_param.update(flow.run())
+        rrefs = flow.rrefs
     nodes = [p for p in params if p in per_param and any(len(o) == 2 for o in per_param[p].options)]
     for param in params:
         if param not in per_param and nodes and ADJACENCY.search(param):
@@ -798,6 +807,8 @@ def infer(model: nn.Module) -> list[list[Guess]]:
         for param in params:
             found = per_param[param]
             dims = found.options[min(index, len(found.options) - 1)]
-            guesses.append(Guess(param, [Dim(d.size, d.kind, d.group) for d in dims], found.dtype, found.note))
+            note = f"{found.note}; an RRef holding it" if param in rrefs else found.note
+            dims_of = [Dim(d.size, d.kind, d.group) for d in dims]
+            guesses.append(Guess(param, dims_of, found.dtype, note, rref=param in rrefs))
         candidates.append(guesses)
     return candidates

@@ -37,7 +37,7 @@ from shapelens.core.wire import (
     TraceError,
     TracePlan,
 )
-from shapelens.trace import explain, solve, symbolic
+from shapelens.trace import explain, rpc_stand_in, solve, symbolic
 from shapelens.trace.context import Context, Emitter, TraceTimeout, time_limit
 from shapelens.trace.inference import Dim, Guess, NoInput, at_image_size, declared_image_size, infer
 from shapelens.trace.recording import Recorder, dtype_name, shape_of
@@ -170,6 +170,8 @@ class Target:
             self.guesses = guesses
             # by name: a library model's second input need not be forward's second parameter (T5's decoder ids)
             kwargs = {g.name: make_tensor(g.shape, _float_of(model, g.dtype), self.device) for g in guesses}
+            rrefs = {g.name for c in [guesses, *self.candidates] for g in c if g.rref}  # a prior's by name
+            kwargs = {k: rpc_stand_in.LocalRRef(v) if k in rrefs else v for k, v in kwargs.items()}
             kwargs = _objects_of_fields(kwargs)
         to_device = lambda v: v.to(self.device) if self.move and isinstance(v, torch.Tensor) else v  # noqa: E731
         return model, [to_device(a) for a in args], {k: to_device(v) for k, v in kwargs.items()}
@@ -804,6 +806,7 @@ def traced_inputs(model: nn.Module | None, outcome: dict[str, Any], chosen: Atte
     if fields:  # an object of tensors: each field, as it was inferred
         bound = {k: v for k, v in bound.items() if not isinstance(v, types.SimpleNamespace)} | fields
     for name, value in bound.items():
+        value = value.local_value() if isinstance(value, rpc_stand_in.LocalRRef) else value  # the tensor it holds
         items = value if isinstance(value, tuple | list) else [value]
         tensor = next((v for v in items if isinstance(v, torch.Tensor)), None)  # a tuple shows its first
         shape = shape_of(tensor) if tensor is not None else None

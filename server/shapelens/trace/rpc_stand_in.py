@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 import torch.nn.parallel.distributed
@@ -84,7 +84,7 @@ def _done(thunk: Callable[[], Any]) -> torch.futures.Future[Any]:
 class _Proxy:
     """`rref.rpc_sync()` / `.rpc_async()` / `.remote()`: each method of the held value, called here."""
 
-    def __init__(self, rref: LocalRRef, wrap: Callable[[Callable[[], Any]], Any]) -> None:
+    def __init__(self, rref: LocalRRef[Any], wrap: Callable[[Callable[[], Any]], Any]) -> None:
         self._rref = rref
         self._wrap = wrap
 
@@ -93,8 +93,11 @@ class _Proxy:
         return lambda *args, **kwargs: self._wrap(lambda: method(*args, **kwargs))
 
 
-class LocalRRef:
-    """An RRef whose owner is this process: it holds its value."""
+T = TypeVar("T")
+
+
+class LocalRRef(Generic[T]):
+    """An RRef whose owner is this process: it holds its value (generic as `rpc.RRef` is: `RRef[Tensor]`)."""
 
     def __init__(self, value: Any, type_hint: Any = None, owner: WorkerInfo | None = None) -> None:
         self._value = value
@@ -134,7 +137,9 @@ class LocalRRef:
         return f"LocalRRef({self._value!r})"
 
 
-def remote(to: Any, func: Callable[..., Any], args: Any = None, kwargs: Any = None, timeout: float = 0.0) -> LocalRRef:
+def remote(
+    to: Any, func: Callable[..., Any], args: Any = None, kwargs: Any = None, timeout: float = 0.0
+) -> LocalRRef[Any]:
     return LocalRRef(_call(func, args, kwargs), owner=_WORKERS.of(to))
 
 
