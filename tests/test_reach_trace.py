@@ -457,28 +457,33 @@ def test_a_model_written_for_an_rpc_group_traces_in_one_process(
     analyse: Analyse, worker: TraceWorker, tmp_path: Path
 ) -> None:
     # pytorch/examples distributed/rpc: parts built on a parameter server (`rpc.remote` + RRef), a DDP-wrapped
-    # layer, forward through `rref.rpc_sync().forward(x)`, `.remote().forward(RRef(x)).to_here()`, and a stage
-    # whose input is an RRef; the trace has no RPC group and got no shapes ("RPC has not been initialized").
-    # The CPU run is a real one-worker group, named as the code names its server, with RRef inputs as RRefs
+    # layer, forward through `rref.rpc_sync().forward(x)`, `.remote().forward(RRef(x)).to_here()`, a stage whose
+    # input is an RRef (its output moved back with `.cpu()`), micro-batches of `xs.split(n)` sent to it with
+    # `rpc_async` and gathered with `torch.futures.wait_all`. The trace has no RPC group and got no shapes ("RPC
+    # has not been initialized"). The CPU run is a real one-worker group, named as the code names its server,
+    # with RRef inputs as RRefs
     name = "rpc_model.py"
     path, results = trace(worker, tmp_path, name)
     report = analyse((FIXTURES / name).read_text(), name=name)[path]
     assert errors(report) == [] and [r.name for r in results.values() if r.error is not None] == []
     assert [(i.name, i.dtype) for i in results["SplitClassifier"].inputs] == [("tokens", "int64")]
     assert [(i.name, i.shape) for i in results["LastStage"].inputs] == [("x_rref", [2, 12])]
+    assert [(i.name, len(i.shape or [])) for i in results["MicroBatches"].inputs] == [("xs", 4)]
+    assert results["ConvStage"].mode == "meta"  # `.cpu()` is a move to the trace device, not a copy out of meta
     truth: dict[tuple[str, int, str], set[tuple[int, ...]]] = {}
     with rpc_group("ps"):
-        for model in ("SplitClassifier", "TokenTable", "LastStage"):
+        for model in ("SplitClassifier", "TokenTable", "LastStage", "ConvStage", "MicroBatches"):
             inputs: dict[str, object] = {}
             for given in results[model].inputs:
                 dims = tuple(int(d or 0) for d in given.shape or [])
                 inputs[given.name] = torch.randint(0, 2, dims) if given.dtype == "int64" else dims
-            if model == "LastStage":
+            if "x_rref" in inputs:
                 inputs["x_rref"] = f"RRef(torch.zeros({inputs['x_rref']}))"
             run = run_on_cpu(path, model, inputs)
             assert run.error is None, run.error
             for key, shapes in run.shapes().items():
                 truth.setdefault(key, set()).update(tuple(s) for s in shapes)
     lines = {line for _, line, _ in hints(report)}
-    assert {43, 45, 46, 47, 29, 30, 31} <= lines  # SplitClassifier's and LastStage's forwards
+    assert {43, 45, 46, 47, 29, 30, 31, 58, 59, 74} <= lines  # the forwards of SplitClassifier, the two stages,
+    # MicroBatches
     assert hints(report) == truth

@@ -190,6 +190,13 @@ class ModuleRef:
     module: Any  # an nn.Module, or a bound method of one
 
 
+@dataclass
+class Pieces:
+    """`x.split(n)` / `x.chunk(n)` along the batch dim: each piece has x's shape but for the batch size."""
+
+    track: Track
+
+
 BATCH_MARK = object()  # `x.size(0)`: the batch size, in a reshape's sizes
 
 
@@ -285,7 +292,9 @@ class Flow:
             self.block(stmt.orelse)
         elif isinstance(stmt, ast.For):
             iterated = self.expr(stmt.iter)
-            if isinstance(iterated, ModuleRef) and isinstance(iterated.module, nn.ModuleList | nn.Sequential):
+            if isinstance(iterated, Pieces):  # `for x in xs.split(n)`: a micro-batch of xs (a pipeline)
+                self.bind(stmt.target, iterated.track, None)
+            elif isinstance(iterated, ModuleRef) and isinstance(iterated.module, nn.ModuleList | nn.Sequential):
                 first = iterated.module[0] if len(iterated.module) else None
                 self.bind(stmt.target, ModuleRef(first) if first is not None else None, None)
             else:
@@ -400,6 +409,8 @@ class Flow:
         if isinstance(method_of, Track):
             return self.method(method_of, name, node)
         first = args[0] if args else None
+        if name == "iter" and isinstance(first, Pieces):
+            return first
         if not isinstance(first, Track):
             return None
         if name in SIZE_KEEPING_FUNCTIONS or name == "RRef":  # `RRef(x)`: x, held
@@ -424,6 +435,11 @@ class Flow:
     def method(self, value: Track, name: str, node: ast.Call) -> Any:
         dim = self.const(node.args[0]) if node.args else None
         dim = next((self.const(k.value) for k in node.keywords if k.arg == "dim"), dim)
+        along = [self.const(k.value) for k in node.keywords if k.arg == "dim"] or [
+            self.const(a) for a in node.args[1:2]
+        ]
+        if name in ("split", "chunk") and along in ([], [0]) and not value.ops and not value.flat:
+            return Pieces(value)  # along the batch dim: pieces of value's shape
         if name in RREF_CALLS and not node.args:  # `x_rref.to_here()`: the tensor the input holds
             if self.depth == 0 and not value.ops and not value.flat:
                 self.rrefs.add(value.param)

@@ -63,6 +63,8 @@ def install_patches(recorder: Recorder, ctx: Context) -> None:
     nn.Module.to = redirect(nn.Module.to)  # type: ignore[method-assign]
     torch.Tensor.cuda = lambda self, *a, **k: self.to(ctx.device)  # type: ignore[method-assign]
     nn.Module.cuda = lambda self, *a, **k: self.to(ctx.device)  # type: ignore[method-assign]
+    # `out.cpu()` is a move too (pytorch/examples' RPC shards return their output with it): meta cannot copy out
+    torch.Tensor.cpu = lambda self, *a, **k: self.to(ctx.device)  # type: ignore[method-assign]
     if ctx.device.type == "meta":  # real-device traces run the real kernels
         rnn.install()
         check_matmul_dtypes()
