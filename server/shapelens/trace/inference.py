@@ -405,6 +405,8 @@ class Flow:
         kwargs = {k.arg: self.expr(k.value) for k in node.keywords if k.arg}
         if isinstance(callee, ModuleRef):
             return self.apply(callee.module, args, kwargs)
+        if callee is None and method_of is None:
+            self._method_handed_over(node, args)
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         if isinstance(method_of, Track):
             return self.method(method_of, name, node)
@@ -431,6 +433,23 @@ class Flow:
         if name in ("mm", "matmul") and len(node.args) == 2:
             self._matmul(first, node.args[1])
         return None
+
+    def _method_handed_over(self, node: ast.Call, args: list[Any]) -> None:
+        """`remote_method(Table.forward, self.table_rref, x)`: a helper handed a module class's method and a
+        module of that class (or its RRef) calls the method on it with the other arguments (RPC examples)."""
+        for index, arg in enumerate(node.args):
+            cls = (
+                self.globals.get(arg.value.id)
+                if isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name)
+                else None
+            )
+            if not (isinstance(cls, type) and issubclass(cls, nn.Module) and isinstance(arg, ast.Attribute)):
+                continue
+            owner = next((a for a in args if isinstance(a, ModuleRef) and isinstance(a.module, cls)), None)
+            method = getattr(owner.module, arg.attr, None) if owner is not None else None
+            if inspect.ismethod(method):
+                self.apply(method, [a for i, a in enumerate(args) if i != index and a is not owner], {})
+                return
 
     def method(self, value: Track, name: str, node: ast.Call) -> Any:
         dim = self.const(node.args[0]) if node.args else None
