@@ -751,9 +751,35 @@ def test_a_loop_over_a_data_loader_runs_its_first_batch_only(analyse: Analyse, t
     assert errors(report) == []
     assert_hints_match_cpu(report, tmp_path / "loader.py")
     hints = {(h.line, h.target): h.shapes for h in report.hints}
-    assert hints[(12, "out")] == [(64, 3)] and hints[(13, "loss")] == [()]
+    # the first batch, then the last, smaller one (200 = 3·64 + 8): what a real epoch's lines see
+    assert hints[(12, "out")] == [(64, 3), (8, 3)] and hints[(13, "loss")] == [()]
+    assert hints[(11, "x")] == [(64, 20), (8, 20)]
     script = next(m for m in report.models if m.name == "<module>")
-    assert "loop at line 11 traced for its first batch only" in script.notes
+    assert "loop at line 11 traced for its first batch and its last, smaller one (8 of 200 samples)" in script.notes
+
+
+def test_a_loop_over_batches_that_divide_the_data_runs_its_first_batch_only(analyse: Analyse, tmp_path: Path) -> None:
+    source = """
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader, TensorDataset
+
+        data = TensorDataset(torch.randn(256, 20), torch.randint(0, 3, (256,)))
+        short = DataLoader(TensorDataset(torch.randn(70, 20)), batch_size=64, drop_last=True)
+        loader = DataLoader(data, batch_size=64)
+        model = nn.Linear(20, 3)
+        for step, (x, y) in enumerate(loader):
+            out = model(x)
+        for (z,) in short:
+            out2 = model(z)
+    """
+    report = only(analyse(source, name="even.py"))
+    assert errors(report) == []
+    assert_hints_match_cpu(report, tmp_path / "even.py")
+    hints = {(h.line, h.target): h.shapes for h in report.hints}
+    assert hints[(11, "out")] == [(64, 3)] and hints[(13, "out2")] == [(64, 3)]  # no smaller batch: 256 = 4·64
+    script = next(m for m in report.models if m.name == "<module>")
+    assert "loop at line 10 traced for its first batch only" in script.notes
 
 
 def test_a_loops_reads_of_tensor_values_are_left_out_and_the_rest_of_the_loop_still_runs(

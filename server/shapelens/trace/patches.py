@@ -1,7 +1,8 @@
 """The patches that make user code traceable: where modules are built, every layer call, flatten factors, explicit
 device moves redirected to the trace device, and the RNN shape rule on meta; on meta also the checks real
-kernels make that meta kernels skip (dtypes of a matrix multiply) and the value checks stock attention makes
-that meta cannot answer; and a command line parsed as empty (a script's `parse_args()` gives its defaults)."""
+kernels make that meta kernels skip (dtypes of a matrix multiply), the value checks stock attention makes
+that meta cannot answer, and a DataLoader's sampling (on the CPU); and a command line parsed as empty (a
+script's `parse_args()` gives its defaults)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,7 @@ def install_patches(recorder: Recorder, ctx: Context) -> None:
         rnn.install()
         check_matmul_dtypes()
         attention_without_values()
+        loaders_sample_on_cpu()
     empty_command_line()
     rpc_stand_in.install()  # a model written for an RPC group runs in this one process (trace/rpc_stand_in.py)
 
@@ -129,6 +131,22 @@ def attention_without_values() -> None:
         return detect(mask, is_causal, size)
 
     transformer._detect_is_causal_mask = detect_is_causal_mask
+
+
+def loaders_sample_on_cpu() -> None:
+    """A DataLoader's iterator draws its shuffle seed with a tensor of the default device (`.item()` of a random
+    int64): on meta it has no value, so `enumerate(loader)`, which makes the iterator before the loop does
+    (recording.Loop samples on the CPU itself), failed. The iterator is made on the CPU; its batches are still
+    what the dataset holds."""
+    data = torch.utils.data.DataLoader
+    original = data.__iter__
+
+    @functools.wraps(original)
+    def make_iterator(self: Any) -> Any:
+        with torch.device("cpu"):
+            return original(self)
+
+    data.__iter__ = make_iterator  # type: ignore[method-assign]
 
 
 def empty_command_line() -> None:

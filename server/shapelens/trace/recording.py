@@ -306,6 +306,21 @@ def _iterator_kind(iterator: Any) -> str | None:
         return None
 
 
+def _last_batch(iterator: Any) -> tuple[list[int], int] | None:
+    """A DataLoader iterator's last, smaller batch: its indices and the number of samples, where the loader's
+    size is known and its last batch is smaller than the others (not `drop_last`). Any indices of that count
+    give its shapes; the last ones are what a sequential sampler would draw."""
+    sampler = getattr(iterator, "_index_sampler", None)
+    if not isinstance(sampler, torch.utils.data.BatchSampler) or sampler.drop_last:
+        return None
+    try:
+        count, size = len(sampler.sampler), int(sampler.batch_size)
+    except Exception:  # an iterable-style dataset: its size is not known
+        return None
+    rest = count % size
+    return (list(range(count - rest, count)), count) if rest and count > size else None
+
+
 def _length(iterable: Any) -> int | None:
     if isinstance(iterable, enumerate | zip):
         try:
@@ -349,6 +364,9 @@ class Loop:
         self.sampling = torch.device("cpu") if self.kind == "batches" else nullcontext()
         with self.sampling:
             self.iterator = iter(iterable)
+        # a training loop's first batch, then its last, smaller one (the size `drop_last` would drop): the lines
+        # that see both show both shapes
+        self.last = self._last_batch() if self.kind == "batches" else None
         self.frame = frame
         self.count = 0
         self.start = len(recorder.log)
@@ -363,6 +381,9 @@ class Loop:
             current = self.recorder.log[self.start :]
             self.start = len(self.recorder.log)
             self.sizes = [*self.sizes[-2:], self._list_sizes()]
+            if self.kind == "batches" and self.last is not None and self.count == 1:
+                self.count += 1
+                return self._take_last()
             if self.kind == "batches" or (current and current == self.previous):
                 self._stop()
                 raise StopIteration
@@ -373,6 +394,27 @@ class Loop:
             self.sizes = [self._list_sizes()]
         self.count += 1
         return value
+
+    def _last_batch(self) -> tuple[Any, list[int], int] | None:
+        """(the DataLoader iterator, the last batch's indices, the sample count), for a plain loader or one in
+        `enumerate`, whose last batch is smaller than its first."""
+        iterator = self.iterator
+        if isinstance(iterator, enumerate):
+            try:
+                iterator = iterator.__reduce__()[1][0]
+            except Exception:
+                return None
+        found = _last_batch(iterator)
+        return (iterator, *found) if found is not None else None
+
+    def _take_last(self) -> Any:
+        assert self.last is not None
+        iterator, indices, count = self.last
+        with self.sampling:
+            batch = iterator._collate_fn([iterator._dataset[i] for i in indices])
+        if isinstance(self.iterator, enumerate):  # (the last batch's number, the batch)
+            return (-(-count // iterator._index_sampler.batch_size) - 1, batch)
+        return batch
 
     def again(self) -> bool:
         """A `while` loop's next turn: False once an iteration repeated the shapes of the one before."""
@@ -393,7 +435,11 @@ class Loop:
         remaining = (self.total - self.count) if self.total is not None else None
         if remaining is not None and remaining <= 0:
             return
-        if self.kind == "batches":
+        if self.kind == "batches" and self.last is not None:
+            _, indices, count = self.last
+            note = (f"loop at line {self.line} traced for its first batch and its last, smaller one "
+                    f"({len(indices)} of {count} samples)")  # fmt: skip
+        elif self.kind == "batches":
             note = f"loop at line {self.line} traced for its first batch only"
         else:
             of = f" of {self.total}" if self.total is not None else ""
