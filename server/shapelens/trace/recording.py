@@ -314,7 +314,7 @@ def _last_batch(iterator: Any) -> tuple[list[int], int] | None:
     if not isinstance(sampler, torch.utils.data.BatchSampler) or sampler.drop_last:
         return None
     try:
-        count, size = len(sampler.sampler), int(sampler.batch_size)
+        count, size = len(sampler.sampler), int(sampler.batch_size)  # type: ignore[arg-type]
     except Exception:  # an iterable-style dataset: its size is not known
         return None
     rest = count % size
