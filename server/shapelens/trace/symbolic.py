@@ -29,7 +29,8 @@ from shapelens.trace.context import time_limit
 from shapelens.trace.inference import Guess, infer
 from shapelens.trace.recording import Recorder
 
-CAP = 0.25  # of the trace's timeout, in CPU time (2.5 s by default): past it the plain hints go out without their names
+CAP = 0.5  # of the trace's timeout, in CPU time (5 s by default; the pass runs after the plain hints are out): past
+# it the hints keep their numbers
 MAX_LABEL = 40  # a longer expression is shown as its number, which holds for the example's sizes only: so only
 # past what an inlay hint can hold (a LeNet flatten's `16·((H//2 - 3)//2)·((W//2 - 3)//2)` is kept)
 DOT = "·"
