@@ -74,3 +74,26 @@ def test_unreadable_files_are_reported_and_the_others_still_checked(tmp_path: Pa
     for name, reason in (("loop.py", "symbolic links"), ("fifo.py", "not a regular file"), ("latin.py", "UTF-8")):
         [diagnostic] = files[name]["diagnostics"]
         assert diagnostic["code"] == "SL007" and reason in diagnostic["message"], diagnostic
+
+
+def test_a_reader_that_leaves_early_ends_the_check_quietly(tmp_path: Path) -> None:
+    # `shapelens check model.py | head -1`: the reader closes the pipe before the summary line; no traceback
+    import subprocess
+    import sys
+
+    write(tmp_path, "mlp.py", MODEL)
+    with subprocess.Popen(
+        [sys.executable, "-m", "shapelens.cli", "check", "mlp.py"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()
+        process.stdout.close()  # as `head -1` does
+        errors = process.stderr.read()
+        code = process.wait(timeout=120)
+    assert first.startswith("── mlp.py")
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
+    assert code == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 
 from shapelens.cli.check import EXIT_OK, run_check
@@ -53,7 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve()
         return EXIT_OK
-    return run_check(args)
+    try:
+        return run_check(args)
+    except BrokenPipeError:  # `check FILE | head`: the reader left before the last line; nothing is lost to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's own flush is quiet too
+        return EXIT_OK
 
 
 def _positive_float(value: str) -> float:
