@@ -17,30 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 import types
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from run import MODELS, MODELS_DIR, REPO, BenchModel, build_and_inputs
+from run import MODELS, MODELS_DIR, REPO, BenchModel, build_and_inputs, median_ms
 
 BUDGET = 1.2
-
-
-def _median_ms(call: Callable[[], Any], runs: int) -> float:
-    call()  # unmeasured: first-call caches
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def measure(path: Path, class_name: str, runs: int) -> dict[str, float]:
@@ -55,7 +41,7 @@ def measure(path: Path, class_name: str, runs: int) -> dict[str, float]:
             model(**inputs)
 
     with torch.no_grad():
-        bare = _median_ms(bare_forward, runs)
+        bare = median_ms(bare_forward, runs)
 
     from shapelens.analysis import plan as plan_mod
     from shapelens.core.options import Options
@@ -100,8 +86,8 @@ def measure(path: Path, class_name: str, runs: int) -> dict[str, float]:
             recorder.active = False
 
     with torch.no_grad():
-        recorded = _median_ms(recorded_forward, runs)
-        traced = _median_ms(traced_forward, runs)
+        recorded = median_ms(recorded_forward, runs)
+        traced = median_ms(traced_forward, runs)
     records = sum(len(v) for v in recorder.records.values())
     return {"bare_ms": bare, "recorded_ms": recorded, "traced_ms": traced, "records": records}
 

@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,17 @@ IMPOSSIBLE = "impossible here (needs ~{gb:.0f} GB for fp32 weights on a {machine
 
 
 # -- helpers shared by the measuring subprocesses ----------------------------------------------------------
+
+
+def median_ms(call: Callable[[], Any], runs: int) -> float:
+    """The median wall time of `runs` calls, in milliseconds, after one unmeasured call (first-call caches)."""
+    call()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def directive(path: Path, class_name: str) -> str:

@@ -18,24 +18,16 @@ import contextlib
 import os
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from run import median_ms
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "reach"
 RUNS = 7
-
-
-def median_ms(call: Callable[[], Any], runs: int = RUNS) -> float:
-    call()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def in_process() -> list[tuple[str, float, float, float, str]]:
@@ -68,9 +60,9 @@ def in_process() -> list[tuple[str, float, float, float, str]]:
             found["pass"] = symbolic_pass(cls, guesses, 10.0)
             found["solved"] = solve(found["pass"], guesses)
 
-        cost_infer = median_ms(lambda model=model: infer(model))
-        cost_plain = median_ms(plain)
-        cost_solve = median_ms(solved)
+        cost_infer = median_ms(lambda model=model: infer(model), RUNS)
+        cost_plain = median_ms(plain, RUNS)
+        cost_solve = median_ms(solved, RUNS)
         result = found["solved"]
         what = ", ".join(result.notes) if result else f"unsolved: {[e.layer for e in found['pass'].equations]}"
         rows.append((label, cost_infer, cost_plain, cost_solve, what))

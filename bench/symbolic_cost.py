@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from run import median_ms
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "bench" / "models"
@@ -43,16 +45,6 @@ def load(name: str) -> Any:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def median_ms(call: Any, runs: int = RUNS) -> float:
-    call()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def measure(name: str) -> tuple[str, float, float, str]:
@@ -78,8 +70,8 @@ def measure(name: str) -> tuple[str, float, float, str]:
         printer = symbolic.Printer(found["pass"])
         found["inputs"] = {k: [printer.label(s, None) for s in v] for k, v in found["pass"].inputs.items()}
 
-    cost_plain = median_ms(plain)
-    cost_symbolic = median_ms(run_symbolic)
+    cost_plain = median_ms(plain, RUNS)
+    cost_symbolic = median_ms(run_symbolic, RUNS)
     error = found["pass"].error
     what = f"failed: {type(error).__name__}" if error is not None else str(found["inputs"])
     return class_name, cost_plain, cost_symbolic, what
@@ -104,7 +96,7 @@ def through_worker(names: list[str]) -> list[tuple[str, float, float]]:
                 source = parse(str(path), path.read_text())
                 assert isinstance(source, Source)
                 message = build_plan(source, str(MODELS), Options(symbolic=setting == "1")).message()
-                timings.setdefault(name, {})[setting] = median_ms(lambda m=message, w=worker: w.trace(m))
+                timings.setdefault(name, {})[setting] = median_ms(lambda m=message, w=worker: w.trace(m), RUNS)
         finally:
             worker.close()
     for name in names:

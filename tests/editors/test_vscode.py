@@ -352,25 +352,12 @@ def test_vscode_hints_hover_problems_and_quick_fix(vscode: Session, truth: Expec
     print(f"fc1 hint before the fix: {hints_before.get(truth.fc1_line)!r}, after: {hints_after[truth.fc1_line]!r}")
 
 
-def label_entries(label: str) -> list[str]:
-    """`[B, 16, (H - 4)//2, max(a, b)]` -> its entries (a comma inside parentheses belongs to its entry)."""
-    entries, depth, current = [], 0, ""
-    for char in label.strip()[1:-1]:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            entries.append(current.strip())
-            current = ""
-        else:
-            current += char
-    return [*entries, current.strip()]
-
-
 def test_vscode_symbolic_hints_and_accepted_sizes(tmp_path: Path, vsix_package: Path, truth: Expected) -> None:
     """The default (`shapelens.inlayHints.symbolic` unset, so on): the hints name the sizes the model leaves
     free (`[B, 16·(H//4 - 3)·(W//4 - 3)]`), the hover on the class says which input sizes the model accepts
     and what each name was in the traced example, and each hint with those values is the CPU run's shape.
     Screenshots: test-artifacts/vscode-symbolic/."""
-    from shapelens.core.symbolic import evaluate_shape
+    from shapelens.core.symbolic import evaluate_shape, label_entries
 
     python = tools.torch_only_python(tmp_path / "user-env")
     shots = tools.ARTIFACTS / "vscode-symbolic"

@@ -19,7 +19,7 @@ from lsprotocol import types
 from models import cpu_truth
 from pytest_lsp import LanguageClient
 from shapelens.core.findings import FileReport, Hint, ModelInput, TracedModel
-from shapelens.core.symbolic import evaluate_shape
+from shapelens.core.symbolic import evaluate_shape, label_entries
 from shapelens.lsp import convert, render
 from shapelens.lsp.settings import Settings, parse_settings
 from shapelens.lsp.shift import Change, shift_report
@@ -122,19 +122,6 @@ class Cnn(nn.Module):
 """
 
 
-def _dims(label: str) -> list[str]:
-    """`[B, 8, H//2, max(a, b)]` -> its entries (commas inside parentheses belong to the entry)."""
-    entries, depth, current = [], 0, ""
-    for char in label.strip()[1:-1]:
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            entries.append(current.strip())
-            current = ""
-        else:
-            current += char
-    return [*entries, current.strip()]
-
-
 async def _change_settings(client: LanguageClient, **values: object) -> None:
     config = client.get_configuration(section="shapelens") or {}
     client.set_configuration({**config, **values}, section="shapelens")
@@ -168,9 +155,9 @@ async def test_symbolic_hints_and_hovers_in_the_server(client: LanguageClient, t
     for name, line in lines.items():
         [label_] = shown[name]
         (cpu,) = truth[(real, line + 1, name)]
-        assert evaluate_shape(_dims(label_), values) == tuple(cpu), (name, label_, values)
+        assert evaluate_shape(label_entries(label_), values) == tuple(cpu), (name, label_, values)
     assert shown["flat"] == ["[B, 8]"] and shown["return"] == ["[B, 10]"]
-    assert _dims(shown["y"][0])[:2] == ["B", "8"] and "H" in shown["y"][0] and "W" in shown["y"][0]
+    assert label_entries(shown["y"][0])[:2] == ["B", "8"] and "H" in shown["y"][0] and "W" in shown["y"][0]
 
     # the hover on a variable: the form beside the example's numbers
     hover = await s.hover(doc, *_at(doc.text, "flat = y.mean", 1))

@@ -196,3 +196,17 @@ def names(label: SymDim) -> set[str]:
 def is_name(label: SymDim) -> bool:
     """Whether the label is one plain name ("B"), not arithmetic ("B·T")."""
     return isinstance(label, str) and label.isidentifier()
+
+
+def label_entries(label: str) -> list[str]:
+    """A shape label's entries: `[B, 16, (H - 4)//2, max(a, b)]` → ["B", "16", "(H - 4)//2", "max(a, b)"] (a comma
+    inside parentheses belongs to its entry)."""
+    entries, depth, current = [], 0, ""
+    for char in label.strip()[1:-1]:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            entries.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [*entries, current.strip()]
