@@ -432,7 +432,7 @@ def test_the_trace_sees_no_network_interface_but_a_loopback(analyse: Analyse, ke
 
 
 ESCAPE = """
-    import os, _posixsubprocess
+    import os, subprocess
     from torch import nn
 
 
@@ -443,7 +443,7 @@ ESCAPE = """
         tails = ((-1, None, None, None, -1, None, True), (-1, None, None, None, -1, None), (None, None, None, -1, None))
         for tail in tails:
             try:
-                pid = _posixsubprocess.fork_exec(*common, *tail)
+                pid = subprocess._fork_exec(*common, *tail)  # the builtin itself, taken before the trace began
             except TypeError:
                 continue
             return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
@@ -477,7 +477,8 @@ ESCAPES = {
 def test_a_process_started_past_the_hook_is_confined_too(
     attack: str, analyse: Analyse, worker: TraceWorker, outside: Path, kernel: dict[str, str]
 ) -> None:
-    """A shell started with `_posixsubprocess.fork_exec` raises no audit event, and the Python it may start has
+    """A shell started with the builtin `fork_exec` (as `subprocess` holds it: code written to get round the hook)
+    raises no audit event, and the Python it may start has
     no hook at all: the kernel's rules, inherited, still hold. Its command fails (exit status not 0, so the
     layer is 4 wide; 3 had it succeeded, 5 if fork_exec could not be called), nothing outside changed, nothing
     was received, and the same worker serves on."""
@@ -531,7 +532,7 @@ def test_the_private_folder_is_writable_and_removed_after(analyse: Analyse, scra
 
 
 FORK_EXEC = """
-    import os, _posixsubprocess
+    import os, subprocess
     from torch import nn
 
 
@@ -542,7 +543,7 @@ FORK_EXEC = """
         tails = ((-1, None, None, None, -1, None, True), (-1, None, None, None, -1, None), (None, None, None, -1, None))
         for tail in tails:
             try:
-                return _posixsubprocess.fork_exec(*common, *tail) > 0
+                return subprocess._fork_exec(*common, *tail) > 0
             except TypeError:
                 continue
         return False
@@ -566,7 +567,8 @@ FORK_EXEC = """
 def test_a_process_that_gets_round_the_hook_dies_with_the_trace(
     setsid: bool, analyse: Analyse, kernel: dict[str, str]
 ) -> None:
-    """`_posixsubprocess.fork_exec` raises no audit event: the process starts, in the child's process group,
+    """The builtin `fork_exec` (as `subprocess` holds it) raises no audit event: the process starts, in the child's
+    process group,
     and the worker kills that group when the trace ends. One that leads a session of its own (a daemon) is
     out of that group, unless it cannot leave it: the kernel layer (trace/confine.py) fails `setsid`."""
     if setsid and kernel.get("sessions") != "seccomp":
@@ -580,6 +582,41 @@ def test_a_process_that_gets_round_the_hook_dies_with_the_trace(
         time.sleep(0.05)
     assert processes_with(marker) == []
     assert_worker_still_serves(analyse)
+
+
+SPAWN = """
+    import multiprocessing
+    from torch import nn
+
+
+    # shapelens: x=(2, 6)
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.fc(x)
+
+
+    if __name__ == "__main__":
+        worker = multiprocessing.get_context("spawn").Process(target=print, args=("{marker}",))
+        worker.start()
+        worker.join()
+"""
+
+
+def test_multiprocessing_spawn_is_refused(analyse: Analyse) -> None:
+    """`mp.spawn(...)` in a script's `__main__` block (pytorch/examples' RPC scripts) starts an interpreter
+    through `_posixsubprocess.fork_exec`, which raises no audit event: refused at the function, so the user's
+    code never runs in a process without the trace's rules; the script's note says so, and the model keeps its
+    shapes."""
+    marker = f"spawned.{os.getpid()}{time.monotonic_ns() % 100000}"
+    [report] = analyse(SPAWN.replace("{marker}", marker)).values()
+    [script] = [m for m in report.models if m.name == "<module>"]
+    assert any("refused to run" in n and "a trace starts no process" in n for n in script.notes), script.notes
+    assert [h.shape for h in report.hints if h.target == "return"] == [(2, 3)]
+    assert processes_with(marker) == []
 
 
 HANGING = """

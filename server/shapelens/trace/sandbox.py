@@ -219,6 +219,18 @@ class Sandbox:
 
         sys.addaudithook(hook)
         self._guard_native_writers()
+        self._guard_process_starts()
+
+    def _guard_process_starts(self) -> None:
+        """`multiprocessing`'s spawn (torch's `mp.spawn`) starts an interpreter through `_posixsubprocess.fork_exec`,
+        which raises no audit event (subprocess.Popen's own event comes before it and is refused already): refuse
+        it at the function itself. A process started so would run the user's code without these rules."""
+        import _posixsubprocess
+
+        def fork_exec(*args: Any, **kwargs: Any) -> Any:
+            self._process(f"run `{_command(args[0])}`" if args and args[0] else "start a process")
+
+        _posixsubprocess.fork_exec = fork_exec  # type: ignore[assignment]
 
     def _guard_native_writers(self) -> None:
         """torch's own savers open their file in C++, where no audit event is raised: check their path first."""
