@@ -496,3 +496,25 @@ def test_a_model_written_for_an_rpc_group_traces_in_one_process(
     assert {43, 45, 46, 47, 29, 30, 31, 58, 59, 74, 91, 92} <= lines  # the forwards of SplitClassifier, the two
     # stages, MicroBatches, ConvClient
     assert ours == truth
+
+
+def test_a_hybrid_model_with_a_remote_module_traces_with_one_directive(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    # pytorch/examples' ddp_rpc: the constructor takes a RemoteModule built elsewhere in the script, which one
+    # directive gives; in the trace it is built here (trace/rpc_stand_in.py), in the CPU run on a real RPC
+    # worker named as the directive names its device ("ps/cpu")
+    name = "rpc_hybrid.py"
+    path, results = trace(worker, tmp_path, name)
+    report = analyse((FIXTURES / name).read_text(), name=name)[path]
+    assert report.findings == [] and results["Hybrid"].error is None
+    with rpc_group("ps"):
+        run = run_on_cpu(
+            path,
+            "Hybrid",
+            {"ids": torch.randint(0, 50, (10,)), "offsets": torch.tensor([0, 4, 7])},
+            build='Hybrid(RemoteModule("ps/cpu", nn.EmbeddingBag, args=(50, 12), kwargs={"mode": "mean"}), "cpu")',
+        )
+    assert run.error is None, run.error
+    truth = {key: set(map(tuple, shapes)) for key, shapes in run.shapes().items()}
+    assert hints(report) == truth and len(truth) == 3  # bags [3, 12], scores [3, 4], the return

@@ -184,6 +184,31 @@ class DistributedDataParallel(nn.Module):
         yield
 
 
+class RemoteModule(nn.Module):
+    """`torch.distributed.nn.RemoteModule` in one process: the module is built here (its `remote_device` is this
+    process too), `forward`/`forward_async` call it, `remote_parameters()` gives RRefs of its parameters and
+    `module_rref` holds it — the sparse part of a hybrid model, with the shapes it has on its parameter server."""
+
+    def __init__(
+        self, remote_device: str, module_cls: Callable[..., nn.Module], args: Any = None, kwargs: Any = None, **_: Any
+    ) -> None:
+        super().__init__()
+        self.module = module_cls(*(args or ()), **(kwargs or {}))
+        self.module_rref: LocalRRef[nn.Module] = LocalRRef(self.module)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*args, **kwargs)
+
+    def forward_async(self, *args: Any, **kwargs: Any) -> torch.futures.Future[Any]:
+        return _done(lambda: self.module(*args, **kwargs))
+
+    def remote_parameters(self, recurse: bool = True) -> list[LocalRRef[Any]]:
+        return [LocalRRef(p) for p in self.module.parameters(recurse)]
+
+    def get_module_rref(self) -> LocalRRef[nn.Module]:
+        return self.module_rref
+
+
 @contextlib.contextmanager
 def _autograd_context() -> Iterator[int]:
     yield 0
@@ -191,8 +216,9 @@ def _autograd_context() -> Iterator[int]:
 
 def install() -> None:
     """Put the stand-in where user code finds it: `torch.distributed.rpc` (its functions and `RRef`),
-    `torch.distributed.autograd.context`, and DDP under `torch.nn.parallel`. A torch built without
-    distributed support has no `torch.distributed.rpc` to stand in for: nothing is installed there."""
+    `torch.distributed.autograd.context`, DDP under `torch.nn.parallel` and `torch.distributed.nn.RemoteModule`.
+    A torch built without distributed support has no `torch.distributed.rpc` to stand in for: nothing is
+    installed there."""
     try:
         import torch.distributed.autograd as dist_autograd
         import torch.distributed.rpc as rpc
@@ -205,3 +231,9 @@ def install() -> None:
     setattr(dist_autograd, "context", _autograd_context)  # noqa: B010 (mypy: assigning over a class)
     setattr(torch.nn.parallel, "DistributedDataParallel", DistributedDataParallel)  # noqa: B010
     setattr(torch.nn.parallel.distributed, "DistributedDataParallel", DistributedDataParallel)  # noqa: B010
+    with contextlib.suppress(ImportError):  # its template is made when torch.distributed.nn is first imported
+        import torch.distributed.nn as dist_nn
+        import torch.distributed.nn.api.remote_module as remote_module
+
+        setattr(dist_nn, "RemoteModule", RemoteModule)  # noqa: B010
+        setattr(remote_module, "RemoteModule", RemoteModule)  # noqa: B010
