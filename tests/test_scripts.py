@@ -879,3 +879,25 @@ def test_a_pytorch_file_with_nothing_to_trace_says_so_once(analyse: Analyse) -> 
 def test_a_file_without_torch_stays_quiet(analyse: Analyse) -> None:
     report = only(analyse("def add(a, b):\n    return a + b\n\nprint(add(1, 2))\n"))
     assert report.findings == [] and report.hints == []
+
+
+def test_a_tensor_type_conversion_keeps_the_trace_on_meta(analyse: Analyse, tmp_path: Path) -> None:
+    # PyTorch-GAN's `Tensor = torch.cuda.FloatTensor if cuda else torch.FloatTensor; imgs.type(Tensor)`: from meta
+    # a copy out of meta ("no data!"), so every line after it was left out; the dtype changes, the sizes stay
+    source = """
+        import torch
+        from torch import nn
+
+        Tensor = torch.cuda.FloatTensor if torch.cuda.is_available() else torch.FloatTensor
+        x = torch.randn(4, 10)
+        y = x.type(Tensor)
+        ids = x.type(torch.LongTensor)
+        wide = x.type("torch.DoubleTensor")
+        z = nn.Linear(10, 3)(y)
+    """
+    report = only(analyse(source, name="types.py"))
+    assert report.findings == []
+    assert_hints_match_cpu(report, tmp_path / "types.py")
+    hints = {(h.line, h.target): (h.shapes, h.dtype) for h in report.hints}
+    assert hints[(7, "y")] == ([(4, 10)], "float32") and hints[(8, "ids")] == ([(4, 10)], "int64")
+    assert hints[(9, "wide")] == ([(4, 10)], "float64") and hints[(10, "z")] == ([(4, 3)], "float32")

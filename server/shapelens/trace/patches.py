@@ -1,8 +1,8 @@
 """The patches that make user code traceable: where modules are built, every layer call, flatten factors, explicit
 device moves redirected to the trace device, and the RNN shape rule on meta; on meta also the checks real
 kernels make that meta kernels skip (dtypes of a matrix multiply), the value checks stock attention makes
-that meta cannot answer, and a DataLoader's sampling (on the CPU); and a command line parsed as empty (a
-script's `parse_args()` gives its defaults)."""
+that meta cannot answer, a DataLoader's sampling (on the CPU) and `x.type(torch.FloatTensor)` (a dtype
+change); and a command line parsed as empty (a script's `parse_args()` gives its defaults)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ def install_patches(recorder: Recorder, ctx: Context) -> None:
         check_matmul_dtypes()
         attention_without_values()
         loaders_sample_on_cpu()
+        tensor_types_keep_the_device()
     empty_command_line()
     rpc_stand_in.install()  # a model written for an RPC group runs in this one process (trace/rpc_stand_in.py)
 
@@ -131,6 +132,24 @@ def attention_without_values() -> None:
         return detect(mask, is_causal, size)
 
     transformer._detect_is_causal_mask = detect_is_causal_mask
+
+
+def tensor_types_keep_the_device() -> None:
+    """`x.type(torch.FloatTensor)` (PyTorch-GAN's `imgs.type(Tensor)`, `Tensor = torch.cuda.FloatTensor if cuda
+    else torch.FloatTensor`) converts to a CPU or CUDA tensor type: from meta, a copy out of meta, which fails.
+    On meta it changes the dtype only; the sizes are the same on every device. `x.type()` still names the type."""
+    original = torch.Tensor.type
+
+    @functools.wraps(original)
+    def type_(self: torch.Tensor, dtype: Any = None, non_blocking: bool = False, **kwargs: Any) -> Any:
+        if dtype is None or self.device.type != "meta":
+            return original(self, dtype, non_blocking, **kwargs) if dtype is not None else original(self)
+        if isinstance(dtype, str):  # "torch.FloatTensor", "torch.cuda.LongTensor"
+            dtype = getattr(torch, dtype.rsplit(".", 1)[-1], dtype)
+        target = getattr(dtype, "dtype", dtype)  # a tensor type (torch.FloatTensor) says its dtype
+        return self.to(target) if isinstance(target, torch.dtype) else original(self, dtype, non_blocking, **kwargs)
+
+    torch.Tensor.type = type_  # type: ignore[method-assign,assignment]
 
 
 def loaders_sample_on_cpu() -> None:
