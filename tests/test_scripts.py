@@ -901,3 +901,27 @@ def test_a_tensor_type_conversion_keeps_the_trace_on_meta(analyse: Analyse, tmp_
     hints = {(h.line, h.target): (h.shapes, h.dtype) for h in report.hints}
     assert hints[(7, "y")] == ([(4, 10)], "float32") and hints[(8, "ids")] == ([(4, 10)], "int64")
     assert hints[(9, "wide")] == ([(4, 10)], "float64") and hints[(10, "z")] == ([(4, 3)], "float32")
+
+
+def test_noise_sized_by_the_batch_is_no_part_of_it(analyse: Analyse) -> None:
+    # a GAN's loop: the generator's noise is sized by `imgs.shape[0]` and called first; the batch is what the
+    # discriminator is called with (the generator's [8, 16] latent made the images [8, 16] before)
+    source = """
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader
+
+        generator = nn.Sequential(nn.Linear(16, 64), nn.Tanh())
+        discriminator = nn.Sequential(nn.Linear(64, 1), nn.Sigmoid())
+        loader = DataLoader(torch.load("images.pt"), batch_size=8)
+        for imgs, _ in loader:
+            z = torch.randn(imgs.shape[0], 16)
+            fake = generator(z)
+            real = discriminator(imgs)
+            judged = discriminator(fake)
+    """
+    report = only(analyse(source, name="gan.py"))
+    assert errors(report) == []
+    hints = {(h.line, h.target): h.shapes for h in report.hints}
+    assert hints[(9, "imgs")] == [(8, 64)], hints
+    assert hints[(11, "fake")] == [(8, 64)] and hints[(12, "real")] == hints[(13, "judged")] == [(8, 1)]

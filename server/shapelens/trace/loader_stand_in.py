@@ -195,10 +195,29 @@ def _derive(stmt: ast.stmt, derived: dict[str, Path], unpacked: dict[tuple[int, 
             derived[part_target.id] = source
 
 
+# what an expression reads of a tensor without its data: its size, not its values (`imgs.shape[0]`, `len(x)`)
+_ONLY_SIZE = {"shape", "size", "dim", "ndim", "ndimension", "numel", "device", "dtype"}
+
+
+def _size_reads(expr: ast.expr) -> set[int]:
+    """The names in `expr` read only for a size: noise sized by the batch (`torch.randn(imgs.shape[0], 100)`, a
+    GAN's latent) is made from no part of it."""
+    out = set()
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Attribute) and node.attr in _ONLY_SIZE and isinstance(node.value, ast.Name):
+            out.add(id(node.value))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len" and node.args:
+            out.update(id(a) for a in node.args if isinstance(a, ast.Name))
+    return out
+
+
 def _part_of(expr: ast.expr, derived: dict[str, Path]) -> Path | None:
     """The part of the batch an expression is made from: the first one it reads (`batch[0]`, `batch["image"]`,
-    `x.to(device)`)."""
+    `x.to(device)`), not a size it reads of one (`imgs.shape[0]`)."""
+    sizes = _size_reads(expr)
     for node in ast.walk(expr):  # breadth first: `batch["B"]` is met before the `batch` inside it
+        if id(node) in sizes:
+            continue
         if (
             isinstance(node, ast.Subscript)
             and isinstance(node.value, ast.Name)
