@@ -345,12 +345,7 @@ class NotebookScheduler(Scheduler):
             self.diagnostics.publish_paths(self.results.store(state.path, enriched) - {state.path})
             self.notify.refresh_inlay_hints()
             return
-        counted: dict[tuple[object, ...], int | None] = {}
-        for cell_report in self._per_cell(state, program, reports).values():
-            counted.update({(x.model, x.name, x.span): x.flops for x in cell_report.layers})
-        for cell_report in result.reports.values():
-            for layer in cell_report.layers:
-                layer.flops = counted.get((layer.model, layer.name, layer.span), layer.flops)
+        result.take_flops(self._per_cell(state, program, reports))
 
     def _versions(self, state: NotebookState) -> dict[str, int | None]:
         return {path_of(uri): self.docs.version(uri) for uri in state.cells}

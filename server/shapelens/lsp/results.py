@@ -23,6 +23,13 @@ class TraceResult:
     versions: dict[str, int | None]  # path -> open document version the trace saw (fix freshness)
     cached: bool = False  # from the results cache: shown at once, until the fresh trace confirms it
 
+    def take_flops(self, counted: dict[str, FileReport]) -> None:
+        """Each layer's FLOPs from the follow-up trace's reports `counted` (the hints and findings stay)."""
+        flops = {(x.model, x.name, x.span): x.flops for r in counted.values() for x in r.layers}
+        for report in self.reports.values():
+            for layer in report.layers:
+                layer.flops = flops.get((layer.model, layer.name, layer.span), layer.flops)
+
 
 class Results:
     def __init__(self, docs: Documents) -> None:

@@ -285,7 +285,4 @@ class Scheduler:
             )
             self.spawn(self._store_in_cache(key, reports, list(worker.entered)))
             return
-        counted = {(x.model, x.name, x.span): x.flops for r in reports.values() for x in r.layers}
-        for report in result.reports.values():
-            for layer in report.layers:
-                layer.flops = counted.get((layer.model, layer.name, layer.span), layer.flops)
+        result.take_flops(reports)

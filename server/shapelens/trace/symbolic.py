@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -449,7 +450,7 @@ class Printer:
         scaled = [f for f in factors if f in self.unscaled]
         if coefficient.is_Integer and coefficient > 1 and scaled:  # 2·(H/4) is H/2, 8·(H/4) is 2·H
             name, d = self.unscaled[scaled[0]]
-            c, g = int(coefficient), _gcd(int(coefficient), d)
+            c, g = int(coefficient), math.gcd(int(coefficient), d)
             rest = [f for f in factors if f is not scaled[0]]
             head = name if d // g == 1 else f"{name}/{d // g}"
             if c // g != 1:
@@ -478,16 +479,10 @@ class Printer:
                 return False
             if int(coefficient) % k == 0:
                 continue
-            if not any(f.is_Symbol and self.divisible.get(f, 1) % (k // _gcd(int(coefficient), k)) == 0
+            if not any(f.is_Symbol and self.divisible.get(f, 1) % (k // math.gcd(int(coefficient), k)) == 0
                        for f in factors):  # fmt: skip
                 return False
         return True
-
-
-def _gcd(a: int, b: int) -> int:
-    import math
-
-    return math.gcd(a, b)
 
 
 def _divisors(found: Pass) -> dict[Any, int]:
@@ -510,7 +505,7 @@ def _divisors(found: Pass) -> dict[Any, int]:
                 original = back.get(symbol, symbol)
                 if original not in found.names:
                     continue
-                divisor = _lcm(out.get(original, 1), out.get(original, 1) * k if symbol in back else k)
+                divisor = math.lcm(out.get(original, 1), out.get(original, 1) * k if symbol in back else k)
                 if divisor != out.get(original, 1):
                     out[original] = divisor
                     changed = True
@@ -535,10 +530,6 @@ def _divisibility(guard: Any) -> list[tuple[Any, int]]:
         if isinstance(a, F.Mod | F.PythonMod | sympy.Mod) and b == 0 and a.args[0].is_Symbol and a.args[1].is_Integer:
             found.append((a.args[0], int(a.args[1])))
     return found
-
-
-def _lcm(a: int, b: int) -> int:
-    return a * b // _gcd(a, b)
 
 
 def _guards(found: Pass) -> list[Any]:
