@@ -238,6 +238,9 @@ def test_an_example_whose_set_up_needs_data_falls_back_to_the_model(
     path, results = trace(worker, tmp_path, "example_needs_data.py")
     report = analyse((FIXTURES / "example_needs_data.py").read_text(), name="example_needs_data.py")[path]
     assert [f.code for f in report.findings if f.code != "SL011"] == []
+    # the hover and the JSON say the inputs were a guess, not the example's (which never ran)
+    models = {m.name: m.input_source for m in report.models if m.name != "<module>"}
+    assert models == {"Smoother": "inferred", "Recurrence": "inferred"}
     for name, line in (("Smoother", 43), ("Recurrence", 47)):
         result = results[name]
         assert result.status == Status.OK and result.error is None, (name, result.error)

@@ -153,7 +153,8 @@ def _traced_model(plan: Plan, target: TargetResult) -> TracedModel | None:
     if target.status == Status.COVERED and target.covered_by:
         notes.append(f"shapes from {target.covered_by}'s trace, which reached it")
     dims, accepts = dict(target.dims), target.accepts
-    return TracedModel(target.name, model.node.lineno, inputs.source.value, given, notes, dims, accepts)
+    source = target.input_source or inputs.source  # the trace's account: an example may have fallen back
+    return TracedModel(target.name, model.node.lineno, source.value, given, notes, dims, accepts)
 
 
 def _covered(node: ast.AST, path: str, claimed: dict[tuple[str, int], str]) -> bool:

@@ -230,6 +230,9 @@ class TargetResult:
     # and the input sizes the model accepts, read from the guards ("x: [B, 3, H, W] with H, W ≡ 0 mod 4")
     dims: dict[str, int] = field(default_factory=dict)
     accepts: str | None = None
+    # where the traced inputs came from when it is not the plan's source: an example whose set-up needs data
+    # the trace cannot have falls back to inputs inferred from the model (INFER); None = as the plan said
+    input_source: InputSource | None = None
 
 
 # the target name of a file's top level traced as a script (`TracePlan.script`): Python's name for it

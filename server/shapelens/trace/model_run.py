@@ -719,6 +719,7 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
         elapsed_ms=(time.perf_counter() - started) * 1000,
         inputs=traced_inputs(model, outcome, chosen),
         notes=notes,
+        input_source=chosen.spec.input_source if chosen.spec.input_source != spec.input_source else None,
     )
     # the symbolic forms (#13): one more forward on symbolic sizes, capped; the plain result if it fails
     if plan.symbolic:
