@@ -13,8 +13,10 @@ What counts as a record, matching the JSON contract of `shapelens check`:
 - an assignment (`x = ...`, `x: T = ...`, `x += ...`) binding a tensor: one record per bound name; a tuple
   target such as `out, (h_n, c_n) = self.lstm(x)` gives one record per name; `self.cache = x` gives target
   `self.cache`; subscript targets are not recorded;
-- a `return` of a tensor: target `"return"`;
-- values that are not tensors (ints, tuples of tensors, modules) are not recorded.
+- a `return` of a tensor: target `"return"`; a `return` of a tuple or list of at most 8 elements: one record
+  per tensor element, `"return[0]"`, `"return[1]"`, ..., nested at most two deep (`"return[1][0]"` for
+  `return out, (h, c)`);
+- other values that are not tensors (ints, tuples bound to one name, modules) are not recorded.
 
 A line that runs more than once with different shapes (a block used twice) keeps every distinct shape, in
 the order first seen.
@@ -656,6 +658,18 @@ class _Recorder:
             record.dtypes.append(dtype)
 
 
+def _returned(target: str, value: Any, depth: int) -> list[tuple[str, Any]]:
+    """A returned value's records: the value itself, or each element of a (short, shallow) tuple or list."""
+    if not isinstance(value, tuple | list) or isinstance(value, torch.Size):
+        return [(target, value)]
+    if len(value) > 8 or depth == 2:
+        return []
+    found: list[tuple[str, Any]] = []
+    for index, item in enumerate(value):
+        found += _returned(f"{target}[{index}]", item, depth + 1)
+    return found
+
+
 class _FrameTracer:
     """Per-frame state: the statement (group) now executing; its targets are read when the next one starts
     or the function returns."""
@@ -679,7 +693,8 @@ class _FrameTracer:
             group = self.pending
             self._finish(frame)
             if group is not None and group.returning is not None:
-                self.recorder.record(self.file, frame.f_code.co_name, group.returning, "return", arg)
+                for target, value in _returned("return", arg, 0):
+                    self.recorder.record(self.file, frame.f_code.co_name, group.returning, target, value)
             self.pending = None
         return self.trace
 

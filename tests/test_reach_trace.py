@@ -521,3 +521,22 @@ def test_a_hybrid_model_with_a_remote_module_traces_with_one_directive(
     assert run.error is None, run.error
     truth = {key: set(map(tuple, shapes)) for key, shapes in run.shapes().items()}
     assert hints(report) == truth and len(truth) == 3  # bags [3, 12], scores [3, 4], the return
+
+
+def test_a_returned_tuple_gets_a_hint_per_tensor(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    # pytorch/examples fx/replace_op.py: `forward(self, x, y): return x + y, torch.add(x, y), x.add(y)` traced
+    # and showed nothing, since a return of a tuple had no record
+    results = check_against_cpu(analyse, worker, tmp_path, "tuple_return.py")
+    path = str(tmp_path / "tuple_return.py")
+    report = analyse((FIXTURES / "tuple_return.py").read_text(), name="tuple_return.py")[path]
+    lines = (FIXTURES / "tuple_return.py").read_text().splitlines()
+    marks = ("x + y", "self.rnn(t", "None")
+    sums, rnn, heads = (1 + next(i for i, t in enumerate(lines) if text in t) for text in marks)
+    returns = sorted((h.line, h.target) for h in report.hints if h.target.startswith("return"))
+    assert returns == [
+        (sums, "return[0]"), (sums, "return[1]"), (sums, "return[2]"),  # the fx example's pattern
+        (rnn, "return[0]"), (rnn, "return[1][0]"), (rnn, "return[1][1]"),  # an LSTM's out, (h, c)
+        (heads, "return[0]"), (heads, "return[1][0]"), (heads, "return[1][1]"),  # the None is no tensor
+    ]  # fmt: skip
+    # a list of ten stages' outputs is too long for a line's hint: none, on both sides
+    assert results["Stages"].status == Status.OK

@@ -30,7 +30,7 @@ def hint_for_word(hints: Sequence[Hint], outline: Outline | None, word: Word, li
     names = {word.text, f"self.{word.text}"} if word.self_attr else {word.text}
     found = [h for h in hints if h.target in names]
     if word.text == "return":
-        found = [h for h in hints if h.target == "return" and h.line <= line <= h.end_line]
+        found = [h for h in hints if h.target.split("[")[0] == "return" and h.line <= line <= h.end_line]
     scope = outline.enclosing_function(line) if outline is not None else None
     if scope is not None:
         found = [h for h in found if scope[0] <= h.line <= scope[1]]

@@ -61,6 +61,19 @@ def shape_of(tensor: torch.Tensor) -> list[int | None]:
     return out
 
 
+MAX_RETURNED = 8  # a returned tuple or list longer than this (a loop's outputs) gets no hint per element
+
+
+def returned(target: str, value: Any, depth: int = 0) -> list[tuple[str, Any]]:
+    """What a `return` binds, as a tuple assignment would: a tensor is `return`; a tuple or list's elements are
+    `return[0]`, `return[1]`, ... (nested two deep: `return[1][0]`), each tensor among them one record."""
+    if isinstance(value, tuple | list) and not isinstance(value, torch.Size):
+        if len(value) > MAX_RETURNED or depth == 2:
+            return []
+        return [pair for i, item in enumerate(value) for pair in returned(f"{target}[{i}]", item, depth + 1)]
+    return [(target, value)]
+
+
 def dtype_name(tensor: torch.Tensor) -> str:
     return str(tensor.dtype).removeprefix("torch.")
 
@@ -113,7 +126,7 @@ class Recorder:
 
         def record_return(sid: int, value: Any) -> Any:
             if self.active:
-                self._store(file_id, sid, table[sid], [("return", value)])
+                self._store(file_id, sid, table[sid], returned("return", value))
                 if self.expired is not None and not in_recorder(sys._getframe(1)):
                     self.expired()
             return value
