@@ -160,6 +160,9 @@ def _buildable(cls: ast.ClassDef) -> bool:
     return all(f.value is not None for f in fields)
 
 
+_NOT_CLASSES = {"typing", "typing_extensions", "collections.abc", "types"}  # what they export is no config class
+
+
 class Visible:
     """The classes defined in a file and those it imports from the project's other files (parsed, never run)."""
 
@@ -178,18 +181,25 @@ class Visible:
                     local = alias.asname or alias.name
                     if alias.name == "*" or local in self.classes or not alias.name[:1].isupper():
                         continue
+                    if module in _NOT_CLASSES:
+                        continue  # `List`, `Dict`, `Callable`: typing generics, never a config to build
                     found = self._read(module, alias.name) if module else None
-                    self.classes[local] = found or _Class(local, None, False)
+                    if found is not False:  # False: the module binds it otherwise (a type alias, a function)
+                        self.classes[local] = found if isinstance(found, _Class) else _Class(local, None, False)
         self.bound = {n.name for n in source.tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)} | set(
             self.classes
         )
+        self.modules: set[str] = set()  # names its imports bind: `torch.nn.EmbeddingBag`, `nn.EmbeddingBag` read
         for node in source.tree.body:
             if isinstance(node, ast.Import | ast.ImportFrom):
                 self.bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+                self.modules |= {(a.asname or a.name).split(".")[0] for a in node.names}
             elif isinstance(node, ast.Assign):
                 self.bound |= {t.id for t in node.targets if isinstance(t, ast.Name)}
 
-    def _read(self, module: str, name: str) -> _Class | None:
+    def _read(self, module: str, name: str) -> _Class | bool | None:
+        """The class `module` defines under `name`; None where it cannot be read; False where the module binds
+        the name otherwise: `BlockArgs = List[List[Dict[str, Any]]]` is a type alias, no class to call."""
         file = find_module_file(module, self.roots)
         if file is None:
             return None
@@ -197,7 +207,11 @@ class Visible:
         if not isinstance(parsed, Source):
             return None
         cls = next((n for n in parsed.tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
-        return _Class(name, cls, _buildable(cls)) if cls else None
+        if cls is not None:
+            return _Class(name, cls, _buildable(cls))
+        bound = {n for stmt in parsed.tree.body for n in _assigned(stmt)}
+        bound |= {n.name for n in parsed.tree.body if isinstance(n, ast.FunctionDef)}
+        return False if name in bound else None
 
 
 # -- a constructor's parameters ----------------------------------------------------------------------------
@@ -315,6 +329,10 @@ def constructors_for(source: Source, model: Model, root: str) -> Constructors:
     distinct = iter(_DISTINCT)
     for arg in required:
         found = _options(arg, init, visible, distinct, name)
+        annotation = _annotation_name(arg)
+        if not found or (annotation not in (None, "int", "float", "bool", "str") and annotation not in visible.classes):
+            # nothing else, or a type alias (`stages: StageSpecs`): what the file itself passes beats a guess
+            found = [*keyword_values(visible, arg.arg, name), *found]
         if not found:
             missing.append(arg.arg)
         options[arg.arg] = found
@@ -679,6 +697,37 @@ def workspace_calls(source: Source, name: str, root: str, visible: Visible) -> l
     return found
 
 
+def keyword_values(visible: Visible, param: str, model: str) -> list[tuple[str, str, bool]]:
+    """A required parameter nothing else supplies, from what the model's own file passes under its name
+    (`block_args=decode_arch_def(arch_def)` in the `dict(...)` a builder function hands on to the class through
+    a registry): the value rebuilt with its backward slice in that function, calls of the file's functions
+    included. At most two, in file order."""
+    found: list[tuple[str, str, bool]] = []
+    tree = visible.source.tree
+
+    def visit(body: list[ast.stmt], scopes: list[list[ast.stmt]]) -> None:
+        for stmt in body:
+            if len(found) >= 2:
+                return
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+                visit(stmt.body, [stmt.body, *scopes])
+            elif not isinstance(stmt, ast.ClassDef):  # a class's own calls are its business
+                for node in ast.walk(stmt):
+                    if not isinstance(node, ast.Call) or ast.unparse(node.func) == model:
+                        continue  # a call of the class itself is a workspace call: taken whole or not at all
+                    for keyword in node.keywords:
+                        if keyword.arg != param or len(found) >= 2:
+                            continue
+                        code = _rebuild(keyword.value, scopes, visible, set(), model, depth=0, functions=True)
+                        if code is not None and all(code != f[0] for f in found):
+                            shown = code if len(code) <= 60 else code[:59] + "…"
+                            note = f"{param}={shown} (as line {keyword.value.lineno} passes it)"
+                            found.append((code, note, False))
+
+    visit(tree.body, [tree.body])
+    return found
+
+
 def _imported_as(tree: ast.Module, name: str, stem: str) -> set[str]:
     """The spellings a file calls the class by: `GPT` from `from model import GPT`, `model.GPT` from
     `import model` (the model file's module, by its last name)."""
@@ -739,27 +788,50 @@ def _assignments(scope: list[ast.stmt], name: str) -> list[ast.AST]:
 
 
 def _rebuild(
-    node: ast.expr, scopes: list[list[ast.stmt]], visible: Visible, aliases: set[str], name: str, depth: int
+    node: ast.expr,
+    scopes: list[list[ast.stmt]],
+    visible: Visible,
+    aliases: set[str],
+    name: str,
+    depth: int,
+    functions: bool = False,
 ) -> str | None:
     """The expression as code the model file can run: literals, arithmetic, containers, and calls of classes
-    the model file sees, with names replaced by the single literal or constructor they are bound to."""
+    the model file sees (and, with `functions`, of the functions it defines or imports: `decode(arch)`), with
+    names replaced by the single literal or constructor they are bound to."""
     if depth > 6:
         return None
-    again = lambda n: _rebuild(n, scopes, visible, aliases, name, depth + 1)  # noqa: E731
+    again = lambda n: _rebuild(n, scopes, visible, aliases, name, depth + 1, functions)  # noqa: E731
     if isinstance(node, ast.Constant):
         return repr(node.value)
     if isinstance(node, ast.Name):
         if node.id in ("True", "False", "None"):
             return node.id
-        for scope in scopes:  # the innermost scope that binds the name; it must bind it once, plainly
+        for index, scope in enumerate(scopes):  # the innermost scope that binds the name, once, plainly
             bindings = _assignments(scope, node.id)
             if not bindings:
-                continue
-            value = _statement_binding(scope, node.id) if len(bindings) == 1 else None
+                passed = _passed(scopes[index:], node.id) if depth < 5 else None
+                if passed is None:
+                    continue
+                return _rebuild(passed[0], passed[1], visible, aliases, name, depth + 1, functions)
+            value = (
+                _statement_binding(scope, node.id) or _loop_over_literal(scope, node.id) if len(bindings) == 1 else None
+            )
             if value is None:  # bound twice, mutated, or next to an `exec` that may rebind anything
                 return None
             return again(value)
         return None
+    if isinstance(node, ast.Attribute):  # `torch.nn.EmbeddingBag`: a name of a module the model file imports
+        root: ast.expr = node
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        return ast.unparse(node) if isinstance(root, ast.Name) and root.id in visible.modules else None
+    if isinstance(node, ast.Dict):  # `kwargs={"mode": "sum"}`
+        keys = [again(k) if k is not None else None for k in node.keys]
+        values = [again(v) for v in node.values]
+        if any(k is None for k in keys) or any(v is None for v in values):
+            return None
+        return "{" + ", ".join(f"{k}: {v}" for k, v in zip(keys, values, strict=True)) + "}"
     if isinstance(node, ast.UnaryOp | ast.BinOp):
         parts = [again(n) for n in ([node.operand] if isinstance(node, ast.UnaryOp) else [node.left, node.right])]
         if any(p is None for p in parts):
@@ -781,7 +853,7 @@ def _rebuild(
             pass
         elif callee.split(".")[-1] in visible.classes and callee.split(".")[-1] in visible.bound:
             callee = callee.split(".")[-1]
-        else:
+        elif not (functions and callee in visible.bound):
             return None
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
             return None
@@ -791,6 +863,104 @@ def _rebuild(
             return None
         return f"{callee}({', '.join([*args, *(f'{k}={v}' for k, v in kwargs)])})"  # type: ignore[list-item]
     return None
+
+
+_HANDS_ON = {"rpc_async", "rpc_sync", "remote", "spawn", "start_processes", "Process", "Thread", "submit"}
+
+
+def _passed(scopes: list[list[ast.stmt]], name: str) -> tuple[ast.expr, list[list[ast.stmt]]] | None:
+    """What a name no statement of its scope binds stands for, with the scopes to read that in: a parameter of
+    the function the scope is the body of, as a call of that function in the module passes it — directly, or
+    handed to another process or worker (`rpc.rpc_async(to, _run_trainer, args=(module, rank))`,
+    `mp.spawn(run, args=(n,))` whose first parameter is the process index, `Process(target=run, args=...)`),
+    else the parameter's default."""
+    module = scopes[-1]
+    function = next(
+        (
+            n
+            for n in ast.walk(ast.Module(body=module, type_ignores=[]))
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.body is scopes[0]
+        ),
+        None,
+    )
+    if function is None:
+        return None
+    params = [*function.args.posonlyargs, *function.args.args]
+    position = next((i for i, a in enumerate(params) if a.arg == name), None)
+    if position is None:
+        return None
+    for call, call_scopes in _all_calls(module):
+        handed = _arguments_for(call, function.name)
+        if handed is None:
+            continue
+        args, keywords, shift = handed
+        if position < shift:
+            return ast.Constant(0), call_scopes  # mp.spawn's process index: the first process
+        if position - shift < len(args) and not any(isinstance(a, ast.Starred) for a in args[: position - shift + 1]):
+            return args[position - shift], call_scopes
+        if name in keywords:
+            return keywords[name], call_scopes
+    defaults = function.args.defaults
+    first_default = len(params) - len(defaults)
+    if position >= first_default:
+        return defaults[position - first_default], [module]
+    return None
+
+
+def _loop_over_literal(scope: list[ast.stmt], name: str) -> ast.expr | None:
+    """`for name in [0, 1]:` / `for name in range(2):` in the scope: the first value the loop binds."""
+    for node in ast.walk(ast.Module(body=scope, type_ignores=[])):
+        if isinstance(node, ast.For) and isinstance(node.target, ast.Name) and node.target.id == name:
+            values = node.iter
+            if isinstance(values, ast.List | ast.Tuple) and values.elts:
+                return values.elts[0]
+            if isinstance(values, ast.Call) and ast.unparse(values.func) == "range" and len(values.args) == 1:
+                return ast.Constant(0)
+    return None
+
+
+def _all_calls(module: list[ast.stmt]) -> list[tuple[ast.Call, list[list[ast.stmt]]]]:
+    """Every call in the module's functions and top level (not in classes), with the scopes it sees."""
+    found: list[tuple[ast.Call, list[list[ast.stmt]]]] = []
+
+    def visit(body: list[ast.stmt], scopes: list[list[ast.stmt]]) -> None:
+        for stmt in body:
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+                visit(stmt.body, [stmt.body, *scopes])
+            elif not isinstance(stmt, ast.ClassDef):
+                found.extend((n, scopes) for n in ast.walk(stmt) if isinstance(n, ast.Call))
+
+    visit(module, [module])
+    return found
+
+
+def _arguments_for(call: ast.Call, function: str) -> tuple[list[ast.expr], dict[str, ast.expr], int] | None:
+    """The arguments `call` gives `function` (positional, keyword, how many leading parameters the callee fills
+    itself), where it calls it or hands it on; None where it does neither."""
+    if isinstance(call.func, ast.Name) and call.func.id == function:
+        return list(call.args), {k.arg: k.value for k in call.keywords if k.arg}, 0
+    callee = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+    if callee not in _HANDS_ON:
+        return None
+    keywords = {k.arg: k.value for k in call.keywords if k.arg}
+    handed = [a for a in call.args[:2] if isinstance(a, ast.Name) and a.id == function]
+    target = keywords.get("target", keywords.get("func", keywords.get("fn")))
+    if not handed and not (isinstance(target, ast.Name) and target.id == function):
+        return None
+    if callee == "submit":  # executor.submit(fn, *args)
+        return list(call.args[1:]), {}, 0
+    packed = keywords.get("args")
+    if packed is None and callee in ("spawn", "start_processes") and len(call.args) > 1:
+        packed = call.args[1]
+    if packed is None and callee in ("rpc_async", "rpc_sync", "remote") and len(call.args) > 2:
+        packed = call.args[2]
+    args = list(packed.elts) if isinstance(packed, ast.Tuple | ast.List) else []
+    named = keywords.get("kwargs")
+    by_name: dict[str, ast.expr] = {}
+    if isinstance(named, ast.Dict):
+        pairs = zip(named.keys, named.values, strict=True)
+        by_name = {k.value: v for k, v in pairs if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return args, by_name, 1 if callee in ("spawn", "start_processes") else 0
 
 
 _UNARY = {ast.USub: "-", ast.UAdd: "+", ast.Invert: "~"}

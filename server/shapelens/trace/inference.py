@@ -395,7 +395,9 @@ class Flow:
             callee: Any = method_of if isinstance(method_of, ModuleRef) else None
             if isinstance(method_of, ModuleRef) and func.attr in RREF_CALLS and not node.args:
                 return method_of  # `rref.rpc_sync().forward(x)`: the held module's own methods
-            if isinstance(method_of, ModuleRef) and isinstance(method_of.module, nn.Module):
+            if isinstance(method_of, ModuleRef) and isinstance(method_of.module, nn.Module) and func.attr == "forward":
+                callee, method_of = method_of, None  # `self.table.forward(ids, offsets)`: as `self.table(...)`
+            elif isinstance(method_of, ModuleRef) and isinstance(method_of.module, nn.Module):
                 attr = getattr(method_of.module, func.attr, None)
                 callee = ModuleRef(attr) if isinstance(attr, nn.Module) or inspect.ismethod(attr) else None
                 method_of = None
@@ -586,6 +588,16 @@ class Flow:
             return None
         if isinstance(module, ELEMENTWISE_MODULES):
             return first if isinstance(first, Track) else None
+        held = getattr(module, "module", None)
+        if type(module).__name__ == "RemoteModule" and isinstance(held, nn.Module):
+            return self.apply(held, args, kwargs)  # a RemoteModule's forward is its held module's
+        offsets = args[1] if len(args) > 1 else kwargs.get("offsets")
+        if isinstance(module, nn.EmbeddingBag) and isinstance(first, Track) and isinstance(offsets, Track):
+            # with offsets the indices are one flat run of every bag's ids, and the offsets one start per bag
+            note = f"EmbeddingBag: indices below {module.num_embeddings}, one offset per bag"
+            self._fix(first, Found([[_free(SEQUENCE, first.param)]], "int64", note))
+            self._fix(offsets, Found([[_batch()]], "int64", note))
+            return None
         if isinstance(module, nn.Flatten):
             return Track(first.param, first.ops, flat=True) if isinstance(first, Track) else None
         if isinstance(module, nn.Sequential):
