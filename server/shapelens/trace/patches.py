@@ -72,6 +72,7 @@ def install_patches(recorder: Recorder, ctx: Context) -> None:
         attention_without_values()
         loaders_sample_on_cpu()
         tensor_types_keep_the_device()
+        legacy_constructors_follow_the_default_device()
     empty_command_line()
     rpc_stand_in.install()  # a model written for an RPC group runs in this one process (trace/rpc_stand_in.py)
 
@@ -142,6 +143,7 @@ def tensor_types_keep_the_device() -> None:
 
     @functools.wraps(original)
     def type_(self: torch.Tensor, dtype: Any = None, non_blocking: bool = False, **kwargs: Any) -> Any:
+        dtype = getattr(dtype, "wrapped", dtype)  # torch.FloatTensor as the trace holds it: the original type
         if dtype is None or self.device.type != "meta":
             return original(self, dtype, non_blocking, **kwargs) if dtype is not None else original(self)
         if isinstance(dtype, str):  # "torch.FloatTensor", "torch.cuda.LongTensor"
@@ -150,6 +152,50 @@ def tensor_types_keep_the_device() -> None:
         return self.to(target) if isinstance(target, torch.dtype) else original(self, dtype, non_blocking, **kwargs)
 
     torch.Tensor.type = type_  # type: ignore[method-assign,assignment]
+
+
+_LEGACY_TYPES = ("FloatTensor", "DoubleTensor", "HalfTensor", "BFloat16Tensor", "LongTensor", "IntTensor",
+                 "ShortTensor", "CharTensor", "ByteTensor", "BoolTensor")  # fmt: skip
+
+
+def _legacy(original: Callable[..., Any], dtype: torch.dtype, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """`torch.FloatTensor(64, 1)`, `torch.FloatTensor(np.random.normal(0, 1, (64, 100)))` on the default device, as
+    `torch.empty`/`torch.tensor` make them: the legacy constructors always make a CPU tensor, which a meta trace
+    then meets as "Tensor on device meta is not on the expected device cpu" (PyTorch-GAN's latent
+    `z = Variable(Tensor(np.random.normal(...)))`, its `valid = Tensor(n, 1).fill_(1.0)`)."""
+    device = torch.get_default_device()
+    if device.type != "meta" or kwargs.get("device") is not None:
+        return original(*args, **kwargs)
+    if args and not kwargs and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+        return torch.empty(args, dtype=dtype)
+    if len(args) == 1 and not kwargs and isinstance(args[0], torch.Size):
+        return torch.empty(args[0], dtype=dtype)
+    made = original(*args, **kwargs)
+    return made.to(device) if isinstance(made, torch.Tensor) and made.device.type == "cpu" else made
+
+
+def legacy_constructors_follow_the_default_device() -> None:
+    """On meta, the typed legacy constructors (`torch.FloatTensor(...)`, `torch.LongTensor(...)`) make their
+    tensor on the trace device (`_legacy`): each becomes a class of the same name whose instances are the
+    original's (`isinstance(x, torch.FloatTensor)` holds as before) and whose `dtype` says its dtype
+    (`x.type(Tensor)`). `torch.Tensor(...)` itself is left as it is: torch's compiler keeps its own table of
+    `torch.Tensor.__new__`, and a replaced one breaks it."""
+    for name in _LEGACY_TYPES:
+        original = getattr(torch, name, None)
+        if original is None or not isinstance(getattr(original, "dtype", None), torch.dtype):
+            continue
+
+        class Legacy(type):
+            wrapped: Any = original
+
+            def __instancecheck__(cls, instance: Any) -> bool:
+                return isinstance(instance, cls.wrapped)
+
+            def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+                return _legacy(cls.wrapped, cls.wrapped.dtype, args, kwargs)
+
+        setattr(torch, name, Legacy(name, (), {"dtype": original.dtype, "is_cuda": False, "is_sparse": False,
+                                               "__module__": "torch"}))  # fmt: skip
 
 
 def loaders_sample_on_cpu() -> None:
