@@ -6,7 +6,8 @@ many lines inside those loops get shapes (#10).
 
 Each file is checked in place as `shapelens check` does (one warm trace worker, the file's folder as the root;
 the trace writes and downloads nothing). A loop "over a loader" is a top-level `for` whose iterable names a
-variable bound to `DataLoader(...)` at the top level; its lines are the loop's own lines.
+variable bound to `DataLoader(...)` anywhere in the file (at the top level, in `main()`), or a parameter
+named for a loader (`train(model, train_loader, ...)`); its lines are the loop's own lines.
 """
 
 from __future__ import annotations
@@ -19,19 +20,23 @@ import time
 
 
 def loader_loops(tree: ast.Module) -> list[tuple[int, int]]:
-    """(first, last) lines of the top-level loops (or loops nested in them) over a top-level DataLoader."""
+    """(first, last) lines of the loops over a DataLoader: a `for` anywhere in the file (the top level, `main()`,
+    `train(model, loader, ...)`) whose iterable names a variable bound to `DataLoader(...)` anywhere in the file,
+    or a parameter named for a loader (`train_loader`, `dataloader`)."""
     loaders = set()
-    body = [s for stmt in tree.body for s in (stmt.body if isinstance(stmt, ast.If) else [stmt])]
-    for stmt in body:
-        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call):
-            func = stmt.value.func
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            func = node.value.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if name == "DataLoader":
-                loaders |= {t.id for t in stmt.targets if isinstance(t, ast.Name)}
+                loaders |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    if not loaders:
+        return []
     out = []
-    for stmt in body:
-        for node in ast.walk(stmt):
-            if isinstance(node, ast.For) and {n.id for n in ast.walk(node.iter) if isinstance(n, ast.Name)} & loaders:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.For):
+            read = {n.id for n in ast.walk(node.iter) if isinstance(n, ast.Name)}
+            if read & loaders or any("loader" in name.lower() for name in read):
                 out.append((node.lineno, node.end_lineno or node.lineno))
     return out
 
@@ -82,7 +87,7 @@ def main(argv: list[str]) -> None:
     finally:
         worker.close()
     with_made = sum(1 for r in rows if r["made"])
-    print(f"\n{len(rows)} files with a loop over a top-level DataLoader; {with_made} got a made batch; "
+    print(f"\n{len(rows)} files with a loop over a DataLoader; {with_made} got a made batch; "
           f"{sum(r['lines_with_shapes_in_loops'] for r in rows)} loop lines with shapes; "
           f"{sum(len(r['errors']) for r in rows)} error findings")  # fmt: skip
     if out_json:

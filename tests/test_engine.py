@@ -127,10 +127,11 @@ def test_example_call_inside_a_function_runs_only_its_slice(analyse: Analyse, tm
     lines = (tmp_path / "model.py").read_text().splitlines()
     harm = [n for n, text in enumerate(lines, start=1) if text.strip().startswith(("open(", "print("))]
     script, _ = run_script_on_cpu(path, skip_lines=harm)
-    returned = next(n for n, text in enumerate(lines, start=1) if text.strip() == "return scores")
-    truth = {k: v for k, v in script.shapes().items() if k[1] != returned}  # main() stops at the refused write
+    # main() is run statement by statement: the refused write in train() leaves out only itself, so `return scores`
+    # has its shape as on CPU
+    truth = script.shapes()
     forward = run_on_cpu(path, build="Tagger(100, tags=7)", inputs=[torch.randint(0, 100, (3, 11))]).shapes()
-    assert truth == {**forward, **{k: v for k, v in truth.items() if k[2] in ("ids", "scores")}}
+    assert truth == {**forward, **{k: v for k, v in truth.items() if k[2] in ("ids", "scores", "return")}}
     assert_matches_cpu(reports, truth)
     ours = hints_by_key(reports)
     assert ours[(path, 17, "h_n")] == [(2, 3, 32)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
+import traceback
 from pathlib import Path
 
 import oracle
@@ -925,3 +926,181 @@ def test_noise_sized_by_the_batch_is_no_part_of_it(analyse: Analyse) -> None:
     hints = {(h.line, h.target): h.shapes for h in report.hints}
     assert hints[(9, "imgs")] == [(8, 64)], hints
     assert hints[(11, "fake")] == [(8, 64)] and hints[(12, "real")] == hints[(13, "judged")] == [(8, 1)]
+
+
+MAIN_BUILDS_THE_LOADER = """
+    import argparse
+    import os
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 8, 3)
+            self.fc = nn.Linear(8 * 13 * 13, 10)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv(x)), 2)
+            x = torch.flatten(x, 1)
+            return F.log_softmax(self.fc(x), dim=1)
+
+
+    def train(args, model, loader, optimizer):
+        model.train()
+        for step, (data, target) in enumerate(loader):
+            optimizer.zero_grad()
+            output = model(data)
+            loss = F.nll_loss(output, target)
+            loss.backward()
+            optimizer.step()
+            if step % args.log_every == 0:
+                print("step", step, len(loader.dataset), loss.item())
+
+
+    def test(model, loader):
+        model.eval()
+        total = 0
+        with torch.no_grad():
+            for data, target in loader:
+                output = model(data)
+                total += F.nll_loss(output, target, reduction="sum").item()
+                pred = output.argmax(dim=1, keepdim=True)
+        total /= len(loader.dataset)
+        print("test loss", total)
+
+
+    def main():
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument("--log-every", type=int, default=10)
+        args = parser.parse_args()
+        folder = os.path.dirname(os.path.abspath(__file__))
+        train_set = torch.load(os.path.join(folder, "digits.pt"), weights_only=False)
+        test_set = torch.load(os.path.join(folder, "digits.pt"), weights_only=False)
+        train_kwargs = {"batch_size": args.batch_size}
+        train_loader = DataLoader(train_set, **train_kwargs)
+        test_loader = DataLoader(test_set, batch_size=16)
+        model = Net()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for epoch in range(3):
+            train(args, model, train_loader, optimizer)
+            test(model, test_loader)
+
+
+    if __name__ == "__main__":
+        main()
+"""
+
+
+def test_a_loader_built_inside_main_feeds_the_loops_of_the_functions_main_calls(
+    analyse: Analyse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pytorch/examples mnist's form: `main()` reads the dataset and builds the loaders, `train()`/`test()` loop
+    # over them and log with `.item()`; here the dataset file is not there when the trace runs
+    report = only(analyse(MAIN_BUILDS_THE_LOADER, name="main_loader.py"))
+    assert errors(report) == []
+    hints = {(h.line, h.target): h for h in report.hints}
+    assert {(24, "data"), (24, "target"), (26, "output"), (27, "loss"), (38, "data"), (39, "output"),
+            (41, "pred")} <= set(hints), sorted(hints)  # fmt: skip
+    assert hints[(24, "data")].shapes == [(32, 1, 28, 28)] and hints[(38, "data")].shapes == [(16, 1, 28, 28)]
+    assert hints[(24, "target")].dtype == "int64"
+    assert "batch from the model's inferred input" in render.variable_markdown(hints[(24, "data")])
+    [script] = [m for m in report.models if m.name == "<module>"]
+    assert any("line 31 not traced" in note and ".item()" in note for note in script.notes), script.notes
+    dataset = torch.utils.data.TensorDataset(torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,)))
+    torch.save(dataset, tmp_path / "digits.pt")
+    monkeypatch.setattr("sys.argv", ["main_loader.py"])  # the CPU run parses its own command line, not pytest's
+    assert_hints_match_cpu(report, tmp_path / "main_loader.py")
+
+
+def test_a_function_that_returns_the_loader_gives_it_to_its_caller(analyse: Analyse, tmp_path: Path) -> None:
+    source = """
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader
+
+
+        def make_loader(path, batch_size=8):
+            data = torch.load(path, weights_only=False)
+            loader = DataLoader(data, batch_size=batch_size, shuffle=True)
+            return loader
+
+
+        def run():
+            model = nn.Sequential(nn.Linear(12, 4), nn.ReLU(), nn.Linear(4, 3))
+            loader = make_loader("pairs.pt")
+            for x, y in loader:
+                out = model(x)
+                loss = nn.CrossEntropyLoss()(out, y)
+
+
+        run()
+    """
+    report = only(analyse(source, name="returns_loader.py"))
+    assert errors(report) == []
+    hints = {(h.line, h.target): h.shapes for h in report.hints}
+    assert hints[(16, "x")] == [(8, 12)] and hints[(17, "out")] == [(8, 3)] and hints[(18, "loss")] == [()]
+
+
+def test_a_shape_error_inside_main_is_flagged_at_its_line_and_main_goes_on(analyse: Analyse, tmp_path: Path) -> None:
+    source = """
+        import torch
+        from torch import nn
+
+
+        def main():
+            x = torch.randn(4, 10)
+            fc = nn.Linear(12, 3)
+            y = torch.cat([x, torch.randn(5, 10)], dim=1)
+            z = torch.relu(x)
+            return z
+
+
+        if __name__ == "__main__":
+            out = main()
+    """
+    report = only(analyse(source, name="main_crash.py"))
+    _, failures = oracle.run_script_on_cpu(str(tmp_path / "main_crash.py"))
+    [crash] = failures.values()
+    path = str(tmp_path / "main_crash.py")
+    assert [f.lineno for f in traceback.extract_tb(crash.__traceback__) if f.filename == path][-1] == 9
+    assert errors(report) == [("SL001", 9)]
+    hints = {(h.line, h.target): h.shapes for h in report.hints}
+    assert hints[(10, "z")] == [(4, 10)] and hints[(15, "out")] == [(4, 10)]
+
+
+def test_legacy_tensor_constructors_stay_on_the_trace_device(analyse: Analyse, tmp_path: Path) -> None:
+    # PyTorch-GAN's form: `Tensor = torch.FloatTensor`, labels from `Tensor(n, 1).fill_(1.0)`, the latent from
+    # `Tensor(np.random.normal(...))`; on meta these were CPU tensors, and the loop stopped at the generator
+    source = """
+        import numpy as np
+        import torch
+        from torch import nn
+        from torch.autograd import Variable
+        from torch.utils.data import DataLoader
+
+        Tensor = torch.FloatTensor
+        generator = nn.Sequential(nn.Linear(16, 64), nn.Tanh())
+        discriminator = nn.Sequential(nn.Linear(64, 1), nn.Sigmoid())
+        loss_fn = nn.BCELoss()
+        loader = DataLoader(torch.load("images.pt", weights_only=False), batch_size=8)
+        for imgs, _ in loader:
+            valid = Variable(Tensor(imgs.size(0), 1).fill_(1.0), requires_grad=False)
+            real = Variable(imgs.type(Tensor))
+            z = Variable(Tensor(np.random.normal(0, 1, (imgs.shape[0], 16))))
+            fake = generator(z)
+            g_loss = loss_fn(discriminator(fake), valid)
+            d_loss = loss_fn(discriminator(real), valid)
+            same = isinstance(real, Tensor)
+    """
+    report = only(analyse(source, name="legacy.py"))
+    assert errors(report) == []
+    hints = {(h.line, h.target): h.shapes for h in report.hints}
+    assert hints[(17, "fake")] == [(8, 64)] and hints[(18, "g_loss")] == hints[(19, "d_loss")] == [()], hints
+    dataset = torch.utils.data.TensorDataset(torch.randn(16, 64), torch.zeros(16))
+    torch.save(dataset, tmp_path / "images.pt")
+    assert_hints_match_cpu(report, tmp_path / "legacy.py")

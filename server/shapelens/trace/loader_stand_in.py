@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import dataclasses
 import sys
 from collections.abc import Callable, Iterator
@@ -243,6 +244,9 @@ def find_roles(target: ast.expr, uses: list[ast.stmt], lookup: Lookup) -> Roles:
             if not parts:
                 continue
             callee = resolve(call.func, lookup)
+            if callee is _MISSING and isinstance(call.func, ast.Call):  # `nn.CrossEntropyLoss()(out, y)`
+                callee = resolve(call.func.func, lookup)
+                callee = callee if isinstance(callee, type) and issubclass(callee, _CLASS_LOSSES) else _MISSING
             if _class_loss(callee):
                 target_arg = call.args[1] if len(call.args) > 1 else None
                 target_arg = next((k.value for k in call.keywords if k.arg == "target"), target_arg)
@@ -270,7 +274,7 @@ def _position(node: ast.AST) -> tuple[int, int]:
 
 
 def _class_loss(callee: Any) -> bool:
-    if isinstance(callee, _CLASS_LOSSES):
+    if isinstance(callee, _CLASS_LOSSES) or (isinstance(callee, type) and issubclass(callee, _CLASS_LOSSES)):
         return True
     name = getattr(callee, "__name__", "")
     return callable(callee) and name in _CLASS_LOSS_FUNCTIONS and "torch" in (getattr(callee, "__module__", "") or "")
@@ -642,6 +646,15 @@ class StandIns:
         self.sources = sources
         self.file = next(iter(sources))  # the script's own file
         self.loaders: dict[str, StandInLoader] = {}
+
+    @contextlib.contextmanager
+    def scope(self, ns: dict[str, Any]) -> Iterator[None]:
+        """Statements of a function the script steps into (`main()`) bind and read its own names."""
+        outer, self.ns = self.ns, ns
+        try:
+            yield
+        finally:
+            self.ns = outer
 
     def _lookup(self, name: str) -> Any:
         value = self.ns.get(name, _MISSING)

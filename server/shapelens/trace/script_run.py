@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import copy
 import dataclasses
 import dis
+import inspect
 import os
 import sys
 import time
 import traceback
+import types
 from contextlib import nullcontext
 from typing import Any
 
@@ -50,7 +53,10 @@ from shapelens.trace.recording import FILE_ID, Recorder, mismatch_records
 # failures that say the trace lacks something a real run has (values, files, the network), not that the
 # code is wrong: a note, never an error finding
 _WANTS = (
-    (("FileNotFoundError", "No such file", "IsADirectoryError", "PermissionError"), "it reads a file that is not here"),
+    (
+        ("FileNotFoundError", "No such file", "IsADirectoryError", "PermissionError", "Dataset not found"),
+        "it reads a file that is not here",
+    ),
     (NEEDS_FAKE, "it needs a tensor's values, which a shape-only trace does not have"),
     (("only available on CPU", "share_memory"), "it needs real memory, which a shape-only trace does not have"),
     (("ModuleNotFoundError", "ImportError", "MissingImport"), "an import it needs is not installed"),
@@ -226,6 +232,300 @@ def _module_layers(ns: dict[str, Any], names: list[str], recorder: Recorder) -> 
     return out
 
 
+class _Returned(BaseException):
+    """A stepped function's `return`, raised where it stands (inside a loop or a `with` as well): a
+    `BaseException`, so that the function's own `except Exception:` does not catch it."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__()
+        self.value = value
+
+
+RETURNED = "__shapelens_returned__"
+_VALUE = "__shapelens_value__"
+_BIND = "__shapelens_bind__"
+_MAX_DEPTH = 3  # `main()` → `get_loaders()` → one more: deeper calls run as written
+_NOT_PLAIN = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
+class _Returns(ast.NodeTransformer):
+    """`return e` → `raise __shapelens_returned__(e)` in a stepped function's statements (not in the functions,
+    classes and lambdas they define)."""
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        return node
+
+    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AST:
+        return node
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
+        return node
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
+        return node
+
+    def visit_Return(self, node: ast.Return) -> ast.AST:
+        value = node.value if node.value is not None else ast.Constant(None)
+        raised = ast.Raise(exc=ast.Call(ast.Name(RETURNED, ast.Load()), [value], []), cause=None)
+        return ast.copy_location(raised, node)
+
+
+def _has_return(stmt: ast.stmt) -> bool:
+    return any(isinstance(n, ast.Return) for n in _outside_definitions(stmt))
+
+
+@dataclasses.dataclass
+class _Scope:
+    """Where statements run: the module's namespace, or a stepped function's (its globals' copy with its
+    arguments), with the names unknown there and those a made-up batch flowed into."""
+
+    ns: dict[str, Any]
+    unknown: dict[str, tuple[str, bool]]  # name -> why it is unknown, and whether a failure made it so
+    guessed: set[str]
+    depth: int = 0
+
+
+class _ScriptRun:
+    """One script run: its statements, one by one, and the functions its statements call stepped into
+    (`main()` built the loader, `get_loaders(args)` returned it), statement by statement as well, so that a
+    failure there (a refused download) leaves names unknown instead of ending the call."""
+
+    def __init__(self, plan: TracePlan, ctx: Context, recorder: Recorder, table: list[Any]) -> None:
+        self.plan = plan
+        self.recorder = recorder
+        self.table = table
+        self.device = torch.device(ctx.device)
+        self.untraced: list[tuple[int, str, str]] = []  # statements skipped for a name a failure left unknown
+        self.notes: list[str] = []
+        self.errors: list[TraceError] = []
+        self.bound_in_order: list[str] = []  # at the top level
+        self.stand_ins = StandIns(ctx.module.__dict__, self.device, recorder, {plan.file: plan.source})
+        parsed = parse(plan.file, plan.source)
+        tree = parsed.tree if isinstance(parsed, Source) else ast.Module(body=[], type_ignores=[])
+        self.defs = {
+            (n.name, n.lineno): n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and not n.decorator_list
+        }
+        self.scopes: list[_Scope] = []
+
+    def block(self, statements: list[tuple[ast.stmt, str | None]], scope: _Scope) -> tuple[Any, str | None]:
+        """Run statements in a scope; a stepped function's return value, or why it is unknown."""
+        self.scopes.append(scope)
+        try:
+            for stmt, skip in statements:
+                try:
+                    unreached = self.statement(stmt, skip, scope)
+                except _Returned as returned:
+                    return returned.value, None
+                if unreached is not None and scope.depth:
+                    return None, unreached  # the function's `return` did not run: what it gives is unknown
+            return None, None
+        finally:
+            self.scopes.pop()
+
+    def statement(self, stmt: ast.stmt, skip: str | None, scope: _Scope) -> str | None:
+        """Run one statement; why not, when it did not run (or failed) and holds a `return`."""
+        plan, recorder, stand_ins, notes = self.plan, self.recorder, self.stand_ins, self.notes
+        unknown, ns, device = scope.unknown, scope.ns, self.device
+        names = sorted(bound_names(stmt))
+        line = stmt.lineno
+        if skip is not None:
+            for name in names:
+                unknown[name] = (f"line {line} was not run: it {skip}", False)
+            return None
+        # a def or class never waits for a name its body reads: defining it is harmless
+        reads = set() if isinstance(stmt, _DEFINITIONS) else loaded_names(stmt)
+        needs = sorted(reads & unknown.keys())
+        if needs and stand_ins.bind(stmt, unknown[needs[0]][0], set(unknown)):
+            self._bound(names, scope)
+            return None
+        if needs:
+            why, failed = unknown[needs[0]]
+            for name in names:
+                unknown[name] = (why, failed)
+            notes.append(f"line {line} not traced: `{needs[0]}` is unknown ({why.split(':')[0]})")
+            if failed:
+                self.untraced.append((line, needs[0], why))
+            return f"line {line} did not run: `{needs[0]}` is unknown" if _has_return(stmt) else None
+        stepped = self.step(stmt, scope)
+        if stepped:
+            return None
+        silenced = stand_ins.silence(stmt)  # what would read a part of a made-up batch that is unknown
+        values, valued = _value_reads(stmt) if device.type == "meta" else (set(), set())
+        for key in sorted(values & _seeds(stmt)):
+            notes.append(f"line {key[0]} not traced: {_VALUES}")
+        if silenced.keys or values:
+            stmt = _Silence(silenced.keys | values).visit(stmt)
+        if isinstance(stmt, ast.FunctionDef) and device.type == "meta":
+            quiet, lines = _quiet(stmt)
+            stmt = quiet or stmt
+            notes += [f"line {at} not traced: {_VALUES}" for at in lines]
+        body = instrument_statements([stmt], plan.source, self.table)
+        if scope.depth:
+            body = [ast.fix_missing_locations(_Returns().visit(s)) for s in body]
+        code = compile(ast.Module(body=body, type_ignores=[]), plan.file, "exec")
+        made, met = stand_ins.made_count(), len(recorder.mismatches)
+        if reads & scope.guessed:  # what a made-up batch flowed into is a guess too
+            made = -1
+        try:
+            exec(code, ns)
+        except (TraceTimeout, SystemExit, KeyboardInterrupt, _Returned):
+            if _drop_guessed(stand_ins, made, recorder, met, notes, line):
+                scope.guessed.update(names)
+            raise
+        except BaseException as err:
+            return self.failed(stmt, err, names, scope, made, met)
+        self._bound(names, scope)
+        if _drop_guessed(stand_ins, made, recorder, met, notes, line):
+            scope.guessed.update(names)
+        stand_ins.empty(stmt, line)
+        left, left_out = stand_ins.left_unknown(stmt, silenced, names)
+        left.update(dict.fromkeys(valued - left.keys(), f"line {line}: a statement in its loop {_VALUES}"))
+        for name, why in left.items():
+            unknown[name] = (why, True)
+        self.untraced += left_out
+        return None
+
+    def _bound(self, names: list[str], scope: _Scope) -> None:
+        if scope.depth == 0:
+            self.bound_in_order += [n for n in names if n not in self.bound_in_order]
+        for name in names:
+            scope.unknown.pop(name, None)
+
+    def failed(
+        self, stmt: ast.stmt, err: BaseException, names: list[str], scope: _Scope, made: int, met: int
+    ) -> str | None:
+        """A statement raised: a finding when torch says the code is wrong, else a note; its names unknown."""
+        plan, recorder, stand_ins, notes, unknown = self.plan, self.recorder, self.stand_ins, self.notes, scope.unknown
+        line = stmt.lineno
+        unreached = f"line {line} did not run" if _has_return(stmt) else None
+        guessed = _drop_guessed(stand_ins, made, recorder, met, notes, line)
+        missing = getattr(err, "name", None) if isinstance(err, NameError) else None
+        if missing in unknown:  # a function it called reads a name left unknown (a skipped `open`)
+            why, failed = unknown[missing]
+            for name in names:
+                unknown[name] = (why, failed)
+            notes.append(f"line {line} not traced: `{missing}` is unknown ({why.split(':')[0]})")
+            if failed:
+                self.untraced.append((line, str(missing), why))
+            return unreached
+        if explain.missing_forward(err):  # the model's own trace says so (SL008): once is enough
+            for name in names:
+                unknown[name] = (f"line {line} did not run: {explain.missing_forward(err)} has no forward", False)
+            notes.append(f"line {line} not traced: {explain.missing_forward(err)} has no forward yet")
+            return unreached
+        want = _want(err)
+        if "num_samples=0" in str(err):  # a sampler over a dataset with no samples here (no data folder)
+            want = "its dataset has no samples here"
+        if isinstance(err, Unreadable) or "UnknownPart" in str(err):
+            want = "it needs the loader's dataset, which could not be read"
+        elif guessed:  # a guess never accuses the code
+            want = "the batch made from the model's inferred input does not fit how the code uses it"
+        elif want is not None and stand_ins.bind(
+            stmt, f"line {line} did not run: {want} ({type(err).__name__}: {explain.plain(str(err))})",
+            set(unknown),
+        ):  # fmt: skip
+            self._bound(names, scope)
+            return None
+        if want is None and not _code_error(err):
+            want = "it stopped on the script's own terms, not on a shape"
+        if want is None:  # the code's own error: a finding; what needs its names is skipped quietly
+            self.errors.append(explain.failure(_classify(err, "forward"), err, plan, recorder, "forward"))
+            for name in names:
+                unknown[name] = (f"line {line} failed", False)
+            return unreached
+        cause = f"{want} ({type(err).__name__}: {explain.plain(str(err))})"
+        for name in names:
+            unknown[name] = (f"line {line} did not run: {cause}", True)
+        notes.append(f"line {line} not traced: {cause}")
+        return unreached
+
+    # -- stepping into the script's own functions ------------------------------------------------------------
+
+    def _steppable(self, stmt: ast.stmt, scope: _Scope) -> tuple[types.FunctionType, ast.FunctionDef] | None:
+        """`main()`, `loaders = get_loaders(args)`: a call, as a whole statement, of a plain function of the
+        script's own file (no decorator, generator, closure, `global` or `nonlocal`)."""
+        if scope.depth >= _MAX_DEPTH or not isinstance(stmt, ast.Expr | ast.Assign):
+            return None
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) != 1:
+            return None
+        call = stmt.value
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
+            return None
+        func = scope.ns.get(call.func.id)
+        if not isinstance(func, types.FunctionType) or func.__closure__ is not None:
+            return None
+        code = func.__code__
+        if code.co_filename != self.plan.file or code.co_flags & _NOT_PLAIN:
+            return None
+        node = self.defs.get((func.__name__, code.co_firstlineno))
+        if node is None or any(isinstance(n, ast.Global | ast.Nonlocal) for n in _outside_definitions(node)):
+            return None
+        return func, node
+
+    def step(self, stmt: ast.stmt, scope: _Scope) -> bool:
+        """Run a call of the script's own function statement by statement, in a scope of its own; bind what it
+        returns to the statement's target. False when it is no such call (the statement runs as written)."""
+        found = self._steppable(stmt, scope)
+        if found is None:
+            return False
+        func, node = found
+        assert isinstance(stmt, ast.Expr | ast.Assign) and isinstance(stmt.value, ast.Call)
+        call = stmt.value
+        signature = inspect.signature(func)
+        scope.ns[_BIND] = lambda *args, **kwargs: signature.bind(*args, **kwargs)
+        bind = ast.Expression(ast.Call(ast.Name(_BIND, ast.Load()), call.args, call.keywords))
+        try:
+            bound = eval(compile(ast.fix_missing_locations(ast.copy_location(bind, call)), self.plan.file, "eval"),
+                         scope.ns)  # fmt: skip
+        except Exception:
+            return False  # the arguments do not fit: the call as written says how
+        finally:
+            scope.ns.pop(_BIND, None)
+        bound.apply_defaults()
+        outer = next((s for s in reversed(self.scopes) if s.ns is func.__globals__), self.scopes[0])
+        local = set(func.__code__.co_varnames) | set(func.__code__.co_cellvars)
+        inner = _Scope(
+            {**func.__globals__, **bound.arguments, RETURNED: _Returned},
+            {k: v for k, v in outer.unknown.items() if k not in local},
+            {k for k in outer.guessed if k not in local},
+            scope.depth + 1,
+        )
+        inner.guessed |= {k for k in bound.arguments if loaded_names(call) & scope.guessed}
+        made = self.stand_ins.made_count()
+        with self.stand_ins.scope(inner.ns):
+            value, why = self.block([(s, None) for s in node.body], inner)
+        if not isinstance(stmt, ast.Assign):
+            return True
+        names = sorted(bound_names(stmt))
+        if why is not None:
+            for name in names:
+                scope.unknown[name] = (f"{why} (in `{func.__name__}`)", True)
+            return True
+        assign = ast.copy_location(ast.Assign([stmt.targets[0]], ast.Name(_VALUE, ast.Load())), stmt)
+        code = compile(
+            ast.Module(body=instrument_statements([assign], self.plan.source, self.table), type_ignores=[]),
+            self.plan.file,
+            "exec",
+        )
+        scope.ns[_VALUE] = value
+        try:
+            exec(code, scope.ns)
+        except (TraceTimeout, SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as err:
+            cause = f"`{func.__name__}` gave {type(value).__name__} ({type(err).__name__}: {err})"
+            for name in names:
+                scope.unknown[name] = (f"line {stmt.lineno} did not run: {cause}", True)
+            self.notes.append(f"line {stmt.lineno} not traced: {cause}")
+            return True
+        finally:
+            scope.ns.pop(_VALUE, None)
+        self._bound(names, scope)
+        if self.stand_ins.made_count() != made:
+            scope.guessed.update(names)
+        return True
+
+
 def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter) -> None:
     """Trace the file's top level (after its models) and emit its `TargetResult`."""
     started = time.perf_counter()
@@ -248,15 +548,8 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
         file_id = next(i for i, (path, _) in enumerate(recorder.files) if path == plan.file)
         ns[RECORD], ns[RETURN] = recorder.bind(file_id)
     table = recorder.files[file_id][1]
-    # name -> why it is unknown, and whether a failure made it so (not a print or a plot skipped on purpose)
-    unknown: dict[str, tuple[str, bool]] = {}
-    untraced: list[tuple[int, str, str]] = []  # statements skipped for a name a failure left unknown
-    notes: list[str] = []
-    errors: list[TraceError] = []
-    bound_in_order: list[str] = []
-    device = torch.device(ctx.device)
-    stand_ins = StandIns(ns, device, recorder, {plan.file: plan.source})
-    guessed_names: set[str] = set()  # bound from a batch made from a model's inferred input
+    run = _ScriptRun(plan, ctx, recorder, table)
+    device = run.device
     recorder.active = True
     try:
         with (
@@ -264,110 +557,16 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
             device if device.type == "meta" else nullcontext(),
             contextlib.redirect_stdout(_Discard()),  # a print flood in the functions it calls: nowhere
         ):
-            for stmt, skip in statements:
-                names = sorted(bound_names(stmt))
-                line = stmt.lineno
-                if skip is not None:
-                    for name in names:
-                        unknown[name] = (f"line {line} was not run: it {skip}", False)
-                    continue
-                # a def or class never waits for a name its body reads: defining it is harmless
-                reads = set() if isinstance(stmt, _DEFINITIONS) else loaded_names(stmt)
-                needs = sorted(reads & unknown.keys())
-                if needs and stand_ins.bind(stmt, unknown[needs[0]][0], set(unknown)):
-                    bound_in_order += [n for n in names if n not in bound_in_order]
-                    for name in names:
-                        unknown.pop(name, None)
-                    continue
-                if needs:
-                    why, failed = unknown[needs[0]]
-                    for name in names:
-                        unknown[name] = (why, failed)
-                    notes.append(f"line {line} not traced: `{needs[0]}` is unknown ({why.split(':')[0]})")
-                    if failed:
-                        untraced.append((line, needs[0], why))
-                    continue
-                silenced = stand_ins.silence(stmt)  # what would read a part of a made-up batch that is unknown
-                values, valued = _value_reads(stmt) if device.type == "meta" else (set(), set())
-                for key in sorted(values & _seeds(stmt)):
-                    notes.append(f"line {key[0]} not traced: {_VALUES}")
-                if silenced.keys or values:
-                    stmt = _Silence(silenced.keys | values).visit(stmt)
-                code = compile(
-                    ast.Module(body=instrument_statements([stmt], plan.source, table), type_ignores=[]),
-                    plan.file,
-                    "exec",
-                )
-                made, met = stand_ins.made_count(), len(recorder.mismatches)
-                if reads & guessed_names:  # what a made-up batch flowed into is a guess too
-                    made = -1
-                try:
-                    exec(code, ns)
-                except (TraceTimeout, SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as err:
-                    guessed = _drop_guessed(stand_ins, made, recorder, met, notes, line)
-                    missing = getattr(err, "name", None) if isinstance(err, NameError) else None
-                    if missing in unknown:  # a function it called reads a name left unknown (a skipped `open`)
-                        why, failed = unknown[missing]
-                        for name in names:
-                            unknown[name] = (why, failed)
-                        notes.append(f"line {line} not traced: `{missing}` is unknown ({why.split(':')[0]})")
-                        if failed:
-                            untraced.append((line, missing, why))
-                        continue
-                    if explain.missing_forward(err):  # the model's own trace says so (SL008): once is enough
-                        for name in names:
-                            unknown[name] = (
-                                f"line {line} did not run: {explain.missing_forward(err)} has no forward",
-                                False,
-                            )
-                        notes.append(f"line {line} not traced: {explain.missing_forward(err)} has no forward yet")
-                        continue
-                    want = _want(err)
-                    if "num_samples=0" in str(err):  # a sampler over a dataset with no samples here (no data folder)
-                        want = "its dataset has no samples here"
-                    if isinstance(err, Unreadable) or "UnknownPart" in str(err):
-                        want = "it needs the loader's dataset, which could not be read"
-                    elif guessed:  # a guess never accuses the code
-                        want = "the batch made from the model's inferred input does not fit how the code uses it"
-                    elif want is not None and stand_ins.bind(
-                        stmt, f"line {line} did not run: {want} ({type(err).__name__}: {explain.plain(str(err))})",
-                        set(unknown),
-                    ):  # fmt: skip
-                        bound_in_order += [n for n in names if n not in bound_in_order]
-                        for name in names:
-                            unknown.pop(name, None)
-                        continue
-                    if want is None and not _code_error(err):
-                        want = "it stopped on the script's own terms, not on a shape"
-                    if want is None:  # the code's own error: a finding; what needs its names is skipped quietly
-                        errors.append(explain.failure(_classify(err, "forward"), err, plan, recorder, "forward"))
-                        for name in names:
-                            unknown[name] = (f"line {line} failed", False)
-                        continue
-                    cause = f"{want} ({type(err).__name__}: {explain.plain(str(err))})"
-                    for name in names:
-                        unknown[name] = (f"line {line} did not run: {cause}", True)
-                    notes.append(f"line {line} not traced: {cause}")
-                    continue
-                bound_in_order += [n for n in names if n not in bound_in_order]
-                for name in names:
-                    unknown.pop(name, None)
-                if _drop_guessed(stand_ins, made, recorder, met, notes, line):
-                    guessed_names.update(names)
-                stand_ins.empty(stmt, line)
-                left, left_out = stand_ins.left_unknown(stmt, silenced, names)
-                left.update(dict.fromkeys(valued - left.keys(), f"line {line}: a statement in its loop {_VALUES}"))
-                for name, why in left.items():
-                    unknown[name] = (why, True)
-                untraced += left_out
+            if device.type == "meta":
+                _quiet_value_reads(run, ns)
+            run.block(statements, _Scope(ns, {}, set()))
     except TraceTimeout as err:
-        errors.append(explain.failure("timeout", err, plan, recorder, "forward"))
+        run.errors.append(explain.failure("timeout", err, plan, recorder, "forward"))
     except (SystemExit, KeyboardInterrupt) as err:
-        notes.append(f"the script stopped: {type(err).__name__}({', '.join(map(str, err.args))})")
+        run.notes.append(f"the script stopped: {type(err).__name__}({', '.join(map(str, err.args))})")
     finally:
         recorder.active = False
+    errors, notes, untraced, stand_ins = run.errors, run.notes, run.untraced, run.stand_ins
     if untraced:  # never silent: the first statement left out, and why (SL011)
         line, name, why = untraced[0]
         more = (
@@ -381,7 +580,7 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
     refusal = _refusal_note(ctx)
     if refusal and not any("refused" in note for note in notes):  # one the script's own code caught
         notes.append(refusal)
-    layers = _module_layers(ns, bound_in_order, recorder)
+    layers = _module_layers(ns, run.bound_in_order, recorder)
     emit.result(
         TargetResult(
             SCRIPT_TARGET,
@@ -396,6 +595,55 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
             notes=notes,
         )
     )
+
+
+def _quiet_value_reads(run: _ScriptRun, ns: dict[str, Any]) -> None:
+    """The script's own functions the model load already defined, redefined as `_quiet` says."""
+    for (name, line), node in run.defs.items():
+        func = ns.get(name)
+        if not (
+            isinstance(func, types.FunctionType)
+            and func.__code__.co_filename == run.plan.file
+            and func.__code__.co_firstlineno == line
+            and func.__closure__ is None
+        ):
+            continue
+        quiet, lines = _quiet(node)
+        if quiet is None:
+            continue
+        code = compile(
+            ast.Module(body=instrument_statements([quiet], run.plan.source, run.table), type_ignores=[]),
+            run.plan.file,
+            "exec",
+        )
+        try:
+            exec(code, ns)
+        except Exception:
+            continue
+        run.notes += [f"line {at} not traced: {_VALUES}" for at in lines]
+
+
+def _quiet(node: ast.FunctionDef) -> tuple[ast.FunctionDef | None, list[int]]:
+    """A function of the script with the statements in its loops that read a tensor's values (`total +=
+    loss.item()`, `print(..., loss.item())`) left out, with what reads what those bound: on meta they would end
+    the call (`train(...)` at its first log line, before `test(...)` ever ran); and the lines left out for a
+    value read. None when there is none, or when its `return` would be left out: what it gives would be
+    wrong, not merely unknown."""
+    in_loops = {
+        node_key(s)
+        for loop in _outside_definitions(node)
+        if isinstance(loop, ast.For | ast.While)
+        for s in _outside_definitions(loop)
+        if s is not loop and isinstance(s, ast.stmt) and _reads_values(s)
+    }
+    if not in_loops:
+        return None, []
+    keys, _ = left_out_with(node.body, set(), lambda s: node_key(s) in in_loops)
+    nodes = {node_key(s): s for s in ast.walk(node) if isinstance(s, ast.stmt)}
+    if any(_has_return(nodes[key]) for key in keys if key in nodes):
+        return None, []
+    quiet = _Silence(keys).visit(copy.deepcopy(node))
+    return quiet, sorted(key[0] for key in keys & in_loops)
 
 
 def _drop_guessed(stand_ins: StandIns, made: int, recorder: Recorder, met: int, notes: list[str], line: int) -> bool:
