@@ -1104,3 +1104,35 @@ def test_legacy_tensor_constructors_stay_on_the_trace_device(analyse: Analyse, t
     dataset = torch.utils.data.TensorDataset(torch.randn(16, 64), torch.zeros(16))
     torch.save(dataset, tmp_path / "images.pt")
     assert_hints_match_cpu(report, tmp_path / "legacy.py")
+
+
+def test_a_dict_batch_part_no_model_takes_is_left_out_with_what_reads_it(analyse: Analyse, tmp_path: Path) -> None:
+    # PyTorch-GAN's cyclegan/esrgan form: `real_B = Variable(batch["B"].type(Tensor))` with `Tensor = torch.Tensor`;
+    # the part no model is called with stays unknown, and its statement is left out instead of failing the loop
+    source = """
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+        from torch.autograd import Variable
+        from torch.utils.data import DataLoader
+
+        Tensor = torch.Tensor
+        G = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1))
+        loader = DataLoader(torch.load("pairs.pt", weights_only=False), batch_size=2)
+        for batch in loader:
+            real_A = Variable(batch["A"].type(Tensor))
+            real_B = Variable(batch["B"].type(Tensor))
+            fake_B = G(real_A)
+            loss = F.l1_loss(fake_B, real_B)
+            again = G(fake_B)
+    """
+    report = only(analyse(source, name="pairs.py"))
+    assert errors(report) == []
+    hints = {(h.line, h.target): h.shapes for h in report.hints}
+    assert (13, "real_B") not in hints and (15, "loss") not in hints
+    assert hints[(14, "fake_B")] == hints[(16, "again")] == [(2, 3, 32, 32)], hints
+    [note] = [f for f in report.findings if f.code == "SL011"]
+    assert note.span.line == 13 and "`real_B`" in note.message
+    pairs = [{"A": torch.randn(3, 32, 32), "B": torch.randn(3, 32, 32)} for _ in range(4)]
+    torch.save(pairs, tmp_path / "pairs.pt")
+    assert_hints_match_cpu(report, tmp_path / "pairs.py", not_ours=(13, 15))

@@ -194,6 +194,16 @@ def _derive(stmt: ast.stmt, derived: dict[str, Path], unpacked: dict[tuple[int, 
         source = _part_of(part_value, derived)
         if source is not None and isinstance(part_target, ast.Name):
             derived[part_target.id] = source
+            if len(source) > len(derived.get(_root(part_value), ())):  # `real_B = Variable(batch["B"].type(T))`
+                unpacked.setdefault((stmt.lineno, part_target.id), source)
+
+
+def _root(expr: ast.expr) -> str:
+    """The name a part is read from in `expr` (`batch` in `Variable(batch["B"].type(T))`), or ""."""
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            return node.value.id
+    return ""
 
 
 # what an expression reads of a tensor without its data: its size, not its values (`imgs.shape[0]`, `len(x)`)
@@ -283,7 +293,14 @@ def _class_loss(callee: Any) -> bool:
 def tainted_statements(roles: Roles, uses: list[ast.stmt]) -> tuple[set[tuple[Any, ...]], set[str]]:
     """The statements of `uses` that read an unknown part of the batch (or what was made from one), and the
     names they would have bound or changed (`losses.append(loss)` changes `losses`)."""
-    return left_out_with(uses, {name for path, name in roles.unknown().items()})
+    unknown = roles.unknown()
+    at: dict[int, set[bool]] = {}  # line -> whether each part unpacked there is unknown
+    for (line, _), path in roles.unpacked.items():
+        at.setdefault(line, set()).add(path in unknown)
+    only_unknown = {line for line, flags in at.items() if flags == {True}}  # `real_B = Variable(batch["B"]...)`
+    return left_out_with(
+        uses, set(unknown.values()), lambda stmt: isinstance(stmt, ast.Assign) and stmt.lineno in only_unknown
+    )
 
 
 def left_out_with(

@@ -144,6 +144,8 @@ def tensor_types_keep_the_device() -> None:
     @functools.wraps(original)
     def type_(self: torch.Tensor, dtype: Any = None, non_blocking: bool = False, **kwargs: Any) -> Any:
         dtype = getattr(dtype, "wrapped", dtype)  # torch.FloatTensor as the trace holds it: the original type
+        if dtype is torch.Tensor:  # `Tensor = torch.cuda.FloatTensor if cuda else torch.Tensor`: the default type
+            dtype = torch.get_default_dtype()
         if dtype is None or self.device.type != "meta":
             return original(self, dtype, non_blocking, **kwargs) if dtype is not None else original(self)
         if isinstance(dtype, str):  # "torch.FloatTensor", "torch.cuda.LongTensor"
