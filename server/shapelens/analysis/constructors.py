@@ -160,6 +160,28 @@ def _buildable(cls: ast.ClassDef) -> bool:
     return all(f.value is not None for f in fields)
 
 
+_PARSED: dict[str, tuple[tuple[int, int], Source | None]] = {}  # path → ((mtime, size), its parse)
+
+
+def _parsed(file: str) -> Source | None:
+    """An imported file's parse, once per version of it: every model of a file (and every analysis of it) reads
+    the same imports, and parsing a large one costs tens of milliseconds."""
+    try:
+        stat = os.stat(file)
+    except OSError:
+        return None
+    version = (stat.st_mtime_ns, stat.st_size)
+    cached = _PARSED.get(file)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    parsed = parse(file, read_source_or_empty(file))
+    found = parsed if isinstance(parsed, Source) else None
+    if len(_PARSED) >= 256:
+        _PARSED.clear()
+    _PARSED[file] = (version, found)
+    return found
+
+
 _NOT_CLASSES = {"typing", "typing_extensions", "collections.abc", "types"}  # what they export is no config class
 
 
@@ -201,10 +223,8 @@ class Visible:
         """The class `module` defines under `name`; None where it cannot be read; False where the module binds
         the name otherwise: `BlockArgs = List[List[Dict[str, Any]]]` is a type alias, no class to call."""
         file = find_module_file(module, self.roots)
-        if file is None:
-            return None
-        parsed = parse(file, read_source_or_empty(file))
-        if not isinstance(parsed, Source):
+        parsed = _parsed(file) if file is not None else None
+        if parsed is None:
             return None
         cls = next((n for n in parsed.tree.body if isinstance(n, ast.ClassDef) and n.name == name), None)
         if cls is not None:
