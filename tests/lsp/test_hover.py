@@ -46,6 +46,14 @@ def test_a_name_means_the_binding_that_reaches_it() -> None:
     assert _at(5, 20) is None  # a parameter: no hint says what it was
 
 
+def test_return_of_a_tuple_hovers_its_first_tensor() -> None:
+    # `return y, y` records return[0] and return[1] (a tuple's elements, #8): hovering `return` finds them
+    returned = [_hint("y", 5, 2), _hint("return[0]", 7, 2), _hint("return[1]", 7, 2)]
+    word = word_at(SOURCE.splitlines()[6], 9)
+    assert word is not None
+    assert hint_for_word(returned, outline("/m.py", SOURCE), word, 7) == returned[1]
+
+
 def test_self_attr_names_the_layer_its_assignment_built() -> None:
     built = LayerInfo("fc", "Linear", Span("/m.py", 3, 19, 3, 31), 10, 40, None, [])
     other = LayerInfo("head.fc", "Linear", Span("/m.py", 9, 1, 9, 9), 10, 40, None, [])
