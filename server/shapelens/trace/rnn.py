@@ -55,6 +55,12 @@ def shape_rule_forward(self: nn.RNNBase, input: Any, hx: Any = None) -> Any:
     if not isinstance(input, torch.Tensor) or not _storage_less(input):
         return _real_forward(self, input, hx)  # a real-device trace
     batched = input.dim() == 3
+    # torch's own checks, which read shapes only (features vs input_size, h0/c0 vs the batch): an LSTM built
+    # without batch_first and fed [B, T, F] with h0 of [layers, B, hidden] fails there on CPU
+    if batched and hx is not None:
+        self.check_forward_args(input, hx, None)  # type: ignore[arg-type]
+    elif batched:
+        self.check_input(input, None)
     if batched and self.batch_first:
         batch, steps = input.shape[0], input.shape[1]
     elif batched:
