@@ -180,8 +180,8 @@ def legacy_constructors_follow_the_default_device() -> None:
     """On meta, the typed legacy constructors (`torch.FloatTensor(...)`, `torch.LongTensor(...)`) make their
     tensor on the trace device (`_legacy`): each becomes a class of the same name whose instances are the
     original's (`isinstance(x, torch.FloatTensor)` holds as before) and whose `dtype` says its dtype
-    (`x.type(Tensor)`). `torch.Tensor(...)` itself is left as it is: torch's compiler keeps its own table of
-    `torch.Tensor.__new__`, and a replaced one breaks it."""
+    (`x.type(Tensor)`). `torch.from_numpy` follows it too. `torch.Tensor(...)` itself is left as it is: torch's
+    compiler keeps its own table of `torch.Tensor.__new__`, and a replaced one breaks it."""
     for name in _LEGACY_TYPES:
         original = getattr(torch, name, None)
         if original is None or not isinstance(getattr(original, "dtype", None), torch.dtype):
@@ -198,6 +198,17 @@ def legacy_constructors_follow_the_default_device() -> None:
 
         setattr(torch, name, Legacy(name, (), {"dtype": original.dtype, "is_cuda": False, "is_sparse": False,
                                                "__module__": "torch"}))  # fmt: skip
+    from_numpy = torch.from_numpy
+
+    @functools.wraps(from_numpy)
+    def numpy_on_the_default_device(array: Any) -> torch.Tensor:
+        """`torch.from_numpy(images)` shares the array's CPU memory: on meta, a CPU tensor among meta ones (a
+        model called on it fails on the device, not on its shape), where `torch.tensor(images)` is meta."""
+        made = from_numpy(array)
+        device = torch.get_default_device()
+        return made.to(device) if device.type == "meta" else made
+
+    torch.from_numpy = numpy_on_the_default_device  # type: ignore[assignment]
 
 
 def loaders_sample_on_cpu() -> None:

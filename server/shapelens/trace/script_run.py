@@ -66,6 +66,7 @@ _WANTS = (
 
 _TORCH = os.path.dirname(torch.__file__) + os.sep
 _OURS = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # shapelens itself
+_PATCHES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "patches.py")  # wrappers around torch's calls
 _NOT_SHAPES = (NameError, AttributeError, KeyError, AssertionError, ImportError, OSError, StopIteration)
 _SHAPE_TYPES = (RuntimeError, IndexError, ValueError)  # what torch's C code raises for a shape or dtype
 
@@ -76,11 +77,16 @@ def _code_error(err: BaseException) -> bool:
     a library other than torch: those say the script lacked data or set-up a trace does not have (a note)."""
     if isinstance(err, _NOT_SHAPES):
         return False
+    frames = []
     tb = err.__traceback__
-    while tb is not None and tb.tb_next is not None:
+    while tb is not None:
+        frames.append(tb)
         tb = tb.tb_next
-    if tb is None:
+    while len(frames) > 1 and frames[-1].tb_frame.f_code.co_filename == _PATCHES:
+        frames.pop()  # a patched torch call (`x.view(...)` keeps its flatten factors): the call is torch's, not ours
+    if not frames:
         return True
+    tb = frames[-1]
     path = tb.tb_frame.f_code.co_filename
     if path.startswith(_OURS):
         return False  # our own failure while recording is never the script's error
