@@ -88,8 +88,11 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
         for mismatch in target.mismatches:
             found = layer_sizes.layer_mismatch(mismatch, sources)
             known = report(found.span.path).findings if found is not None else []
-            if found is not None and not any((f.code, f.span) == (found.code, found.span) for f in known):
+            same = [i for i, f in enumerate(known) if found and (f.code, f.span) == (found.code, found.span)]
+            if found is not None and not same:
                 known.append(found)  # two targets, one layer (a model, and the script that calls it again)
+            elif found is not None and found.related and not known[same[0]].related:
+                known[same[0]] = found  # the one that says where the layer met its input (the script's call)
         for error in (target.error, *target.errors):  # `errors`: a script's later failures (trace/script_run.py)
             if error is None or (name == SCRIPT_TARGET and not error.line and plan.traced):
                 continue  # a load that never finished: the models' findings say so
@@ -99,8 +102,10 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
                     continue  # its lines have their shapes from that trace: its own guess has nothing to add
                 found = trace_failures.from_a_guess(found, target, _how(guessed[name]))
             for finding in (found, trace_failures.pointer(found, error, target, plan, sources)):
-                # filed on the file it is in; a file that failed to load fails every model alike: once
-                if finding is not None and finding not in report(finding.span.path).findings:
+                # filed on the file it is in; a file that failed to load fails every model alike, and a model
+                # that fails in its own trace fails again where the script calls it (the same span): once
+                filed = report(finding.span.path).findings if finding is not None else []
+                if finding is not None and not any((f.code, f.span) == (finding.code, finding.span) for f in filed):
                     report(finding.span.path).findings.append(finding)
         mode = target.mode
         for r in reports.values():

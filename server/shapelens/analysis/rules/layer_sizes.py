@@ -238,6 +238,9 @@ def layer_mismatch(m: Mismatch, sources: Sources) -> Finding | None:
     message = f"{m.layer}({m.attr}={declared}) receives {shape}: {DESCRIBE[m.code](m)}" + (
         f", so {m.attr} should be {_product(m.factors, m.actual)}" if arg is not None else ""
     )
+    layout = _layout(m)
+    if layout:  # the layer is right and its input is laid out wrong: changing the size would be a wrong fix
+        message += f" — {layout}"
     if m.symbolic:  # the symbolic pass's account (#13): which input sizes the declared one fits
         message += f" — {m.symbolic}"
     related: tuple[Related, ...] = ()
@@ -250,10 +253,26 @@ def layer_mismatch(m: Mismatch, sources: Sources) -> Finding | None:
         if isinstance(actual, list):  # LayerNorm: keep an int where one was written
             actual = actual[0] if len(actual) == 1 and not isinstance(arg, ast.Tuple | ast.List) else tuple(actual)
         new_text = _product(m.factors, actual) if isinstance(actual, int) else str(actual)
-        fixes.append(Fix(f"Set {m.attr} to {new_text}", (Edit(span, new_text),), MISMATCH_RULES[m.code].fix_safe))
+        safe = MISMATCH_RULES[m.code].fix_safe and not layout
+        fixes.append(Fix(f"Set {m.attr} to {new_text}", (Edit(span, new_text),), safe))
         if m.code == "SL101" and isinstance(call.func, ast.Attribute | ast.Name):
             fixes.append(_lazy_linear(call, source))
     return MISMATCH_RULES[m.code].finding(span, message, tuple(fixes), related)
+
+
+def _layout(m: Mismatch) -> str | None:
+    """The two input layouts users most often get wrong, where the layer's own size is right: images kept
+    channels-last (`torch.from_numpy` of [N, H, W, C]) and a single sample without its batch dimension
+    (`flatten(x, 1)` of [C, H, W] keeps C apart: [C, H·W] where the layer wants C·H·W features)."""
+    shape = [d for d in m.input_shape if isinstance(d, int)]
+    if len(shape) != len(m.input_shape) or not isinstance(m.declared, int):
+        return None
+    if m.code == "SL102" and len(shape) >= 3 and shape[-1] == m.declared != shape[1]:
+        order = ", ".join(map(str, (0, len(shape) - 1, *range(1, len(shape) - 1))))
+        return f"its last dimension is {m.declared}: channels-last data? `.permute({order})` puts the channels first"
+    if m.code == "SL101" and len(shape) == 2 and shape[0] > 1 and shape[0] * shape[1] == m.declared:
+        return f"{shape[0]}·{shape[1]} = {m.declared}: one sample without its batch dimension? `.unsqueeze(0)` adds it"
+    return None
 
 
 def _lazy_linear(call: ast.Call, source: Source) -> Fix:
