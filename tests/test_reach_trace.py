@@ -551,14 +551,18 @@ def test_a_parameter_typed_by_an_alias_takes_what_the_file_passes_under_its_name
     # registry: no shapes at all
     for name in ("specs.py", "net.py"):
         shutil.copy(FIXTURES / "stage_specs" / name, tmp_path / name)
+    # timm's ghostnet: `cfgs: List[List[List[...]]]`, iterated through self.cfgs, was given a small int
     path = str(tmp_path / "net.py")
     report = analyse((tmp_path / "net.py").read_text(), name="net.py")[path]
     assert report.findings == []
-    [model] = report.models
-    assert any("stages=decode_stages([" in note for note in model.notes), model.notes
-    [x] = model.inputs
-    truth = run_on_cpu(path, build="StageNet(decode_stages(['c16_r1', 'c24_r2_s2', 'c32_r1_s2']))",
-                       inputs={"x": tuple(x.shape)}).shapes()  # fmt: skip
+    models = {m.name: m for m in report.models}
+    assert any("stages=decode_stages([" in note for note in models["StageNet"].notes), models["StageNet"].notes
+    assert any("widths=[[8], [12, 16]]" in note for note in models["Ladder"].notes), models["Ladder"].notes
+    truth: dict[tuple[str, int, str], list[tuple[int, ...]]] = {}
+    for model, build in (("StageNet", "StageNet(decode_stages(['c16_r1', 'c24_r2_s2', 'c32_r1_s2']))"),
+                         ("Ladder", "Ladder([[8], [12, 16]])")):  # fmt: skip
+        [x] = models[model].inputs
+        truth.update(run_on_cpu(path, build=build, inputs={"x": tuple(x.shape)}).shapes())
     ours = {k: v for k, v in hints(report).items() if k[0] == path}
     assert ours and ours == {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
 

@@ -350,8 +350,10 @@ def constructors_for(source: Source, model: Model, root: str) -> Constructors:
     for arg in required:
         found = _options(arg, init, visible, distinct, name)
         annotation = _annotation_name(arg)
-        if not found or (annotation not in (None, "int", "float", "bool", "str") and annotation not in visible.classes):
-            # nothing else, or a type alias (`stages: StageSpecs`): what the file itself passes beats a guess
+        typed = arg.annotation is not None and annotation not in ("int", "float", "bool", "str")
+        if not found or (typed and annotation not in visible.classes):
+            # nothing else, or a type alias or generic (`stages: StageSpecs`, `cfgs: List[List[int]]`): what the
+            # file itself passes under that name beats a guess
             found = [*keyword_values(visible, arg.arg, name), *found]
         if not found:
             missing.append(arg.arg)
