@@ -593,3 +593,12 @@ def test_constructor_arguments_are_followed_across_rpc_and_spawn_calls(
     tower_run = run_on_cpu(path, build="Tower(24)", inputs={"x": tuple(x.shape)})  # the first width spawned
     truth.update({key: set(map(tuple, shapes)) for key, shapes in tower_run.shapes().items()})
     assert hints(report) == truth and len(truth) == 4  # bags, scores, Hybrid's return, Tower's return
+
+
+def test_a_constructor_using_an_op_with_no_meta_kernel_is_built_with_values(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    # timm's regnet: torch.unique in __init__ failed on meta ("aten::_unique2 ... with Meta tensors"), which the
+    # value-read check missed for its capital M: RegNet got no shapes
+    results = check_against_cpu(analyse, worker, tmp_path, "unique_widths.py")
+    assert any("reads tensor values" in note for note in results["Widths"].notes), results["Widths"].notes
