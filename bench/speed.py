@@ -1,7 +1,7 @@
 """Benchmark (not a test): issue #12's speed ratios in one run, beside `python -c "import torch"`, Pyrefly's
 `check` and torchinfo on the same files. Prints a Markdown table with the date and the load average.
 
-    .venv/bin/python bench/speed.py [--runs 5] [--pyrefly PATH] [--json]
+    .venv/bin/python bench/speed.py [--runs 5] [--pyrefly PATH] [--only folder] [--json]
 
 Pyrefly is not a dependency: install it apart, e.g. `python -m venv /tmp/pyrefly && /tmp/pyrefly/bin/pip install
 pyrefly==1.4.1` (a Rust binary wheel), and pass `--pyrefly /tmp/pyrefly/bin/pyrefly` (default: `pyrefly` on the
@@ -20,8 +20,15 @@ alternate within each round, and each number is the median of `--runs` rounds:
     didOpen → first hints (marked "cached — confirming" until the trace confirms them);
   - edit → diagnostics: the seed-sized model, didChange → publishDiagnostics of that version after its
     trace (the adaptive debounce included), median of the edits;
-- folder: 50 generated model files (bench/speed.py writes them: CNNs, MLPs, LSTMs, attention blocks of
-  varied sizes, each with a directive), `shapelens check DIR --jobs 1` vs `--jobs 2`; Pyrefly on the folder.
+- folders: two folders of 50 generated model files each (bench/speed.py writes them from its own templates),
+  `shapelens check DIR --jobs 1` vs `--jobs 2` (text, as CI runs it), each `--jobs 2` output checked equal to
+  the folder's `--jobs 1` output; Pyrefly on each folder:
+  - directive: small CNNs, MLPs, LSTMs, attention blocks of varied sizes, each with a directive;
+  - zero-edit: no directive, no example call (the normal case): LeNet-like CNNs whose image size the solver
+    finds from the classifier's in_features, ResNet-style residual nets, small GPTs built from a config
+    dataclass, U-Nets with torch.cat, LSTM/GRU classifiers.
+
+`--only folder` runs just the four folder commands (alternating, `--runs` rounds) and prints their rows.
 """
 
 from __future__ import annotations
@@ -139,6 +146,249 @@ class Block{i}(nn.Module):
 """
 
 
+# The zero-edit folder: model files as people write them, with no directive and no example call, so the
+# input is inferred from the model (and its free sizes solved where a Linear after a flatten fixes them). Our
+# own templates, sized differently per file.
+
+LENET = """\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LeNet{i}(nn.Module):
+    \"\"\"Conv layers first; the classifier's in_features fix the image size.\"\"\"
+
+    def __init__(self, num_classes: int = {classes}) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d({channels}, {c1}, {k})
+        self.conv2 = nn.Conv2d({c1}, {c2}, {k})
+        self.fc1 = nn.Linear({c2} * {side} * {side}, {hidden})
+        self.fc2 = nn.Linear({hidden}, {hidden2})
+        self.fc3 = nn.Linear({hidden2}, num_classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = x.view(x.size(0), -1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+"""
+
+RESNET = """\
+import torch
+from torch import nn
+
+
+class Residual(nn.Module):
+    def __init__(self, channels_in: int, channels_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels_in, channels_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels_out)
+        self.conv2 = nn.Conv2d(channels_out, channels_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels_out)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or channels_in != channels_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(channels_in, channels_out, 1, stride=stride, bias=False), nn.BatchNorm2d(channels_out)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet{i}(nn.Module):
+    def __init__(self, blocks=({blocks}), num_classes: int = {classes}) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, {width}, 3, padding=1, bias=False), nn.BatchNorm2d({width}), nn.ReLU())
+        layers = []
+        channels = {width}
+        for stage, count in enumerate(blocks):
+            out = {width} * 2**stage
+            for b in range(count):
+                layers.append(Residual(channels, out, stride=2 if stage > 0 and b == 0 else 1))
+                channels = out
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(self.stem(x))
+        x = self.pool(x).flatten(1)
+        return self.fc(x)
+"""
+
+GPT = """\
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+@dataclass
+class Settings{i}:
+    vocab: int = {vocab}
+    context: int = {context}
+    width: int = {width}
+    heads: int = {heads}
+    depth: int = {depth}
+    dropout: float = 0.1
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: Settings{i}) -> None:
+        super().__init__()
+        assert cfg.width % cfg.heads == 0
+        self.heads = cfg.heads
+        self.qkv = nn.Linear(cfg.width, 3 * cfg.width)
+        self.out = nn.Linear(cfg.width, cfg.width)
+        self.drop = nn.Dropout(cfg.dropout)
+        mask = torch.tril(torch.ones(cfg.context, cfg.context)).view(1, 1, cfg.context, cfg.context)
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        b, t, c = x.size()
+        q, k, v = self.qkv(x).split(c, dim=2)
+        q = q.view(b, t, self.heads, c // self.heads).transpose(1, 2)
+        k = k.view(b, t, self.heads, c // self.heads).transpose(1, 2)
+        v = v.view(b, t, self.heads, c // self.heads).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
+        att = att.masked_fill(self.mask[:, :, :t, :t] == 0, float("-inf"))
+        att = self.drop(F.softmax(att, dim=-1))
+        y = (att @ v).transpose(1, 2).contiguous().view(b, t, c)
+        return self.out(y)
+
+
+class Layer(nn.Module):
+    def __init__(self, cfg: Settings{i}) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.width)
+        self.attn = SelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.width)
+        self.ff = nn.Sequential(nn.Linear(cfg.width, 4 * cfg.width), nn.GELU(), nn.Linear(4 * cfg.width, cfg.width))
+
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))
+        return x + self.ff(self.ln2(x))
+
+
+class TinyGPT{i}(nn.Module):
+    def __init__(self, cfg: Settings{i}) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tokens = nn.Embedding(cfg.vocab, cfg.width)
+        self.positions = nn.Embedding(cfg.context, cfg.width)
+        self.layers = nn.ModuleList([Layer(cfg) for _ in range(cfg.depth)])
+        self.ln = nn.LayerNorm(cfg.width)
+        self.head = nn.Linear(cfg.width, cfg.vocab, bias=False)
+
+    def forward(self, idx):
+        b, t = idx.size()
+        pos = torch.arange(0, t, dtype=torch.long, device=idx.device)
+        x = self.tokens(idx) + self.positions(pos)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(self.ln(x))
+"""
+
+UNET = """\
+import torch
+import torch.nn as nn
+
+
+def double_conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+    )
+
+
+class UNet{i}(nn.Module):
+    def __init__(self, in_channels: int = {channels}, classes: int = {classes}, base: int = {base}) -> None:
+        super().__init__()
+        self.down1 = double_conv(in_channels, base)
+        self.down2 = double_conv(base, base * 2)
+        self.bottom = double_conv(base * 2, base * 4)
+        self.pool = nn.MaxPool2d(2)
+        self.up2 = nn.ConvTranspose2d(base * 4, base * 2, 2, stride=2)
+        self.dec2 = double_conv(base * 4, base * 2)
+        self.up1 = nn.ConvTranspose2d(base * 2, base, 2, stride=2)
+        self.dec1 = double_conv(base * 2, base)
+        self.out = nn.Conv2d(base, classes, 1)
+
+    def forward(self, x):
+        d1 = self.down1(x)
+        d2 = self.down2(self.pool(d1))
+        b = self.bottom(self.pool(d2))
+        u2 = self.dec2(torch.cat([self.up2(b), d2], dim=1))
+        u1 = self.dec1(torch.cat([self.up1(u2), d1], dim=1))
+        return self.out(u1)
+"""
+
+RNN = """\
+import torch
+from torch import nn
+
+
+class {cell}Classifier{i}(nn.Module):
+    def __init__(self, vocab_size: int = {vocab}, embed_dim: int = {width}, hidden: int = {hidden},
+                 num_layers: int = {layers}, num_classes: int = {classes}) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        self.rnn = nn.{cell}(embed_dim, hidden, num_layers=num_layers, batch_first=True, bidirectional={bidi})
+        self.dropout = nn.Dropout(0.2)
+        self.fc = nn.Linear(hidden * {directions}, num_classes)
+
+    def forward(self, tokens):
+        embedded = self.dropout(self.embedding(tokens))
+        output, _ = self.rnn(embedded)
+        last = output[:, -1, :]
+        return self.fc(last)
+"""
+
+
+def write_zero_edit_folder(folder: Path, count: int = FOLDER_FILES) -> list[Path]:
+    """`count` model files of five kinds and varied sizes, none with a directive or an example call."""
+    paths = []
+    for i in range(count):
+        kind = i % 5
+        if kind == 0:
+            k = 5 if i % 2 else 3
+            image = (28, 36, 40, 24)[(i // 5) % 4]  # the size fc1 was written for: not a guess, the solver finds it
+            side = ((image - k + 1) // 2 - k + 1) // 2
+            c1, c2 = 6 + 2 * (i % 3), 16 + 4 * (i % 4)
+            text = LENET.format(
+                i=i, classes=10 + i % 3, channels=1 + 2 * (i % 2), c1=c1, c2=c2, k=k, side=side,
+                hidden=120 - 8 * (i % 4), hidden2=84 - 4 * (i % 3),
+            )  # fmt: skip
+        elif kind == 1:
+            blocks = ", ".join(str(1 + (i + s) % 2) for s in range(2 + i % 2))
+            text = RESNET.format(i=i, blocks=blocks + ",", classes=10 + i % 5, width=8 * (1 + i % 3))
+        elif kind == 2:
+            heads = 2 + 2 * (i % 2)
+            text = GPT.format(
+                i=i, vocab=64 + 32 * (i % 4), context=16 * (1 + i % 3), width=16 * heads, heads=heads,
+                depth=1 + i % 3,
+            )  # fmt: skip
+        elif kind == 3:
+            text = UNET.format(i=i, channels=1 + 2 * (i % 2), classes=1 + i % 4, base=8 * (1 + i % 2))
+        else:
+            bidi = i % 2 == 0
+            text = RNN.format(
+                i=i, cell="LSTM" if i % 3 else "GRU", vocab=500 + 100 * (i % 5), width=16 * (1 + i % 4),
+                hidden=24 + 8 * (i % 3), layers=1 + i % 2, classes=2 + i % 4, bidi=bidi, directions=2 if bidi else 1,
+            )  # fmt: skip
+        path = folder / f"zero_edit_{i:02d}.py"
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
 def write_folder(folder: Path, count: int = FOLDER_FILES) -> list[Path]:
     """`count` model files of four kinds and varied sizes."""
     paths = []
@@ -180,29 +430,50 @@ torchinfo.summary(model, input_data=inputs, device="cpu", verbose=0)
 """
 
 
-def command_rows(runs: int, pyrefly: str | None, folder: Path) -> dict[str, list[float]]:
+FOLDER_ROWS = ("directive", "zero-edit")  # the two folders: file-per-file directives, and none at all
+
+
+def folder_commands(folders: dict[str, Path]) -> dict[str, tuple[list[str], Path]]:
+    check = [*shapelens_cli(), "check"]
+    return {
+        f"shapelens check DIR --jobs {jobs} ({kind})": ([*check, "--jobs", str(jobs), "."], folders[kind])
+        for kind in FOLDER_ROWS
+        for jobs in (1, 2)
+    }
+
+
+def command_rows(
+    runs: int, pyrefly: str | None, folders: dict[str, Path], only_folders: bool = False
+) -> dict[str, list[float]]:
     python = sys.executable
     # `check` as CI and pre-commit run it (text); JSON version 2 also runs the symbolic pass (#13): its own row
     check = [*shapelens_cli(), "check"]
     bench = str(Path(__file__).resolve().parent)
-    commands: dict[str, tuple[list[str], Path]] = {
-        "import torch": ([python, "-c", "import torch"], REPO),
-        "shapelens check, one file": ([*check, str(SMALL)], REPO),
-        "shapelens check --format json, one file": ([*check, "--format", "json", str(SMALL)], REPO),
-        "torchinfo, one file": ([python, "-c", TORCHINFO.format(bench=bench, path=str(SMALL))], REPO),
-        "shapelens check DIR --jobs 1": ([*check, "--jobs", "1", "."], folder),
-        "shapelens check DIR --jobs 2": ([*check, "--jobs", "2", "."], folder),
-    }
-    if pyrefly:
+    commands: dict[str, tuple[list[str], Path]] = {}
+    if not only_folders:
+        commands |= {
+            "import torch": ([python, "-c", "import torch"], REPO),
+            "shapelens check, one file": ([*check, str(SMALL)], REPO),
+            "shapelens check --format json, one file": ([*check, "--format", "json", str(SMALL)], REPO),
+            "torchinfo, one file": ([python, "-c", TORCHINFO.format(bench=bench, path=str(SMALL))], REPO),
+        }
+    commands |= folder_commands(folders)
+    if pyrefly and not only_folders:
         py = ["--python-interpreter-path", python]
         commands["pyrefly check, one file"] = ([pyrefly, "check", *py, str(SMALL)], REPO)
-        commands["pyrefly check DIR"] = ([pyrefly, "check", *py, "."], folder)
+        for kind in FOLDER_ROWS:
+            commands[f"pyrefly check DIR ({kind})"] = ([pyrefly, "check", *py, "."], folders[kind])
     times: dict[str, list[float]] = {name: [] for name in commands}
+    serial_output: dict[str, str] = {}  # a folder's `--jobs 1` output, which `--jobs 2` must print byte for byte
     for round_ in range(runs):
         for name, (cmd, cwd) in commands.items():  # the tools alternate within each round
             elapsed, rc, stdout = run_timed(cmd, cwd)
             if name.startswith("shapelens") and (rc not in (0, 1) or ('"hints"' not in stdout and " # " not in stdout)):
                 raise SystemExit(f"{name}: exit {rc}, no hints")
+            if name.startswith("shapelens check DIR"):
+                kind = name.rsplit("(", 1)[1]
+                if serial_output.setdefault(kind, stdout) != stdout:
+                    raise SystemExit(f"{name}: its output differs from the folder's --jobs 1 output")
             times[name].append(elapsed)
         print(f"  round {round_ + 1}/{runs} done", file=sys.stderr, flush=True)
     return times
@@ -318,20 +589,48 @@ def med(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def folder_lines(times: dict[str, list[float]]) -> list[str]:
+    rows = []
+    for kind in FOLDER_ROWS:
+        j1 = med(times[f"shapelens check DIR --jobs 1 ({kind})"])
+        j2 = med(times[f"shapelens check DIR --jobs 2 ({kind})"])
+        what = "with a directive each" if kind == "directive" else "zero edits (no directive, no example)"
+        pyrefly = times.get(f"pyrefly check DIR ({kind})")
+        rows.append(
+            f"| `check` of {FOLDER_FILES} model files, {what}: `--jobs 1` / `--jobs 2` | {j1:.2f} s / {j2:.2f} s | "
+            f"{j1 / j2:.2f}× faster with 2 | ≥ 1.7× | {f'{med(pyrefly):.2f} s' if pyrefly else '—'} | |"
+        )
+    return rows
+
+
+def header(times: dict[str, list[float]], load: tuple[str, str]) -> str:
+    runs = max(len(v) for v in times.values())
+    return (
+        f"Speed (#12), {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+        f"load average {load[0]} at the start, {load[1]} at the end; medians of {runs} runs"
+    )
+
+
+TABLE_HEAD = [
+    "| measurement | Shapelens | ratio | target | Pyrefly 1.4.1 | torchinfo |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+]
+
+
 def table(times: dict[str, list[float]], load: tuple[str, str]) -> str:
+    if "import torch" not in times:  # --only folder
+        return "\n".join([header(times, load), "", *TABLE_HEAD, *folder_lines(times)])
+
     def cell(name: str) -> str:
         return f"{med(times[name]):.2f} s" if times.get(name) else "—"
 
     torch_s = med(times["import torch"])
     one = med(times["shapelens check, one file"])
-    j1, j2 = med(times["shapelens check DIR --jobs 1"]), med(times["shapelens check DIR --jobs 2"])
     pyrefly_one = cell("pyrefly check, one file")
     rows = [
-        f"Speed (#12), {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
-        f"load average {load[0]} at the start, {load[1]} at the end; medians of {len(times['import torch'])} runs",
+        header(times, load),
         "",
-        "| measurement | Shapelens | ratio | target | Pyrefly 1.4.1 | torchinfo |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *TABLE_HEAD,
         f'| `python -c "import torch"` | {torch_s:.2f} s | 1× | | | |',
         f"| `check` of one small file, cold process | {one:.2f} s | {one / torch_s:.2f}× import torch | ≤ 1.3× | "
         f"{pyrefly_one} | {cell('torchinfo, one file')} |",
@@ -349,10 +648,7 @@ def table(times: dict[str, list[float]], load: tuple[str, str]) -> str:
             f"| editor: edit → diagnostics, seed-sized model | {med(times['edit → diagnostics']) * 1000:.0f} ms | "
             "| ≤ 150 ms | | |",
         ]
-    rows.append(
-        f"| `check` of {FOLDER_FILES} model files: `--jobs 1` / `--jobs 2` | {j1:.2f} s / {j2:.2f} s | "
-        f"{j1 / j2:.2f}× faster with 2 | ≥ 1.7× | {cell('pyrefly check DIR')} | |"
-    )
+    rows += folder_lines(times)
     return "\n".join(rows)
 
 
@@ -362,13 +658,20 @@ def main() -> int:
     parser.add_argument("--edits", type=int, default=10, help="edits for edit → diagnostics")
     parser.add_argument("--pyrefly", default=shutil.which("pyrefly"), help="the pyrefly executable")
     parser.add_argument("--no-editor", action="store_true", help="skip the language-server rows")
+    parser.add_argument(
+        "--only", choices=["folder"], help="folder: only the two folders' `--jobs 1` / `--jobs 2` rows (alternating)"
+    )
     parser.add_argument("--json", action="store_true", help="print the raw seconds as JSON too")
     args = parser.parse_args()
     load_start = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    with tempfile.TemporaryDirectory(prefix="shapelens-folder-") as folder:
-        write_folder(Path(folder))
-        times = command_rows(args.runs, args.pyrefly, Path(folder))
-    if not args.no_editor:
+    with tempfile.TemporaryDirectory(prefix="shapelens-folders-") as tmp:
+        folders = {kind: Path(tmp) / kind for kind in FOLDER_ROWS}
+        for folder in folders.values():
+            folder.mkdir()
+        write_folder(folders["directive"])
+        write_zero_edit_folder(folders["zero-edit"])
+        times = command_rows(args.runs, args.pyrefly, folders, only_folders=args.only == "folder")
+    if not args.no_editor and args.only is None:
         times.update(asyncio.run(editor_rows(args.runs, args.edits)))
     load_end = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(table(times, (load_start, load_end)))
