@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from engine_support import analyser
 from shapelens.analysis.engine import analyze
 from shapelens.analysis.worker_client import TraceWorker
 from shapelens.analysis.worker_pool import PoolWorker, start_warm_pool
 from shapelens.core.options import Options
 from shapelens.core.wire import to_wire
+from test_engine import hints_by_key
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -223,3 +225,123 @@ def test_text_output_streams_file_by_file_and_equals_a_serial_run(folder: Path) 
     proc.wait()
     assert still_running, "the output came only at the end"
     assert "── zz_slow.py" in rest and rest.rstrip().endswith("Found 2 findings.")
+
+
+# -- zero edits (the normal case) and the warm-up a folder's pool shares -----------------------------------
+
+LENET = """\
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LeNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 4 * 4, 32)
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = x.view(x.size(0), -1)
+        return self.fc2(F.relu(self.fc1(x)))
+"""
+
+GRU = """\
+from torch import nn
+
+
+class Classifier(nn.Module):
+    def __init__(self, vocab: int = 300, width: int = 16, hidden: int = 24, classes: int = 3) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, width)
+        self.rnn = nn.GRU(width, hidden, batch_first=True)
+        self.fc = nn.Linear(hidden, classes)
+
+    def forward(self, tokens):
+        out, _ = self.rnn(self.embedding(tokens))
+        return self.fc(out[:, -1, :])
+"""
+
+TINY_GPT = """\
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Config:
+    vocab: int = 50
+    context: int = 16
+    width: int = 32
+
+
+class Tiny(nn.Module):
+    def __init__(self, cfg: Config) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(cfg.vocab, cfg.width)
+        self.positions = nn.Embedding(cfg.context, cfg.width)
+        self.head = nn.Linear(cfg.width, cfg.vocab)
+
+    def forward(self, idx):
+        t = idx.size(1)
+        x = self.tokens(idx) + self.positions(torch.arange(t, device=idx.device))
+        return self.head(x)
+"""
+
+
+def test_zero_edit_folder_pool_equals_a_serial_run(tmp_path: Path) -> None:
+    """No directive, no example call: inputs inferred, LeNet's image size solved (FakeTensorMode), the symbolic
+    forms of JSON version 2 — a pool's workers give what one worker gives."""
+    for name, text in {"lenet.py": LENET, "gru.py": GRU, "tiny_gpt.py": TINY_GPT}.items():
+        (tmp_path / name).write_text(text)
+    for args in (("--format", "json"), ()):
+        serial = check(".", *args, "--jobs", "1", cwd=tmp_path)
+        pooled = check(".", *args, "--jobs", "2", cwd=tmp_path)
+        assert serial.returncode == pooled.returncode == 0, serial.stderr
+        assert pooled.stdout == serial.stdout
+    files = {Path(f["path"]).name: f for f in json.loads(check(".", "--format", "json", cwd=tmp_path).stdout)["files"]}
+    assert all(files[name]["hints"] for name in ("lenet.py", "gru.py", "tiny_gpt.py"))
+    (lenet,) = files["lenet.py"]["models"]
+    assert lenet["inputs"][0]["shape"] == [2, 1, 28, 28]  # solved: the size fc1's 16·4·4 accepts
+    assert any("symbolic" in hint for hint in files["gru.py"]["hints"])  # version 2's forms came through
+
+
+def test_the_shared_warm_up_follows_the_output_format(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder's pool warms FakeTensorMode and the solver for models without a directive, and the symbolic
+    forms' pass only for output that shows the forms (JSON version 2); one file warms nothing ahead."""
+    from shapelens.cli.check import _worker_env
+
+    monkeypatch.delenv("SHAPELENS_WARM", raising=False)
+    monkeypatch.delenv("SHAPELENS_WARM_PARTS", raising=False)
+    text, json_v2 = _worker_env(50, 1, symbolic=False), _worker_env(50, 1, symbolic=True)
+    assert text["SHAPELENS_WARM"] == json_v2["SHAPELENS_WARM"] == "full"
+    assert text["SHAPELENS_WARM_PARTS"].split(",") == ["meta", "fake", "solve"]
+    assert json_v2["SHAPELENS_WARM_PARTS"].split(",") == ["meta", "fake", "solve", "forms"]
+    assert _worker_env(1, None)["SHAPELENS_WARM"] == "minimal"
+
+
+def test_a_part_left_out_of_the_shared_warm_up_is_warmed_before_the_first_trace_that_needs_it(
+    tmp_path: Path,
+) -> None:
+    """A worker that warmed only the meta kernels: a plain trace with a directive needs no FakeTensorMode (its
+    child finds no torch._dynamo imported); a trace with the symbolic pass does, and its child finds it
+    warmed (imported by the worker before the fork) already during the plain trace."""
+    from test_lazy_dynamo import DYNAMO_PROBE
+
+    worker = TraceWorker(env={**os.environ, "SHAPELENS_WARM": "full", "SHAPELENS_WARM_PARTS": "meta"})
+    try:
+        analyse = analyser(worker, tmp_path)
+        path = str(tmp_path / "probe.py")
+        plain = hints_by_key(analyse(DYNAMO_PROBE, name="probe.py"))
+        assert plain[(path, 16, "dynamo")] == [(0,)]
+        symbolic = hints_by_key(analyse(DYNAMO_PROBE, name="probe.py", symbolic=True))
+        (dynamo_modules,) = symbolic[(path, 16, "dynamo")][0]
+        assert dynamo_modules is not None and dynamo_modules > 0
+        again = hints_by_key(analyse(DYNAMO_PROBE, name="probe.py"))
+        assert again[(path, 16, "dynamo")] != [(0,)]  # warmed once, in the worker: every later child has it
+    finally:
+        worker.close()

@@ -75,9 +75,12 @@ def run_check(args: argparse.Namespace) -> int:
     if args.no_trace:
         per_file = _check_serially(files, options, None, done=done)
     elif jobs == 1:
-        per_file = _check_serially(files, options, TraceWorker(env=_worker_env(len(files), None)), cuda, done)
+        worker = TraceWorker(env=_worker_env(len(files), None, symbolic))
+        with contextlib.suppress(WorkerUnavailable):  # its `import torch` runs while the first file is analysed
+            worker.spawn()
+        per_file = _check_serially(files, options, worker, cuda, done)
     else:
-        per_file = _check_in_pool(files, options, jobs, cuda, done)
+        per_file = _check_in_pool(files, options, jobs, cuda, done, symbolic)
     progress.done()
     reports: dict[str, FileReport] = {}
     for file_reports in per_file:  # merged in the order of `files`, whatever order the traces ended in
@@ -147,17 +150,28 @@ def _check_serially(
             worker.close()
 
 
-def _worker_env(files: int, threads: int | None) -> dict[str, str]:
+def _worker_env(files: int, threads: int | None, symbolic: bool = False) -> dict[str, str]:
     """The environment of `check`'s workers: one file gets only the warm-up every trace needs (its one child
-    meets only its own model's kernels), several files the whole warm-up before the first trace (and before a
-    pool forks), not the editor's after-the-first-reply; with a pool each worker's torch gets its share of the
-    cores, not all of them (N workers that each use every core only fight; a user's setting wins)."""
+    meets only its own model's kernels), several files the parts of the warm-up their traces share before the
+    first trace (and before a pool forks), not the editor's after-the-first-reply; with a pool each worker's
+    torch gets its share of the cores, not all of them (N workers that each use every core only fight; a
+    user's setting wins)."""
     env = dict(os.environ)
     env.setdefault("SHAPELENS_WARM", "minimal" if files == 1 else "full")
+    env.setdefault("SHAPELENS_WARM_PARTS", ",".join(shared_warm_up(symbolic)))
     if threads is not None:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(name, str(threads))
     return env
+
+
+def shared_warm_up(symbolic: bool) -> list[str]:
+    """The warm-up parts (trace/worker.py's PARTS) a folder's traces share, run once before a pool forks: the
+    common layers' meta kernels; FakeTensorMode and the solver, which a model with no directive needs as soon
+    as its input size has to be solved (the normal case); the symbolic forms' pass only where the output
+    shows the forms (JSON version 2: text, GitHub and SARIF never do). A worker warms a part left out here
+    before the first trace that needs it."""
+    return ["meta", "fake", "solve", *(["forms"] if symbolic else [])]
 
 
 class Progress:
@@ -244,26 +258,28 @@ class _PooledWorker(PoolWorker):
     editor-side analysis (parsing, jedi, the rules, which are not thread-safe) runs one file at a time while
     the traces, where the time goes, run side by side in their own processes."""
 
-    def __init__(self, lock: threading.Lock, threads: int) -> None:
-        super().__init__(env=_worker_env(2, threads))
+    def __init__(self, lock: threading.Lock, threads: int, symbolic: bool = False) -> None:
+        super().__init__(env=_worker_env(2, threads, symbolic))
         self._analysis_lock = lock
+        self.pool_started = threading.Event()  # the pool starts while the first files are analysed
 
     def trace(self, plan: TracePlan) -> TraceResult:
         self._analysis_lock.release()
         try:
+            self.pool_started.wait()
             return super().trace(plan)
         finally:
             self._analysis_lock.acquire()
 
 
 def _check_in_pool(
-    files: list[str], options: Options, jobs: int, cuda: bool, done: Done
+    files: list[str], options: Options, jobs: int, cuda: bool, done: Done, symbolic: bool = False
 ) -> list[dict[str, FileReport]]:
     """`files` spread over `jobs` warm workers (each one trace at a time, all forked from one warm worker);
     the results in the order of `files`, whatever order they finished in."""
     lock = threading.Lock()
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    idle = [_PooledWorker(lock, threads) for _ in range(jobs)]
+    idle = [_PooledWorker(lock, threads, symbolic) for _ in range(jobs)]
     workers = list(idle)
     take = threading.Lock()
 
@@ -279,14 +295,25 @@ def _check_in_pool(
             with take:
                 idle.append(worker)
 
+    def start() -> None:
+        try:
+            with contextlib.suppress(WorkerUnavailable):  # the per-file finding (SL004) says what is wrong
+                start_warm_pool(list(workers))
+        finally:
+            for worker in workers:
+                worker.pool_started.set()
+
+    # the pool's `import torch` and warm-up run while the first files are analysed (parsed, planned)
+    starter = threading.Thread(target=start, name="shapelens-pool-start", daemon=True)
+    starter.start()
     try:
-        with contextlib.suppress(WorkerUnavailable):  # the per-file finding (SL004) says what is wrong
-            start_warm_pool(list(workers))
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shapelens-check") as pool:
             if cuda:
+                starter.join()
                 _warn_without_cuda(workers[0])
             return list(pool.map(check, range(len(files)), files))
     finally:
+        starter.join()
         for worker in workers:
             worker.close()
 

@@ -292,16 +292,17 @@ def _dim_names(guess: Guess, positions: list[int]) -> list[str]:
     return [spatial[p - 2] if conv_like and spatial and p >= 2 else f"dim {p}" for p in positions]
 
 
-def warm_up() -> None:
+def warm_up(others: bool = True) -> None:
     """One symbolic pass and solve on a tiny conv net, in the warm worker before it forks: the first pass in a
-    process pays for lazily made kernels, sympy printers and guards (seconds), which every child then shares."""
+    process pays for lazily made kernels, sympy printers and guards (seconds), which every child then shares.
+    `others`: the registered warm-ups of the other symbolic passes too."""
 
     def build() -> nn.Module:
         return nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 3 * 3, 2))
 
     guesses = [Guess("x", [Dim(2, "batch"), Dim(1, "fixed"), Dim(32, "free", "x"), Dim(32, "free", "x")])]
     solve(symbolic_pass(build, guesses, 10.0), guesses)
-    for more in WARM_UPS:  # the symbolic forms' pass after every trace (#13, trace/symbolic.py), ...
+    for more in WARM_UPS if others else []:  # the symbolic forms' pass after every trace (#13, symbolic.py), ...
         more()
 
 

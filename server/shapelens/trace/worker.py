@@ -26,6 +26,7 @@ import struct
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from shapelens.core.wire import (
@@ -80,11 +81,50 @@ def warm_up() -> dict[str, Any]:
 def _exercise_kernels() -> None:
     """The rest of the warm-up, before children are forked that would each pay it again: the common layers'
     meta kernels, FakeTensorMode's first use (it imports torch._dynamo), the symbolic passes' first use."""
-    _meta_kernels()
-    _fake_kernels()
+    warm_parts(PARTS)
+
+
+# The parts of the rest of the warm-up, by name, in the order they run. `check` of several files names the
+# parts its pool shares before it forks (SHAPELENS_WARM_PARTS); a part left out is warmed later, in each worker,
+# just before the first child whose plan needs it is forked (`needs`), and never where no plan needs it.
+PARTS = ("meta", "fake", "solve", "forms")
+WARMED: set[str] = set()
+
+
+def warm_parts(parts: Iterable[str]) -> None:
+    """Warm the parts named that are not warm yet; a part that fails to warm stays cold, nothing more."""
+    for part in PARTS:
+        if part in parts and part not in WARMED:
+            WARMED.add(part)
+            with contextlib.suppress(Exception):
+                _PART_FUNCTIONS[part]()
+
+
+def needs(plan: TracePlan) -> set[str]:
+    """The warm-up parts a plan's child would otherwise pay for itself: FakeTensorMode and the solver where a
+    model's inputs are guessed (the plain guess fails on a classifier that fixes the image size: its free
+    sizes are solved under FakeTensorMode), the symbolic forms' pass where the output shows them (#13: JSON
+    version 2, the editor's symbolic hints). A plan whose inputs are all given needs neither."""
+    if not plan.targets:
+        return set()
+    parts = {"meta"}
+    if any(target.infer_from is not None for target in plan.targets):
+        parts |= {"fake", "solve"}
+    if plan.symbolic:
+        parts |= {"fake", "forms"}
+    return parts
+
+
+def _solver_kernels() -> None:
     from shapelens.trace import solve
 
-    solve.warm_up()  # the symbolic pass that solves free input sizes (#8) and the symbolic forms' pass (#13)
+    solve.warm_up(others=False)  # the pass that solves free input sizes (#8)
+
+
+def _form_kernels() -> None:
+    from shapelens.trace import symbolic
+
+    symbolic.warm_up()  # the symbolic forms' pass after each trace (#13)
 
 
 def _meta_kernels() -> None:
@@ -119,6 +159,14 @@ def _fake_kernels() -> None:
     with _fake_mode():
         h = nn.Linear(2, 2)(torch.randn(3, 2))
         h[h > 0].sum()
+
+
+_PART_FUNCTIONS: dict[str, Callable[[], None]] = {
+    "meta": _meta_kernels,
+    "fake": _fake_kernels,
+    "solve": _solver_kernels,
+    "forms": _form_kernels,
+}
 
 
 def _rss_mb(pid: int) -> float:
@@ -330,11 +378,11 @@ def main() -> None:
         return
     # The rest of the warm-up: the editor's worker runs it after its first reply (its first hints come
     # sooner); `check` of one file never (its one child meets only its own model's kernels); `check` of many
-    # files before its pool forks (each child would otherwise load the same kernels again).
+    # files the parts it names before its pool forks (each child would otherwise load the same kernels
+    # again), and the others a plan needs before that plan's child is forked (`needs`).
     warm = os.environ.get("SHAPELENS_WARM", "deferred")
     if warm == "full":
-        with contextlib.suppress(Exception):  # a kernel that fails to warm stays cold, nothing more
-            _exercise_kernels()
+        warm_parts(os.environ.get("SHAPELENS_WARM_PARTS", ",".join(PARTS)).split(","))
     gc.freeze()
     stdin, protocol, siblings, index = _fork_siblings(sys.stdin, protocol)
     _send(protocol, {**hello, "sibling": index, "pid": os.getpid()})
@@ -344,6 +392,9 @@ def main() -> None:
             continue
         request = json.loads(line)
         run = Run(from_wire(TracePlan, request["plan"]))
+        if warm == "full" and not needs(run.plan) <= WARMED:
+            warm_parts(needs(run.plan))  # once per worker: every later child that needs them shares them
+            gc.freeze()
         pid = run.start()
         try:
             _send(protocol, {"id": request["id"], "event": "started", "pid": pid})
@@ -356,8 +407,7 @@ def main() -> None:
         preload(run.imports)
         if rest_of_warm_up:
             rest_of_warm_up = False
-            with contextlib.suppress(Exception):  # a kernel that fails to warm stays cold, nothing more
-                _exercise_kernels()
+            _exercise_kernels()
         reap()
         gc.freeze()  # what the warm process holds now is never collected: children don't copy its pages
     # end of input: the editor or the CLI is done with us. Skip the interpreter's teardown of torch (≈0.9 s
