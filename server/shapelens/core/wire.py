@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from dataclasses import dataclass, field
@@ -289,7 +290,13 @@ def _decode(hint: Any, data: Any) -> Any:
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return hint(data)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        hints = typing.get_type_hints(hint)
-        known = {f.name for f in dataclasses.fields(hint)}
+        hints, known = _fields(hint)
         return hint(**{k: _decode(hints[k], v) for k, v in data.items() if k in known})
     return data
+
+
+@functools.cache
+def _fields(cls: Any) -> tuple[dict[str, Any], frozenset[str]]:
+    """A message class's field types and names, read once: `typing.get_type_hints` evaluates every annotation's
+    text on each call, which was most of the time a trace result took to decode (#12)."""
+    return typing.get_type_hints(cls), frozenset(f.name for f in dataclasses.fields(cls))
