@@ -1136,3 +1136,53 @@ def test_a_dict_batch_part_no_model_takes_is_left_out_with_what_reads_it(analyse
     pairs = [{"A": torch.randn(3, 32, 32), "B": torch.randn(3, 32, 32)} for _ in range(4)]
     torch.save(pairs, tmp_path / "pairs.pt")
     assert_hints_match_cpu(report, tmp_path / "pairs.py", not_ours=(13, 15))
+
+
+def test_labels_made_with_the_legacy_tensor_constructor_join_the_trace_device(analyse: Analyse, tmp_path: Path) -> None:
+    # PyTorch-GAN's discogan/pix2pix form: `Tensor = torch.Tensor` (no GPU), `valid = Tensor(np.ones(...))` is a
+    # CPU tensor whatever the default device; the loss that meets it and a meta output failed on the device
+    source = """
+        import numpy as np
+        import torch
+        from torch import nn
+        from torch.autograd import Variable
+        from torch.utils.data import DataLoader
+
+        Tensor = torch.Tensor
+        critic = nn.Sequential(nn.Conv2d(3, 1, 4, stride=2, padding=1))
+        loader = DataLoader(torch.load("images.pt", weights_only=False), batch_size=4)
+        for imgs, _ in loader:
+            real = Variable(imgs.type(Tensor))
+            valid = Variable(Tensor(np.ones((real.size(0), 1, 16, 16))), requires_grad=False)
+            loss = nn.MSELoss()(critic(real), valid)
+            again = critic(real) * valid
+    """
+    report = only(analyse(source, name="labels.py"))
+    assert errors(report) == [] and not [f for f in report.findings if f.code == "SL011"], report.findings
+    hints = {(h.line, h.target): h.shapes for h in report.hints}
+    assert hints[(14, "loss")] == [()] and hints[(15, "again")] == [(4, 1, 16, 16)], hints
+    dataset = torch.utils.data.TensorDataset(torch.randn(8, 3, 32, 32), torch.zeros(8))
+    torch.save(dataset, tmp_path / "images.pt")
+    assert_hints_match_cpu(report, tmp_path / "labels.py")
+
+
+def test_a_deep_encoders_batch_is_made_large_enough_for_it(analyse: Analyse, tmp_path: Path) -> None:
+    # pix2pix's U-Net halves its input eight times: the 32x32 first guess cannot run, a larger one can
+    source = """
+        import torch
+        from torch import nn
+        from torch.utils.data import DataLoader
+
+        layers = [nn.Conv2d(3, 8, 4, stride=2, padding=1)]
+        layers += [nn.Conv2d(8, 8, 4, stride=2, padding=1) for _ in range(6)]
+        encoder = nn.Sequential(*layers, nn.Flatten(), nn.LazyLinear(5))
+        loader = DataLoader(torch.load("photos.pt", weights_only=False), batch_size=2)
+        for photos, _ in loader:
+            codes = encoder(photos)
+    """
+    report = only(analyse(source, name="deep.py"))
+    assert errors(report) == []
+    hints = {(h.line, h.target): h.shapes for h in report.hints}
+    [(batch, channels, height, width)] = hints[(10, "photos")]
+    assert (batch, channels) == (2, 3) and height == width >= 128, hints
+    assert hints[(11, "codes")] == [(2, 5)]

@@ -34,7 +34,7 @@ from shapelens.core.source import Source, parse
 from shapelens.core.syntax import bound_names, loaded_names, node_key
 from shapelens.core.wire import Record
 from shapelens.trace import solve
-from shapelens.trace.inference import Guess, NoInput, infer
+from shapelens.trace.inference import Dim, Guess, NoInput, infer
 from shapelens.trace.model_run import library_candidates, make_tensor
 from shapelens.trace.recording import Recorder
 
@@ -529,9 +529,21 @@ def _model_input(
                 tried = _try(model, solved.guesses, size, device)
                 if tried[0] is not None:
                     return tried
+        for scale in (2, 4, 8):  # a deep encoder (a U-Net's eight downsamplings) wants 256 where 32 was guessed
+            for guesses in candidates:
+                if not any(d.kind == "free" for g in guesses for d in g.dims):
+                    continue
+                larger = [dataclasses.replace(g, dims=[_scaled(d, scale) for d in g.dims]) for g in guesses]
+                tried = _try(model, larger, size, device)
+                if tried[0] is not None:
+                    return tried
     finally:
         recorder.active = was
     return None, None
+
+
+def _scaled(dim: Dim, scale: int) -> Dim:
+    return dataclasses.replace(dim, size=dim.size * scale) if dim.kind == "free" else dim
 
 
 def _candidates(model: nn.Module) -> list[list[Guess]]:

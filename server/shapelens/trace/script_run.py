@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
+from torch.overrides import TorchFunctionMode
 
 from shapelens.core.source import Source, parse
 from shapelens.core.syntax import bound_names, loaded_names, node_key
@@ -236,6 +238,30 @@ def _module_layers(ns: dict[str, Any], names: list[str], recorder: Recorder) -> 
         for layer in collect_layers(value, recorder, None):
             out.append(dataclasses.replace(layer, name=f"{name}.{layer.name}" if layer.name else name))
     return out
+
+
+class _OneDevice(TorchFunctionMode):
+    """A script traced on meta keeps some CPU tensors torch makes whatever the default device
+    (`torch.Tensor(np.ones(...))`, PyTorch-GAN's labels with `Tensor = torch.Tensor`): where a call mixes them with
+    meta tensors, they join the meta ones, as on one real device. Only while the script runs."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        values = [*args, *kwargs.values()]
+        flat = [v for a in values for v in (a if isinstance(a, list | tuple) else (a,))]
+        devices = {v.device.type for v in flat if isinstance(v, torch.Tensor) and not is_lazy(v) and v.dim()}
+        if "meta" in devices and "cpu" in devices:
+            args = tuple(_to_meta(a) for a in args)
+            kwargs = {k: _to_meta(v) for k, v in kwargs.items()}
+        return func(*args, **kwargs)
+
+
+def _to_meta(value: Any) -> Any:
+    if isinstance(value, torch.Tensor) and not is_lazy(value) and value.device.type == "cpu" and value.dim():
+        return value.to("meta")
+    if isinstance(value, list | tuple):
+        return type(value)(_to_meta(v) for v in value)
+    return value
 
 
 class _Returned(BaseException):
@@ -562,6 +588,7 @@ def run_script(plan: TracePlan, ctx: Context, recorder: Recorder, emit: Emitter)
             time_limit(float(plan.timeout), recorder),
             device if device.type == "meta" else nullcontext(),
             contextlib.redirect_stdout(_Discard()),  # a print flood in the functions it calls: nowhere
+            _OneDevice() if device.type == "meta" else nullcontext(),
         ):
             if device.type == "meta":
                 _quiet_value_reads(run, ns)
