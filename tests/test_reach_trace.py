@@ -602,3 +602,27 @@ def test_a_constructor_using_an_op_with_no_meta_kernel_is_built_with_values(
     # value-read check missed for its capital M: RegNet got no shapes
     results = check_against_cpu(analyse, worker, tmp_path, "unique_widths.py")
     assert any("reads tensor values" in note for note in results["Widths"].notes), results["Widths"].notes
+
+
+def test_a_limit_inside_another_keeps_the_outer_deadline() -> None:
+    # timm's densenet/rexnet with the symbolic pass (JSON, the editor's follow-up): the pass ran past its target's
+    # time because its own limit disarmed the target's, and the worker's backstop killed the child: the plain
+    # result was lost (SL002 and SIGKILL warnings, no shapes). Now the sooner deadline holds inside a nested
+    # limit and the outer one goes on after it; the target bounds the pass and keeps its plain result
+    import contextlib
+    import time
+
+    from shapelens.trace.context import TraceTimeout, time_limit
+    from shapelens.trace.recording import Recorder
+
+    recorder = Recorder(lambda path: False)
+    started = time.monotonic()
+    with pytest.raises(TraceTimeout), time_limit(0.3, recorder):
+        with contextlib.suppress(TraceTimeout), time_limit(5.0, recorder):
+            time.sleep(2)  # the outer deadline cuts it (the inner caller gives up, as the symbolic pass does)
+        time.sleep(2)  # and, the inner limit done, the outer one still runs out
+    assert time.monotonic() - started < 1.5
+    with time_limit(5.0, recorder):
+        with time_limit(0.1, recorder), contextlib.suppress(TraceTimeout):
+            time.sleep(0.5)
+        time.sleep(0.2)  # an inner limit that ran out leaves the outer one its own time

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import struct
+import time
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,8 +81,12 @@ def time_limit(seconds: float, recorder: Recorder, cpu_seconds: float | None = N
 
     recorder.expired = None
     previous = [(signum, signal.signal(signum, expire)) for _, signum, _ in timers]
-    for timer, _, after in timers:
-        signal.setitimer(timer, after)
+    # nested in another limit (the symbolic pass inside its target's): the sooner deadline holds, and the outer
+    # limit's timers go on afterwards
+    outer = [(timer, signal.getitimer(timer)[0]) for timer, _, _ in timers]
+    for (timer, _, after), (_, left) in zip(timers, outer, strict=True):
+        signal.setitimer(timer, min(after, left) if left > 0 else after)
+    started = time.monotonic()
     try:
         yield
     finally:
@@ -90,3 +95,6 @@ def time_limit(seconds: float, recorder: Recorder, cpu_seconds: float | None = N
         for signum, handler in previous:
             signal.signal(signum, handler)
         recorder.expired = None
+        for timer, left in outer:
+            if left > 0:
+                signal.setitimer(timer, max(left - (time.monotonic() - started), 0.001))

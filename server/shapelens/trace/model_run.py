@@ -724,7 +724,13 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
     )
     # the symbolic forms (#13): one more forward on symbolic sizes, capped; the plain result if it fails
     if plan.symbolic:
-        result = symbolic.after_trace(result, model, outcome, chosen.guesses, chosen.spec, recorder, plan.timeout)
+        left = float(plan.timeout) - (time.perf_counter() - started) - 0.25
+        try:  # the pass is an addition: past the target's own time the plain result stands (and is not lost)
+            with time_limit(max(left, 0.001), recorder):
+                guesses = chosen.guesses
+                result = symbolic.after_trace(result, model, outcome, guesses, chosen.spec, recorder, plan.timeout)
+        except TraceTimeout:
+            pass
     emit.result(result)
 
 
