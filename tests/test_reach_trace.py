@@ -626,3 +626,20 @@ def test_a_limit_inside_another_keeps_the_outer_deadline() -> None:
         with time_limit(0.1, recorder), contextlib.suppress(TraceTimeout):
             time.sleep(0.5)
         time.sleep(0.2)  # an inner limit that ran out leaves the outer one its own time
+
+
+def test_layer_parameters_defaulting_to_none_that_init_calls_get_a_layer(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    # timm's res2net: Bottle2neck(norm_layer=None) calls norm_layer(...) unguarded ('NoneType' object is not
+    # callable): the file had no shapes
+    name = "layer_placeholders.py"
+    path, results = trace(worker, tmp_path, name)
+    report = analyse((FIXTURES / name).read_text(), name=name)[path]
+    assert report.findings == [] and results["Block"].status == Status.OK
+    [model] = report.models
+    assert any(note.startswith("norm_layer=nn.BatchNorm2d") for note in model.notes), model.notes
+    [x] = model.inputs
+    build = f"Block({x.shape[1]}, norm_layer=nn.BatchNorm2d, act_layer=nn.ReLU)"
+    truth = run_on_cpu(path, build=build, inputs={"x": tuple(x.shape)}).shapes()
+    assert hints(report) == {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}

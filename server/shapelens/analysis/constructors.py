@@ -380,8 +380,9 @@ def constructors_for(source: Source, model: Model, root: str) -> Constructors:
 
     first = {p: o[0] for p, o in options.items()}
     made = [call(first), *(call({**first, p: other}) for p, found in options.items() for other in found[1:3])]
-    placeholders = _asserted_placeholders(init, params)
-    if placeholders:  # `depth=None` that __init__ asserts is given: the candidate that gives them goes first
+    placeholders = {**_asserted_placeholders(init, params), **_called_placeholders(init, params, visible)}
+    if placeholders:  # `depth=None` that __init__ asserts is given, `norm_layer=None` it calls: the candidate
+        # that gives them goes first
         made.insert(0, call({**first, **placeholders}))
     for candidate in made:  # one more candidate per other choice of one parameter
         if all(c.code != candidate.code for c in candidates):
@@ -449,6 +450,31 @@ def _asserted_placeholders(
             value = value_by_name(param)
             if isinstance(value, int | float) and not isinstance(value, bool):
                 found[param] = (repr(value), f"{param}={value!r} (None by default, asserted given: a small one)", True)
+    return found
+
+
+def _called_placeholders(
+    init: ast.FunctionDef, params: dict[str, ast.expr | None], visible: Visible
+) -> dict[str, tuple[str, str, bool]]:
+    """Layer-class parameters defaulting to None that `__init__` calls with no test of them (`norm_layer=None`,
+    then `self.bn1 = norm_layer(width)`: a block whose parent always passes one, timm's Bottle2neck): a torch
+    layer by the name, BatchNorm2d for a block with convolutions (else LayerNorm), ReLU for an activation."""
+    tested = {n.id for t in ast.walk(init) if isinstance(t, ast.If | ast.IfExp | ast.BoolOp | ast.Compare | ast.Assert)
+              for n in ast.walk(t.test if isinstance(t, ast.If | ast.IfExp | ast.Assert) else t)
+              if isinstance(n, ast.Name)}  # fmt: skip
+    called = {n.func.id for n in ast.walk(init) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    torch_nn = "nn" if "nn" in visible.bound else "torch.nn" if "torch" in visible.modules else None
+    convolutional = "Conv" in ast.unparse(init)
+    found: dict[str, tuple[str, str, bool]] = {}
+    for param, default in params.items():
+        if not (isinstance(default, ast.Constant) and default.value is None) or param not in called - tested:
+            continue
+        lowered = param.lower()
+        layer = (("BatchNorm2d" if convolutional else "LayerNorm") if "norm" in lowered
+                 else "ReLU" if "act" in lowered else None)  # fmt: skip
+        if layer is not None and torch_nn is not None:
+            code = f"{torch_nn}.{layer}"
+            found[param] = (code, f"{param}={code} (None by default, called by __init__: a layer of its kind)", True)
     return found
 
 
