@@ -1186,3 +1186,37 @@ def test_a_deep_encoders_batch_is_made_large_enough_for_it(analyse: Analyse, tmp
     [(batch, channels, height, width)] = hints[(10, "photos")]
     assert (batch, channels) == (2, 3) and height == width >= 128, hints
     assert hints[(11, "codes")] == [(2, 5)]
+
+
+def test_a_batch_part_another_model_takes_is_made_like_the_models_output(analyse: Analyse, tmp_path: Path) -> None:
+    # PyTorch-GAN's esrgan/pix2pix form: `imgs["hr"]` goes to the discriminator, as `generator(imgs["lr"])` does;
+    # it is made as large as the generator's output, so the pixel loss between them runs as on real data
+    source = """
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+        from torch.utils.data import DataLoader
+
+        generator = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.Upsample(scale_factor=2))
+        discriminator = nn.Sequential(nn.Conv2d(3, 1, 4, stride=2, padding=1))
+        loader = DataLoader(torch.load("pairs.pt", weights_only=False), batch_size=2)
+        for imgs in loader:
+            imgs_lr = imgs["lr"]
+            imgs_hr = imgs["hr"]
+            gen_hr = generator(imgs_lr)
+            loss_pixel = F.l1_loss(gen_hr, imgs_hr)
+            real_pred = discriminator(imgs_hr)
+            fake_pred = discriminator(gen_hr)
+    """
+    report = only(analyse(source, name="pairs_hr.py"))
+    assert errors(report) == [] and not [f for f in report.findings if f.code == "SL011"], report.findings
+    hints = {(h.line, h.target): h for h in report.hints}
+    [(batch, channels, height, width)] = hints[(11, "imgs_lr")].shapes
+    assert hints[(12, "imgs_hr")].shapes == hints[(13, "gen_hr")].shapes == [(batch, channels, 2 * height, 2 * width)]
+    assert (
+        hints[(14, "loss_pixel")].shapes == [()] and hints[(15, "real_pred")].shapes == hints[(16, "fake_pred")].shapes
+    )
+    assert "batch from the model's inferred input of discriminator" in render.variable_markdown(hints[(12, "imgs_hr")])
+    pairs = [{"lr": torch.randn(3, height, width), "hr": torch.randn(3, 2 * height, 2 * width)} for _ in range(4)]
+    torch.save(pairs, tmp_path / "pairs.pt")
+    assert_hints_match_cpu(report, tmp_path / "pairs_hr.py")

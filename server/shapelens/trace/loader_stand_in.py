@@ -133,6 +133,9 @@ class Roles:
     model_text: str = ""
     carried: set[Path] = field(default_factory=set)  # parts an earlier use of the loader made known
     loss_text: str = ""
+    # parts another module is called with first (cyclegan's `G_AB(real_B)` beside `G_BA(real_A)`): that module's
+    # input, and which of its inputs
+    others: dict[Path, tuple[nn.Module, str, int, int]] = field(default_factory=dict)  # and how many arguments
 
     @property
     def names(self) -> dict[Path, str]:
@@ -143,7 +146,7 @@ class Roles:
         return out
 
     def unknown(self) -> dict[Path, str]:
-        known = {*self.inputs, *self.targets, *self.carried}
+        known = {*self.inputs, *self.targets, *self.carried, *self.others}
         return {p: n for p, n in self.names.items() if not any(k[: len(p)] == p for k in known)}
 
 
@@ -269,6 +272,10 @@ def find_roles(target: ast.expr, uses: list[ast.stmt], lookup: Lookup) -> Roles:
                 for index, path in parts:
                     roles.inputs.setdefault(path, index)
                 roles.targets -= set(roles.inputs)
+            elif isinstance(callee, nn.Module) and not isinstance(callee, _Loss) and callee is not roles.model:
+                for index, path in parts:
+                    if path not in roles.inputs and path not in roles.targets:
+                        roles.others.setdefault(path, (callee, ast.unparse(call.func), index, len(call.args)))
         _derive(stmt, derived, roles.unpacked)
     # a named part is known when it, or a part inside it, has a role (`data` holds `inputs` and `labels`)
     known = set(roles.inputs) | roles.targets
@@ -393,6 +400,7 @@ class StandInLoader:
         state = {"size": size, "why": why, "device": device, "recorder": recorder, "sources": sources}
         state["made"] = {}  # (file, line) -> the batch made for the place that asked there
         state["inputs"] = {}  # id(model) -> its inferred input and output (a loop and a `next(iter(...))`)
+        state["others"] = {}  # (id(module), index, id(model)) -> a part another module is called with
         state["known"] = {}  # part of the batch -> (its tensor, what its hover says), from every use so far
         state["model"] = ""
         object.__setattr__(self, "_state", state)
@@ -417,6 +425,47 @@ class StandInLoader:
         if where not in self.made:
             self.made[where] = self._make(frame)
         return self.made[where].batch
+
+    def inputs_of(self, module: nn.Module) -> list[torch.Tensor] | None:
+        """The inferred input of a module the batch is given to, made once per module."""
+        state = self._state
+        if id(module) not in state["inputs"]:
+            state["inputs"][id(module)] = _model_input(module, state["size"], state["device"], state["recorder"])
+        inputs: list[torch.Tensor] | None = state["inputs"][id(module)][0]
+        return inputs
+
+    def part_for(self, module: nn.Module, index: int, model: nn.Module, count: int = 1) -> torch.Tensor | None:
+        """A part of the batch that `module` is called with first, at `index` (cyclegan's `G_AB(real_B)`,
+        esrgan's `discriminator(imgs_hr)`), made once: the model's output in its place where `module` runs on
+        that (an image-to-image model's output is the other part's kind of data: `imgs_hr` is as large as
+        `generator(imgs_lr)`), else `module`'s own inferred input."""
+        state = self._state
+        key = (id(module), index, id(model))
+        if key not in state["others"]:
+            state["others"][key] = None
+            own = self.inputs_of(module)
+            main, output = state["inputs"].get(id(model)) or (None, None)
+            tries: list[list[torch.Tensor]] = []
+            if isinstance(output, torch.Tensor) and main:
+                for fill in ([*own] if own else None, [main[0]] * max(index + 1, len(own or []), count)):
+                    if fill is not None and index < len(fill):
+                        tries.append([output if i == index else t for i, t in enumerate(fill)])
+            tries += [own] if own is not None and index < len(own) else []
+            recorder: Recorder = state["recorder"]
+            was, recorder.active = recorder.active, False
+            try:
+                for args in tries:
+                    try:
+                        with torch.no_grad():
+                            module(*args)
+                    except Exception:
+                        continue
+                    state["others"][key] = args[index]
+                    break
+            finally:
+                recorder.active = was
+        part: torch.Tensor | None = state["others"][key]
+        return part
 
     def _make(self, frame: FrameType | None) -> Made:
         state = self._state
@@ -444,6 +493,11 @@ class StandInLoader:
                 spatial = output.shape[2:] if isinstance(output, torch.Tensor) and output.dim() > 1 else []
                 tensor = torch.zeros([state["size"], *spatial], dtype=torch.long, device=state["device"])
                 parts[part], texts[part] = tensor, f"class indices for {roles.loss_text} ({unknown_why})"
+        model = roles.model
+        for part, (module, text, index, count) in roles.others.items() if model is not None else ():
+            other = self.part_for(module, index, model, count) if model is not None else None
+            if part not in parts and other is not None:
+                parts[part], texts[part] = other, f"{ORIGIN} of {text} ({unknown_why})"
         # what an earlier use of the same loader found (its loop's loss said the labels' shape) holds here too
         for part, (tensor, text) in state["known"].items():
             if part not in parts:
@@ -736,6 +790,14 @@ class StandIns:
             out.loops.append((loop.lineno, next(n for n, v in self.loaders.items() if v is loader), body))
             roles = find_roles(target, loop.body, self._lookup)
             roles.carried = set(loader._state["known"])
+            model = roles.model
+            if model is not None:  # the main model's input first: the other parts may be made from its output
+                loader.inputs_of(model)
+            roles.others = {  # a part none can be made for stays unknown: what reads it is left out up front
+                p: o
+                for p, o in roles.others.items()
+                if model is not None and loader.part_for(o[0], o[2], model, o[3]) is not None
+            }
             if roles.model is None and not roles.carried:
                 continue  # no batch is made: the loop does not run at all (`left_unknown`)
             keys, changed = tainted_statements(roles, loop.body)
