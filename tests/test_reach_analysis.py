@@ -313,6 +313,27 @@ def test_a_placeholder_size_in_a_config_gets_a_small_value(tmp_path: Path) -> No
     assert note == "model_args=ModelArgs(vocab_size=100) (its defaults, vocab_size=100 for a placeholder)"
 
 
+def test_a_layer_parameter_none_by_default_that_init_calls_gets_a_layer_of_its_rank(tmp_path: Path) -> None:
+    # timm's Bottle2neck pattern (the trace of it is in test_reach_trace): the norm follows the block's convolutions
+    text = """
+        from torch import nn
+
+
+        class Block1d(nn.Module):
+            def __init__(self, channels, norm_layer=None, act_layer=None, attn_layer=None):
+                super().__init__()
+                self.conv = nn.Conv1d(channels, channels, 3, padding=1)
+                self.norm = norm_layer(channels)
+                self.act = act_layer()
+                self.attn = attn_layer(channels) if attn_layer else nn.Identity()
+
+            def forward(self, x):
+                return self.attn(self.act(self.norm(self.conv(x))))
+    """
+    found = inputs_of(tmp_path, text, "Block1d")
+    assert found.model == {"code": "Block1d(channels=16, norm_layer=nn.BatchNorm1d, act_layer=nn.ReLU)"}
+
+
 def test_a_constructor_inherited_from_a_base_of_the_file_or_a_torch_layer(tmp_path: Path) -> None:
     text = """
         import torch

@@ -458,19 +458,20 @@ def _called_placeholders(
 ) -> dict[str, tuple[str, str, bool]]:
     """Layer-class parameters defaulting to None that `__init__` calls with no test of them (`norm_layer=None`,
     then `self.bn1 = norm_layer(width)`: a block whose parent always passes one, timm's Bottle2neck): a torch
-    layer by the name, BatchNorm2d for a block with convolutions (else LayerNorm), ReLU for an activation."""
+    layer by the name, BatchNorm of its convolutions' rank (else LayerNorm), ReLU for an activation."""
     tested = {n.id for t in ast.walk(init) if isinstance(t, ast.If | ast.IfExp | ast.BoolOp | ast.Compare | ast.Assert)
               for n in ast.walk(t.test if isinstance(t, ast.If | ast.IfExp | ast.Assert) else t)
               if isinstance(n, ast.Name)}  # fmt: skip
     called = {n.func.id for n in ast.walk(init) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     torch_nn = "nn" if "nn" in visible.bound else "torch.nn" if "torch" in visible.modules else None
-    convolutional = "Conv" in ast.unparse(init)
+    text = ast.unparse(init)
+    convs = [d for d in ("2d", "1d", "3d") if f"Conv{d}" in text or f"conv{d}" in text]
     found: dict[str, tuple[str, str, bool]] = {}
     for param, default in params.items():
         if not (isinstance(default, ast.Constant) and default.value is None) or param not in called - tested:
             continue
         lowered = param.lower()
-        layer = (("BatchNorm2d" if convolutional else "LayerNorm") if "norm" in lowered
+        layer = ((f"BatchNorm{convs[0]}" if convs else "LayerNorm") if "norm" in lowered
                  else "ReLU" if "act" in lowered else None)  # fmt: skip
         if layer is not None and torch_nn is not None:
             code = f"{torch_nn}.{layer}"
