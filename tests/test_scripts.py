@@ -1220,3 +1220,22 @@ def test_a_batch_part_another_model_takes_is_made_like_the_models_output(analyse
     pairs = [{"lr": torch.randn(3, height, width), "hr": torch.randn(3, 2 * height, 2 * width)} for _ in range(4)]
     torch.save(pairs, tmp_path / "pairs.pt")
     assert_hints_match_cpu(report, tmp_path / "pairs_hr.py")
+
+
+def test_jit_tracing_at_the_top_level_is_no_shape_error(analyse: Analyse, tmp_path: Path) -> None:
+    # pytorch/examples' cpp/transfer-learning/convert.py: `torch.jit.trace` runs clean on CPU, but on meta it meets
+    # a value check ("cond must be a bool, but got a Tensor"): set-up the trace lacks, never SL001
+    source = """
+        import torch
+        from torch import nn
+
+        net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+        example = torch.rand(1, 3, 16, 16)
+        scripted = torch.jit.trace(net, example)
+        out = net(example)
+    """
+    report = only(analyse(source, name="jit_trace.py"))
+    _, failures = oracle.run_script_on_cpu(str(tmp_path / "jit_trace.py"))
+    assert failures == {}
+    assert errors(report) == []
+    assert {(h.line, h.target): h.shapes for h in report.hints}[(8, "out")] == [(1, 4, 14, 14)]
