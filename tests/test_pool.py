@@ -8,16 +8,21 @@ import os
 import pty
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from engine_support import analyser
 from shapelens.analysis.engine import analyze
+from shapelens.analysis.plan import build_plan
 from shapelens.analysis.worker_client import TraceWorker
 from shapelens.analysis.worker_pool import PoolWorker, start_warm_pool
+from shapelens.cli.check import shared_warm_up
+from shapelens.core.findings import Finding
 from shapelens.core.options import Options
-from shapelens.core.wire import to_wire
+from shapelens.core.source import parse
+from shapelens.core.wire import TracePlan, to_wire
 from test_engine import hints_by_key
 
 pytestmark = pytest.mark.timeout(300)
@@ -310,18 +315,48 @@ def test_zero_edit_folder_pool_equals_a_serial_run(tmp_path: Path) -> None:
     assert any("symbolic" in hint for hint in files["gru.py"]["hints"])  # version 2's forms came through
 
 
-def test_the_shared_warm_up_follows_the_output_format(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A folder's pool warms FakeTensorMode and the solver for models without a directive, and the symbolic
-    forms' pass only for output that shows the forms (JSON version 2); one file warms nothing ahead."""
-    from shapelens.cli.check import _worker_env
+def _plan(tmp_path: Path, name: str, text: str, symbolic: bool = False) -> TracePlan:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    parsed = parse(str(path), path.read_text())
+    assert not isinstance(parsed, Finding)
+    return build_plan(parsed, str(tmp_path), Options(symbolic=symbolic)).message()
 
-    monkeypatch.delenv("SHAPELENS_WARM", raising=False)
-    monkeypatch.delenv("SHAPELENS_WARM_PARTS", raising=False)
-    text, json_v2 = _worker_env(50, 1, symbolic=False), _worker_env(50, 1, symbolic=True)
-    assert text["SHAPELENS_WARM"] == json_v2["SHAPELENS_WARM"] == "full"
-    assert text["SHAPELENS_WARM_PARTS"].split(",") == ["meta", "fake", "solve"]
-    assert json_v2["SHAPELENS_WARM_PARTS"].split(",") == ["meta", "fake", "solve", "forms"]
-    assert _worker_env(1, None)["SHAPELENS_WARM"] == "minimal"
+
+def test_the_shared_warm_up_follows_the_first_plan_and_the_output_format(tmp_path: Path) -> None:
+    """What a pool warms before it forks: FakeTensorMode and the solver when the first file's inputs are
+    guessed (zero edits), neither when it has its directive, and the symbolic forms' pass only for output that
+    shows the forms (JSON version 2)."""
+    from test_lazy_dynamo import DYNAMO_PROBE
+
+    directive = _plan(tmp_path, "probe.py", DYNAMO_PROBE)
+    assert shared_warm_up(directive) == ["meta"]
+    assert shared_warm_up(_plan(tmp_path, "lenet.py", LENET)) == ["meta", "fake", "solve"]
+    assert shared_warm_up(_plan(tmp_path, "probe.py", DYNAMO_PROBE, symbolic=True)) == ["meta", "fake", "forms"]
+    assert shared_warm_up(_plan(tmp_path, "lenet.py", LENET, symbolic=True)) == ["meta", "fake", "solve", "forms"]
+
+
+def _dynamo_modules(folder: Path, *args: str) -> int:
+    """The count of torch._dynamo modules probe.py's trace found imported (its `dynamo` hint's size)."""
+    result = check(".", "--format", "json", *args, "--jobs", "2", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    (probe,) = [f for f in json.loads(result.stdout)["files"] if f["path"].endswith("probe.py")]
+    (size,) = [h["shape"][0] for h in probe["hints"] if h["target"] == "dynamo"]
+    return int(size)
+
+
+def test_a_folder_with_directives_pays_no_fake_tensor_warm_up(tmp_path: Path) -> None:
+    """`check DIR --jobs 2`: with every input given and no symbolic forms printed, no trace needs
+    FakeTensorMode, so the pool never imports torch._dynamo; JSON version 2 prints the forms, whose pass needs
+    it, so the pool warms it once for every child; so does a first file whose input is guessed."""
+    from test_lazy_dynamo import DYNAMO_PROBE
+
+    (tmp_path / "probe.py").write_text(textwrap.dedent(DYNAMO_PROBE))
+    (tmp_path / "probe_twin.py").write_text(textwrap.dedent(DYNAMO_PROBE))
+    assert _dynamo_modules(tmp_path, "--json-version", "1") == 0
+    assert _dynamo_modules(tmp_path) > 0
+    (tmp_path / "a_lenet.py").write_text(LENET)  # found first: its image size is solved under FakeTensorMode
+    assert _dynamo_modules(tmp_path, "--json-version", "1") > 0
 
 
 def test_a_part_left_out_of_the_shared_warm_up_is_warmed_before_the_first_trace_that_needs_it(

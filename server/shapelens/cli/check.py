@@ -35,6 +35,7 @@ from shapelens.cli.formats import (
 from shapelens.core.findings import FileReport, Finding, Severity, Span
 from shapelens.core.options import Options
 from shapelens.core.source import read_source
+from shapelens.core.warm import needs
 from shapelens.core.wire import TracePlan, TraceResult
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -75,12 +76,13 @@ def run_check(args: argparse.Namespace) -> int:
     if args.no_trace:
         per_file = _check_serially(files, options, None, done=done)
     elif jobs == 1:
-        worker = TraceWorker(env=_worker_env(len(files), None, symbolic))
+        # one worker warms each part before the first trace that needs it: nothing is worth warming ahead
+        worker = TraceWorker(env=_worker_env(len(files), None))
         with contextlib.suppress(WorkerUnavailable):  # its `import torch` runs while the first file is analysed
             worker.spawn()
         per_file = _check_serially(files, options, worker, cuda, done)
     else:
-        per_file = _check_in_pool(files, options, jobs, cuda, done, symbolic)
+        per_file = _check_in_pool(files, options, jobs, cuda, done)
     progress.done()
     reports: dict[str, FileReport] = {}
     for file_reports in per_file:  # merged in the order of `files`, whatever order the traces ended in
@@ -150,28 +152,29 @@ def _check_serially(
             worker.close()
 
 
-def _worker_env(files: int, threads: int | None, symbolic: bool = False) -> dict[str, str]:
+def _worker_env(files: int, threads: int | None, shared: Iterable[str] = ("meta",)) -> dict[str, str]:
     """The environment of `check`'s workers: one file gets only the warm-up every trace needs (its one child
-    meets only its own model's kernels), several files the parts of the warm-up their traces share before the
-    first trace (and before a pool forks), not the editor's after-the-first-reply; with a pool each worker's
+    meets only its own model's kernels); several files the `shared` parts of the rest of the warm-up
+    (core/warm.py) before the first trace and before a pool forks, and any other part a plan needs before
+    that plan's trace, never the editor's whole warm-up after the first reply; with a pool each worker's
     torch gets its share of the cores, not all of them (N workers that each use every core only fight; a
     user's setting wins)."""
     env = dict(os.environ)
     env.setdefault("SHAPELENS_WARM", "minimal" if files == 1 else "full")
-    env.setdefault("SHAPELENS_WARM_PARTS", ",".join(shared_warm_up(symbolic)))
+    env.setdefault("SHAPELENS_WARM_PARTS", ",".join(shared))
     if threads is not None:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(name, str(threads))
     return env
 
 
-def shared_warm_up(symbolic: bool) -> list[str]:
-    """The warm-up parts (trace/worker.py's PARTS) a folder's traces share, run once before a pool forks: the
-    common layers' meta kernels; FakeTensorMode and the solver, which a model with no directive needs as soon
-    as its input size has to be solved (the normal case); the symbolic forms' pass only where the output
-    shows the forms (JSON version 2: text, GitHub and SARIF never do). A worker warms a part left out here
-    before the first trace that needs it."""
-    return ["meta", "fake", "solve", *(["forms"] if symbolic else [])]
+def shared_warm_up(first: TracePlan) -> list[str]:
+    """What a pool warms once before it forks: the common layers' meta kernels, and what the first plan needs
+    (core/warm.py's `needs`): FakeTensorMode and the solver where its inputs are guessed (zero edits, the
+    normal case: a classifier's image size is solved), the symbolic forms' pass only where the output shows
+    them (JSON version 2; text, GitHub and SARIF never do). A folder whose first file has its directive pays
+    neither; a worker warms what a later plan needs before that plan's trace."""
+    return ["meta", *(part for part in needs(first) if part != "meta")]
 
 
 class Progress:
@@ -253,19 +256,36 @@ class Stream:
         return render_text(shown, summary=False)
 
 
+class _FirstPlan:
+    """The first plan any of a pool's threads built: it decides what the pool warms before it forks."""
+
+    def __init__(self) -> None:
+        self.plan: TracePlan | None = None
+        self.seen = threading.Event()  # set at the first plan, or when every file is done without one
+        self._lock = threading.Lock()
+
+    def offer(self, plan: TracePlan) -> None:
+        with self._lock:
+            if not self.seen.is_set():
+                self.plan = plan
+                self.seen.set()
+
+
 class _PooledWorker(PoolWorker):
     """One worker of `--jobs`: its thread holds the pool's lock for everything but the trace itself, so the
     editor-side analysis (parsing, jedi, the rules, which are not thread-safe) runs one file at a time while
     the traces, where the time goes, run side by side in their own processes."""
 
-    def __init__(self, lock: threading.Lock, threads: int, symbolic: bool = False) -> None:
-        super().__init__(env=_worker_env(2, threads, symbolic))
+    def __init__(self, lock: threading.Lock, threads: int, first: _FirstPlan | None = None) -> None:
+        super().__init__(env=_worker_env(2, threads))
         self._analysis_lock = lock
+        self.first = first or _FirstPlan()
         self.pool_started = threading.Event()  # the pool starts while the first files are analysed
 
     def trace(self, plan: TracePlan) -> TraceResult:
         self._analysis_lock.release()
         try:
+            self.first.offer(plan)
             self.pool_started.wait()
             return super().trace(plan)
         finally:
@@ -273,13 +293,14 @@ class _PooledWorker(PoolWorker):
 
 
 def _check_in_pool(
-    files: list[str], options: Options, jobs: int, cuda: bool, done: Done, symbolic: bool = False
+    files: list[str], options: Options, jobs: int, cuda: bool, done: Done
 ) -> list[dict[str, FileReport]]:
     """`files` spread over `jobs` warm workers (each one trace at a time, all forked from one warm worker);
     the results in the order of `files`, whatever order they finished in."""
     lock = threading.Lock()
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    idle = [_PooledWorker(lock, threads, symbolic) for _ in range(jobs)]
+    first = _FirstPlan()
+    idle = [_PooledWorker(lock, threads, first) for _ in range(jobs)]
     workers = list(idle)
     take = threading.Lock()
 
@@ -297,22 +318,30 @@ def _check_in_pool(
 
     def start() -> None:
         try:
+            first.seen.wait()
+            if first.plan is None:  # every file was done without a trace (all unreadable): no pool to start
+                return
+            if "SHAPELENS_WARM_PARTS" not in os.environ:  # a user's setting wins
+                for worker in workers:
+                    assert worker.env is not None
+                    worker.env["SHAPELENS_WARM_PARTS"] = ",".join(shared_warm_up(first.plan))
             with contextlib.suppress(WorkerUnavailable):  # the per-file finding (SL004) says what is wrong
                 start_warm_pool(list(workers))
+            if cuda:
+                _warn_without_cuda(workers[0])
         finally:
             for worker in workers:
                 worker.pool_started.set()
 
-    # the pool's `import torch` and warm-up run while the first files are analysed (parsed, planned)
+    # the pool starts as soon as the first file is planned (its needs decide the shared warm-up), while the
+    # next files are analysed
     starter = threading.Thread(target=start, name="shapelens-pool-start", daemon=True)
     starter.start()
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shapelens-check") as pool:
-            if cuda:
-                starter.join()
-                _warn_without_cuda(workers[0])
             return list(pool.map(check, range(len(files)), files))
     finally:
+        first.seen.set()  # no file traced: the pool never starts
         starter.join()
         for worker in workers:
             worker.close()

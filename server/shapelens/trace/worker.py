@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
+from shapelens.core.warm import PARTS, needs
 from shapelens.core.wire import (
     SCRIPT_TARGET,
     ErrorKind,
@@ -84,11 +85,7 @@ def _exercise_kernels() -> None:
     warm_parts(PARTS)
 
 
-# The parts of the rest of the warm-up, by name, in the order they run. `check` of several files names the
-# parts its pool shares before it forks (SHAPELENS_WARM_PARTS); a part left out is warmed later, in each worker,
-# just before the first child whose plan needs it is forked (`needs`), and never where no plan needs it.
-PARTS = ("meta", "fake", "solve", "forms")
-WARMED: set[str] = set()
+WARMED: set[str] = set()  # the parts of core/warm.py's PARTS this process has run
 
 
 def warm_parts(parts: Iterable[str]) -> None:
@@ -98,21 +95,6 @@ def warm_parts(parts: Iterable[str]) -> None:
             WARMED.add(part)
             with contextlib.suppress(Exception):
                 _PART_FUNCTIONS[part]()
-
-
-def needs(plan: TracePlan) -> set[str]:
-    """The warm-up parts a plan's child would otherwise pay for itself: FakeTensorMode and the solver where a
-    model's inputs are guessed (the plain guess fails on a classifier that fixes the image size: its free
-    sizes are solved under FakeTensorMode), the symbolic forms' pass where the output shows them (#13: JSON
-    version 2, the editor's symbolic hints). A plan whose inputs are all given needs neither."""
-    if not plan.targets:
-        return set()
-    parts = {"meta"}
-    if any(target.infer_from is not None for target in plan.targets):
-        parts |= {"fake", "solve"}
-    if plan.symbolic:
-        parts |= {"fake", "forms"}
-    return parts
 
 
 def _solver_kernels() -> None:
@@ -392,7 +374,7 @@ def main() -> None:
             continue
         request = json.loads(line)
         run = Run(from_wire(TracePlan, request["plan"]))
-        if warm == "full" and not needs(run.plan) <= WARMED:
+        if warm == "full" and not set(needs(run.plan)) <= WARMED:
             warm_parts(needs(run.plan))  # once per worker: every later child that needs them shares them
             gc.freeze()
         pid = run.start()
