@@ -643,3 +643,14 @@ def test_layer_parameters_defaulting_to_none_that_init_calls_get_a_layer(
     build = f"Block({x.shape[1]}, norm_layer=nn.BatchNorm2d, act_layer=nn.ReLU)"
     truth = run_on_cpu(path, build=build, inputs={"x": tuple(x.shape)}).shapes()
     assert hints(report) == {k: {tuple(s) for s in v} for k, v in truth.items() if not k[2].startswith("self.")}
+
+
+def test_a_video_model_takes_the_frames_and_size_its_constructor_declares(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    # vit-pytorch's cct_3d: the position embedding fits only [B, 3, num_frames, img_size, img_size], which the
+    # guess missed; and its constructor (a block it builds) reads values, which cost a failing build on meta first
+    results = check_against_cpu(analyse, worker, tmp_path, "video_tokens.py")
+    [video] = results["VideoNet"].inputs
+    assert tuple(video.shape)[2:] == (4, 32, 32)
+    assert any("reads tensor values" in note for note in results["VideoNet"].notes), results["VideoNet"].notes

@@ -761,12 +761,16 @@ TENSOR_ATTRIBUTES = frozenset(("shape", "dtype", "device", "T", "mT", "H", "mH",
                                "is_cuda", "is_sparse", "layout", "requires_grad", "names", "is_leaf"))  # fmt: skip
 ADJACENCY = re.compile(r"^(adj|adjacency|adj_mat|adj_matrix|adj_t|a_hat|graph|laplacian)$|^adj_|_adj$")
 IMAGE_SIZE_NAMES = ("img_size", "image_size", "input_size", "resolution", "img_dim")
+FRAME_NAMES = ("num_frames", "frames", "n_frames", "video_frames")
 
 
-def declared_image_size(model: nn.Module, code: str | None = None) -> int | None:
+def declared_image_size(
+    model: nn.Module, code: str | None = None, names: tuple[str, ...] = IMAGE_SIZE_NAMES
+) -> int | None:
     """The image size a model's constructor says (`CCT(img_size=224)`, a ViT's `image_size`, timm's patch
     embedding `self.img_size = (224, 224)`): what its position embeddings are sized for. From the constructor
-    call the trace made (`code`), else its default, else the attribute the built model keeps."""
+    call the trace made (`code`), else its default, else the attribute the built model keeps. With `names`
+    FRAME_NAMES: a video model's frame count (`num_frames=8`)."""
     if code:
         try:
             call = ast.parse(code, mode="eval").body
@@ -774,17 +778,17 @@ def declared_image_size(model: nn.Module, code: str | None = None) -> int | None
             call = None
         for keyword in call.keywords if isinstance(call, ast.Call) else []:
             value = keyword.value.value if isinstance(keyword.value, ast.Constant) else None
-            if keyword.arg in IMAGE_SIZE_NAMES and isinstance(value, int) and not isinstance(value, bool):
+            if keyword.arg in names and isinstance(value, int) and not isinstance(value, bool):
                 return value
     try:
         parameters = inspect.signature(type(model).__init__).parameters
     except (TypeError, ValueError):
         parameters = {}  # type: ignore[assignment]
-    for name in IMAGE_SIZE_NAMES:
+    for name in names:
         default = parameters[name].default if name in parameters else None
         if isinstance(default, int) and not isinstance(default, bool) and default > 0:
             return default
-    for name in IMAGE_SIZE_NAMES:
+    for name in names:
         value = getattr(model, name, None)
         if isinstance(value, tuple | list) and len(value) == 2 and value[0] == value[1]:
             value = value[0]
@@ -793,19 +797,25 @@ def declared_image_size(model: nn.Module, code: str | None = None) -> int | None
     return None
 
 
-def at_image_size(candidates: list[list[Guess]], size: int) -> list[list[Guess]]:
+def at_image_size(candidates: list[list[Guess]], size: int, frames: int | None = None) -> list[list[Guess]]:
     """The first candidate with its image-like inputs ([batch, channels, free, free]) at the declared size,
-    put first; the others as they were."""
+    and with a declared frame count its video-like ones ([batch, channels, free, free, free]: frames, then
+    H = W), put first; the others as they were."""
     if not candidates:
         return candidates
     changed = False
     sized = []
     for guess in candidates[0]:
         dims = guess.dims
-        if len(dims) == 4 and dims[1].kind == "fixed" and all(d.kind == "free" for d in dims[2:]):
-            dims = [*dims[:2], *(Dim(size, "fixed", d.group) for d in dims[2:])]
+        image = len(dims) == 4 or (len(dims) == 5 and frames is not None)
+        if image and dims[1].kind == "fixed" and all(d.kind == "free" for d in dims[2:]):
+            depth = [Dim(frames, "fixed", dims[2].group)] if len(dims) == 5 and frames is not None else []
+            dims = [*dims[:2], *depth, *(Dim(size, "fixed", d.group) for d in dims[-2:])]
             changed = True
-            note = f"{guess.note}; H = W = {size}, the image size its constructor declares"
+            said = f"{frames} frames, " if depth else ""
+            note = (
+                f"{guess.note}; {said}H = W = {size}, the {'video' if depth else 'image'} size its constructor declares"
+            )
             sized.append(Guess(guess.name, dims, guess.dtype, note))
         else:
             sized.append(guess)

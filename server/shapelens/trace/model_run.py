@@ -9,6 +9,7 @@ import dataclasses
 import inspect
 import json
 import linecache
+import re
 import time
 import traceback
 import types
@@ -39,7 +40,15 @@ from shapelens.core.wire import (
 )
 from shapelens.trace import explain, rpc_stand_in, solve, symbolic
 from shapelens.trace.context import Context, Emitter, TraceTimeout, time_limit
-from shapelens.trace.inference import Dim, Guess, NoInput, at_image_size, declared_image_size, infer
+from shapelens.trace.inference import (
+    FRAME_NAMES,
+    Dim,
+    Guess,
+    NoInput,
+    at_image_size,
+    declared_image_size,
+    infer,
+)
 from shapelens.trace.recording import Recorder, dtype_name, shape_of
 from shapelens.trace.sandbox import refusal_of
 
@@ -121,6 +130,9 @@ class Target:
         if self.spec.model is None:
             return None
         key = json.dumps(self.spec.model, sort_keys=True)
+        said = key not in READS_VALUES and self.device.type == "meta" and _reads_item(self.module, self.spec.name)
+        if said:  # its source reads values: built with them at once (a plain build on meta if that fails)
+            READS_VALUES[key] = RuntimeError("Tensor.item() cannot be called on meta tensors (its constructor says)")
         try:
             if key in READS_VALUES and self.device.type == "meta":
                 raise READS_VALUES[key]  # the last attempt's build met it: no second failing build on meta
@@ -131,9 +143,15 @@ class Target:
             if self.device.type != "meta" or not reads_values(err):
                 raise
             READS_VALUES[key] = err
-            with SmallOnCpu():
+            try:
+                with SmallOnCpu():
+                    model = self.value(self.spec.model, ns)
+            except Exception:
+                if not said:
+                    raise
+                del READS_VALUES[key]  # the `.item()` its source has is not on the way: the plain build
                 model = self.value(self.spec.model, ns)
-            if isinstance(model, nn.Module):
+            if isinstance(model, nn.Module) and key in READS_VALUES:
                 model = model.to("meta")
                 BUILD_NOTES.add("built with its small tensors on the CPU: its constructor reads tensor values")
         except NameError as err:
@@ -162,7 +180,8 @@ class Target:
                 code = (self.spec.model or {}).get("code")
                 image = declared_image_size(model, code if isinstance(code, str) else None)
                 if image is not None:  # the size its position embeddings are made for: tried first
-                    self.candidates = at_image_size(self.candidates, image)
+                    frames = declared_image_size(model, code if isinstance(code, str) else None, FRAME_NAMES)
+                    self.candidates = at_image_size(self.candidates, image, frames)
                 prior = prior_guesses(self.spec.prior)
                 if prior and prior not in self.candidates:
                     self.candidates = [prior, *self.candidates]  # what the last trace chose, while it fits
@@ -181,6 +200,24 @@ READS_VALUES: dict[str, BaseException] = {}  # constructor items whose build rea
 BUILD_NOTES: set[str] = set()  # how the last target's model was built, when out of the ordinary (hover)
 VALUE_READS = (RuntimeError, NotImplementedError, ValueError, TypeError)
 SMALL_ON_CPU = 4096  # elements: a tensor this small is made on the CPU in `SmallOnCpu` (16 KiB of float32)
+
+
+def _reads_item(module: types.ModuleType, name: str, depth: int = 0) -> bool:
+    """Whether the class's constructor, or one of its file's classes it builds, reads a tensor's value with
+    `.item()` (`[r.item() for r in torch.linspace(0, rate, depth)]`): then it is built with its small tensors on
+    the CPU at once, not first on meta to fail there (vit-pytorch's cct_3d spends 5 s of its 10 before that)."""
+    cls = module.__dict__.get(name)
+    if depth > 3 or not isinstance(cls, type) or getattr(cls, "__module__", None) != module.__name__:
+        return False
+    init = vars(cls).get("__init__")
+    try:
+        text = inspect.getsource(init) if init is not None else ""
+    except (OSError, TypeError):
+        return False
+    if ".item()" in text:
+        return True
+    called = set(re.findall(r"\b([A-Z]\w*)\(", text)) - {name}
+    return any(_reads_item(module, other, depth + 1) for other in sorted(called))
 
 
 def reads_values(err: BaseException) -> bool:
