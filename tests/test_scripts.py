@@ -1239,3 +1239,36 @@ def test_jit_tracing_at_the_top_level_is_no_shape_error(analyse: Analyse, tmp_pa
     assert failures == {}
     assert errors(report) == []
     assert {(h.line, h.target): h.shapes for h in report.hints}[(8, "out")] == [(1, 4, 14, 14)]
+
+
+def test_a_dataset_that_finds_no_files_is_no_shape_error(analyse: Analyse, tmp_path: Path) -> None:
+    # PyTorch-GAN stargan's CelebADataset: `glob.glob(root + "/*.txt")[0]` over a data folder that is not here
+    # raised IndexError on the user's line, which read as torch's verdict (SL001 in datasets.py)
+    (tmp_path / "faces.py").write_text(
+        textwrap.dedent(
+            """
+            import glob
+            import torch
+
+
+            class Faces(torch.utils.data.Dataset):
+                def __init__(self, root):
+                    self.files = sorted(glob.glob(root + "/*.jpg"))
+                    self.label_path = glob.glob(root + "/*.txt")[0]
+
+                def __len__(self):
+                    return len(self.files)
+            """
+        )
+    )
+    source = """
+        import torch
+        from faces import Faces
+
+        loader = torch.utils.data.DataLoader(Faces("../data/celeba"), batch_size=4)
+        x = torch.randn(4, 3)
+    """
+    reports = analyse(source, name="faces_script.py")
+    assert [(f.code, f.span.path) for r in reports.values() for f in r.findings if f.severity.value == "error"] == []
+    script = reports[str(tmp_path / "faces_script.py")]
+    assert {(h.line, h.target) for h in script.hints} == {(6, "x")}

@@ -73,11 +73,19 @@ _NOT_SHAPES = (NameError, AttributeError, KeyError, AssertionError, ImportError,
 _SHAPE_TYPES = (RuntimeError, IndexError, ValueError)  # what torch's C code raises for a shape or dtype
 
 
+# what Python itself says of its own lists, strings and numbers: no tensor is involved (a dataset's
+# `glob.glob(folder + "/*.txt")[0]` over a folder that is not here)
+_PYTHON_ONLY = (
+    "list index out of range", "tuple index out of range", "string index out of range", "pop from empty list",
+    "invalid literal for int()", "could not convert string to float", "math domain error",
+)  # fmt: skip
+
+
 def _code_error(err: BaseException) -> bool:
     """Whether a failure is torch's own verdict on what the script gave it (a shape, a dtype, an argument
     torch rejects: SL001), rather than the script's own check (`raise`, `assert`), a name left undefined, or
     a library other than torch: those say the script lacked data or set-up a trace does not have (a note)."""
-    if isinstance(err, _NOT_SHAPES):
+    if isinstance(err, _NOT_SHAPES) or any(marker in str(err) for marker in _PYTHON_ONLY):
         return False
     frames = []
     tb = err.__traceback__
@@ -451,6 +459,8 @@ class _ScriptRun:
         want = _want(err)
         if "num_samples=0" in str(err):  # a sampler over a dataset with no samples here (no data folder)
             want = "its dataset has no samples here"
+        if want is None and not _code_error(err):  # a dataset's own check (its data is not here) binds a stand-in too
+            want = "it stopped on the script's own terms, not on a shape"
         if isinstance(err, Unreadable) or "UnknownPart" in str(err):
             want = "it needs the loader's dataset, which could not be read"
         elif guessed:  # a guess never accuses the code
@@ -461,8 +471,6 @@ class _ScriptRun:
         ):  # fmt: skip
             self._bound(names, scope)
             return None
-        if want is None and not _code_error(err):
-            want = "it stopped on the script's own terms, not on a shape"
         if want is None:  # the code's own error: a finding; what needs its names is skipped quietly
             self.errors.append(explain.failure(_classify(err, "forward"), err, plan, recorder, "forward"))
             for name in names:
