@@ -79,7 +79,9 @@ def main(argv: list[str]) -> None:
             notes = script.notes if script else []
             made = [n for n in notes if "batch from the model's inferred input" in n]
             lit = {h.line for h in report.hints if any(a <= h.line <= b for a, b in loops)}
-            errors = [(f.code, f.span.line) for f in report.findings if f.severity.value == "error"]
+            # error findings in every file the check reported (a dataset class in datasets.py as well)
+            errors = [(os.path.basename(r.path), f.code, f.span.line) for r in reports.values() for f in r.findings
+                      if f.severity.value == "error"]  # fmt: skip
             row = {"file": path, "loops": len(loops), "made": len(made), "lines_with_shapes_in_loops": len(lit)}
             rows.append({**row, "errors": errors, "seconds": round(seconds, 2), "notes": notes})
             print(f"{os.path.relpath(path):70} loops={len(loops)} made={len(made)} lit={len(lit)} "
