@@ -74,6 +74,11 @@ def test_labels() -> None:
     two = [_hint("output", (5, 30, 48)), _hint("h_n", (2, 5, 48))]
     assert render.line_label(two) == "output [5, 30, 48] · h_n [2, 5, 48]"
     assert render.line_label([_hint("x", (2, None))]) == "[2, ?]"
+    # `return self.cls(h), (self.box(h), h.mean(1)), None`: the tuple as the code returns it, tensors only
+    returned = [_hint("return[0]", (2, 4)), _hint("return[1][0]", (2, 2)), _hint("return[1][1]", (2,))]
+    assert render.line_label(returned) == "([2, 4], ([2, 2], [2]))"
+    assert render.line_label([_hint("return[1]", (2, 4))]) == "([2, 4])"  # return None, x: one tensor, still a tuple
+    assert render.variable_markdown(returned[1]).startswith("```python\n(return) [1][0]: Tensor[2, 2]")
     many = _hint("x", (1,), (2,), (3,), (4,))
     assert render.shapes_label(many) == "[1] | [2] | … +2"
 

@@ -45,10 +45,24 @@ def shapes_label(hint: Hint, show_dtype: bool = True, symbolic: bool = True) -> 
 
 
 def line_label(hints: Sequence[Hint], show_dtype: bool = True, symbolic: bool = True) -> str:
-    """One statement's label: the bare shape, or `name [..] · name2 [..]` when it binds several tensors."""
+    """One statement's label: the bare shape, `name [..] · name2 [..]` when it binds several tensors, or
+    `([..], [..])` when it returns a tuple of them."""
+    if hints and all(h.target.startswith("return[") for h in hints):
+        return _returned_tuple({h.target: shapes_label(h, show_dtype, symbolic) for h in hints})
     if len(hints) == 1:
         return shapes_label(hints[0], show_dtype, symbolic)
     return " · ".join(f"{h.target} {shapes_label(h, show_dtype, symbolic)}" for h in hints)
+
+
+def _returned_tuple(labels: dict[str, str], prefix: str = "return") -> str:
+    """`([B, 8], ([B, 4], [B, 4]))` for a returned tuple whose tensors were recorded as `return[0]`,
+    `return[1][0]`, `return[1][1]`: the tuple as the code returns it (elements that are no tensor are left out)."""
+    parts = []
+    indices = sorted({int(t[len(prefix) + 1 :].split("]")[0]) for t in labels if t.startswith(prefix + "[")})
+    for index in indices:
+        element = f"{prefix}[{index}]"
+        parts.append(labels.get(element) or _returned_tuple(labels, element))
+    return "(" + ", ".join(parts) + ")"
 
 
 def _shapes(shapes: Sequence[Shape]) -> str:
@@ -163,8 +177,10 @@ def variable_markdown(hint: Hint) -> str:
         shape = symbolic_label(form, "float32")
     else:
         shape = hint_label(hint.shape, "float32") if hint.shapes else "?"
-    kind = "return" if hint.target == "return" else "tensor"
-    name = "" if hint.target == "return" else f"{hint.target}: "
+    returned = hint.target.split("[")[0] == "return"
+    kind = "return" if returned else "tensor"
+    name = hint.target.removeprefix("return") if returned else hint.target
+    name = f"{name}: " if name else ""
     block = f"```python\n({kind}) {name}Tensor{shape}  # {hint.dtype}\n```"
     lines = [f"{_example(hint)}"] if form is not None else []
     return block + "\n" + "  \n".join([*lines, *hint_details(hint)])
