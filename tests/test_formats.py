@@ -163,6 +163,19 @@ def test_sarif_driver_lists_every_rule_of_the_registry(tmp_path: Path) -> None:
     assert run["columnKind"] == "utf16CodeUnits" and run["results"] == []
 
 
+def test_json_version_2_names_a_findings_related_places(tmp_path: Path) -> None:
+    # a wrong constructor's SL101 is filed on the constructor; the line where a CPU run raises is its related place
+    path = tmp_path / "model.py"
+    related = Related(Span(str(path), 7, 9, 7, 20), "meets its input here")
+    report = FileReport(str(path), findings=[finding(path, related=(related,))])
+    [diagnostic] = json_document([report])["files"][0]["diagnostics"]  # type: ignore[index]
+    [place] = diagnostic["related"]
+    assert place["message"] == "meets its input here" and (place["line"], place["column"]) == (7, 9)
+    assert place["path"] == str(path) and (place["end_line"], place["end_column"]) == (7, 20)
+    [old] = json_document([report], version=1)["files"][0]["diagnostics"]  # type: ignore[index]
+    assert "related" not in old  # version 1 stays what it was
+
+
 def test_sarif_result_with_location_related_and_fixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "sub dir" / "model.py"

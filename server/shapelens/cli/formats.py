@@ -72,7 +72,7 @@ def _json_file(report: FileReport, version: int) -> dict[str, object]:
     return {
         "path": display_path(report.path),
         "hints": hints,
-        "diagnostics": [_json_finding(f) for f in _sorted_findings(report.findings)],
+        "diagnostics": [_json_finding(f, version) for f in _sorted_findings(report.findings)],
         # how each model of the file was traced: "input_source" tells a guess ("inferred", "workspace") from
         # an input the user gave ("directive", "example")
         "models": [_json_model(m, version) for m in report.models],
@@ -112,11 +112,11 @@ def _notebook_cell(entry: dict[str, Any], path: str) -> dict[str, Any]:
     for item in [*entry["hints"], *entry["diagnostics"]]:
         item["cell"] = number
     for diagnostic in entry["diagnostics"]:
-        for fix in diagnostic["fixes"]:
-            for edit in fix["edits"]:
-                where = notebook.parse_cell_path(edit["path"])
-                if where is not None:
-                    edit["path"], edit["cell"] = where[0], where[1] + 1
+        places = [edit for fix in diagnostic["fixes"] for edit in fix["edits"]] + diagnostic.get("related", [])
+        for place in places:
+            where = notebook.parse_cell_path(place["path"])
+            if where is not None:
+                place["path"], place["cell"] = where[0], where[1] + 1
     return entry
 
 
@@ -142,9 +142,9 @@ def _list(shape: tuple[int | None, ...] | None) -> list[int | None] | None:
     return None if shape is None else list(shape)
 
 
-def _json_finding(finding: Finding) -> dict[str, object]:
+def _json_finding(finding: Finding, version: int) -> dict[str, object]:
     span = finding.span
-    return {
+    out: dict[str, object] = {
         "line": span.line,
         "column": span.column,
         "end_line": span.end_line,
@@ -163,6 +163,13 @@ def _json_finding(finding: Finding) -> dict[str, object]:
             for fix in finding.fixes
         ],
     }
+    if version >= 2 and finding.related:
+        # the second places a finding names (LSP relatedInformation): a wrong constructor's finding points at
+        # the line where the layer meets its input, where a CPU run raises
+        out["related"] = [
+            {**to_json(r.span), "path": display_path(r.span.path), "message": r.message} for r in finding.related
+        ]
+    return out
 
 
 def _sorted_findings(findings: list[Finding]) -> list[Finding]:
