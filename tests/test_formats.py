@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 from shapelens.analysis.rules import RULES
 from shapelens.cli.check import _PooledWorker
-from shapelens.cli.formats import json_document, render_github, sarif_document
+from shapelens.cli.formats import json_document, render_github, render_text, sarif_document
 from shapelens.core.findings import (
     Edit,
     FileReport,
@@ -163,7 +163,7 @@ def test_sarif_driver_lists_every_rule_of_the_registry(tmp_path: Path) -> None:
     assert run["columnKind"] == "utf16CodeUnits" and run["results"] == []
 
 
-def test_json_version_2_names_a_findings_related_places(tmp_path: Path) -> None:
+def test_json_and_text_name_a_findings_related_places(tmp_path: Path) -> None:
     # a wrong constructor's SL101 is filed on the constructor; the line where a CPU run raises is its related place
     path = tmp_path / "model.py"
     related = Related(Span(str(path), 7, 9, 7, 20), "meets its input here")
@@ -174,6 +174,7 @@ def test_json_version_2_names_a_findings_related_places(tmp_path: Path) -> None:
     assert place["path"] == str(path) and (place["end_line"], place["end_column"]) == (7, 20)
     [old] = json_document([report], version=1)["files"][0]["diagnostics"]  # type: ignore[index]
     assert "related" not in old  # version 1 stays what it was
+    assert f"\n  {path}:7:9: meets its input here\n" in render_text([report])  # the text names it too
 
 
 def test_sarif_result_with_location_related_and_fixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

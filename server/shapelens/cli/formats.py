@@ -372,6 +372,9 @@ def render_text(reports: list[FileReport], summary: bool = True) -> str:
                 f"{display_path(span.path)}:{span.line}:{span.column}: {finding.code} "
                 f"[{finding.severity.value}] {finding.message}"
             )
+            for place in finding.related:
+                where = place.span
+                out.append(f"  {display_path(where.path)}:{where.line}:{where.column}: {place.message}")
             for fix in finding.fixes:
                 out.append(f"  fix ({'safe' if fix.safe else 'unsafe'}): {fix.title}")
     if summary:
