@@ -727,8 +727,8 @@ def workspace_calls(source: Source, name: str, root: str, visible: Visible) -> l
             continue
         else:
             text = read_source_or_empty(file)
-        if needle not in text:
-            continue
+        if needle not in text or (file != here and stem not in text):
+            continue  # another file reaches the class only through an import that names the model file
         parsed = source if file == here else parse(file, text)
         if not isinstance(parsed, Source):
             continue

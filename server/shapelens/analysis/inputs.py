@@ -20,6 +20,7 @@ import ast
 import builtins
 import os
 import re
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,11 +244,17 @@ def from_directive(source: Source, model: Model, root: str | None = None) -> Inp
 # -- 2. example calls -----------------------------------------------------------------------------------
 
 
+_PARENTS: weakref.WeakKeyDictionary[ast.AST, dict[int, ast.AST]] = weakref.WeakKeyDictionary()
+
+
 def _parents(tree: ast.AST) -> dict[int, ast.AST]:
-    parents: dict[int, ast.AST] = {}
-    for node in ast.walk(tree):
-        for child in ast.iter_child_nodes(node):
-            parents[id(child)] = node
+    """Each node's parent, by the child's id: one walk per parsed file, shared by the file's models."""
+    parents = _PARENTS.get(tree)
+    if parents is None:
+        parents = _PARENTS[tree] = {}
+        for node in ast.walk(tree):
+            for child in ast.iter_child_nodes(node):
+                parents[id(child)] = node
     return parents
 
 

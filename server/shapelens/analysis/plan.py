@@ -96,14 +96,23 @@ def module_name(path: str, root: str) -> str:
     return ".".join(parts)
 
 
-def _item_nodes(source: Source, items: list[Item]) -> list[ast.AST]:
+def _nodes_by_key(source: Source) -> dict[tuple[int | None, ...], list[ast.AST]]:
+    """The file's nodes by their key: a plan item names its node by key, and a file's models share one walk."""
+    keyed: dict[tuple[int | None, ...], list[ast.AST]] = {}
+    for node in ast.walk(source.tree):
+        keyed.setdefault(node_key(node), []).append(node)
+    return keyed
+
+
+def _item_nodes(keyed: dict[tuple[int | None, ...], list[ast.AST]], items: list[Item]) -> list[ast.AST]:
     wanted = {tuple(i["node"]) for i in items if "node" in i}
-    return [n for n in ast.walk(source.tree) if node_key(n) in wanted]
+    return [n for key in wanted for n in keyed.get(key, [])]
 
 
 def build_plan(source: Source, root: str, options: Options) -> Plan:
     plan = Plan(source, os.path.abspath(root), options)
     extra: set[str] = set()  # what the traced models reach: their names and what their example calls read
+    keyed = _nodes_by_key(source)
     for model in find_models(source, root):
         inputs = inputs_for(source, model, plan.root)
         plan.models.append((model, inputs))
@@ -116,8 +125,8 @@ def build_plan(source: Source, root: str, options: Options) -> Plan:
             *inputs.args,
             *inputs.kwargs.values(),
         ]
-        nodes = _item_nodes(source, items)
-        setup_nodes = [n for n in _item_nodes(source, inputs.setup) if isinstance(n, ast.stmt)]
+        nodes = _item_nodes(keyed, items)
+        setup_nodes = [n for n in _item_nodes(keyed, inputs.setup) if isinstance(n, ast.stmt)]
         bound = set().union(*(bound_names(n) for n in setup_nodes)) if setup_nodes else set()
         extra |= set().union(*(loaded_names(n) for n in nodes)) - bound if nodes else set()
         for item in [*items, *inputs.alternatives]:  # generated code (`Net(10)`, `batch = 8`) names them too
