@@ -1046,6 +1046,52 @@ def test_a_function_that_returns_the_loader_gives_it_to_its_caller(analyse: Anal
     assert hints[(16, "x")] == [(8, 12)] and hints[(17, "out")] == [(8, 3)] and hints[(18, "loss")] == [()]
 
 
+RETURNS_THE_LOADER = """
+import os
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+
+def get_loader(batch_size):
+    folder = os.path.dirname(os.path.abspath(__file__))
+    data = torch.load(os.path.join(folder, "pairs.pt"), weights_only=False)
+    return DataLoader(data, batch_size=batch_size, shuffle=True)
+
+
+def train(model, loader):
+    for x, y in loader:
+        out = model(x)
+        loss = nn.functional.cross_entropy(out, y)
+        loss.backward()
+
+
+def main():
+    model = nn.Sequential(nn.Linear(12, 4), nn.ReLU(), nn.Linear(4, 3))
+    loader = get_loader(8)
+    train(model, loader)
+
+
+main()
+"""
+
+
+def test_a_function_that_returns_a_data_loader_call_gives_its_caller_the_made_batch(
+    analyse: Analyse, tmp_path: Path
+) -> None:
+    # `return DataLoader(dataset, ...)` with no name bound first, over a dataset that is not there when the trace
+    # runs: the function returned nothing, so train()'s loop had no shapes
+    report = only(analyse(RETURNS_THE_LOADER, name="returns_loader_call.py"))
+    assert errors(report) == []
+    hints = {(h.line, h.target): h for h in report.hints}
+    assert {(16, "x"), (16, "y"), (17, "out"), (18, "loss")} <= set(hints), sorted(hints)
+    assert "batch from the model's inferred input" in render.variable_markdown(hints[(16, "x")])
+    dataset = torch.utils.data.TensorDataset(torch.randn(24, 12), torch.randint(0, 3, (24,)))
+    torch.save(dataset, tmp_path / "pairs.pt")
+    assert_hints_match_cpu(report, tmp_path / "returns_loader_call.py")
+
+
 def test_a_shape_error_inside_main_is_flagged_at_its_line_and_main_goes_on(analyse: Analyse, tmp_path: Path) -> None:
     source = """
         import torch

@@ -743,20 +743,33 @@ class StandIns:
         value = self.ns.get(name, _MISSING)
         return getattr(builtins, name, _MISSING) if value is _MISSING else value
 
-    def bind(self, stmt: ast.stmt, why: str, unknown: set[str]) -> bool:
-        """`loader = DataLoader(dataset, ...)` that cannot run for want of its dataset: bind a stand-in."""
-        if not (
-            isinstance(stmt, ast.Assign)
-            and len(stmt.targets) == 1
-            and isinstance(stmt.targets[0], ast.Name)
-            and is_data_loader_call(stmt.value)
-        ):
-            return False
+    def bind(self, stmt: ast.stmt, why: str, unknown: set[str]) -> StandInLoader | None:
+        """`loader = DataLoader(dataset, ...)` that cannot run for want of its dataset: bind a stand-in. For
+        `return DataLoader(dataset, ...)` in a function the script steps into, the stand-in is made (the script returns
+        it to the caller, and `named` gives it the name the caller binds it to)."""
+        named = isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+        if not (named or isinstance(stmt, ast.Return)):
+            return None
+        assert isinstance(stmt, ast.Assign | ast.Return)
+        if stmt.value is None or not is_data_loader_call(stmt.value):
+            return None
         assert isinstance(stmt.value, ast.Call)
         size = batch_size(stmt.value, self._lookup, unknown)
         loader = StandInLoader(size, why, self.device, self.recorder, self.sources)
-        self.ns[stmt.targets[0].id] = self.loaders[stmt.targets[0].id] = loader
-        return True
+        if isinstance(stmt, ast.Assign):
+            assert isinstance(stmt.targets[0], ast.Name)
+            self.ns[stmt.targets[0].id] = loader
+            self.named(stmt.targets[0].id, loader)
+        else:
+            self.named(f"the loader line {stmt.lineno} returns", loader)
+        return loader
+
+    def named(self, name: str, loader: object) -> None:
+        """Know a stand-in by the name the script binds it to (a returned one: by its caller's name)."""
+        if isinstance(loader, StandInLoader):
+            for old in [n for n, v in self.loaders.items() if v is loader]:
+                del self.loaders[old]
+            self.loaders[name] = loader
 
     def empty(self, stmt: ast.stmt, line: int) -> bool:
         """After `loader = DataLoader(dataset, ...)` ran: a dataset with no samples here (its data folder is not
@@ -771,7 +784,7 @@ class StandIns:
                 return False
         except Exception:  # an iterable dataset has no length: its loop tells
             return False
-        return self.bind(stmt, f"line {line}: its dataset has no samples here", set())
+        return self.bind(stmt, f"line {line}: its dataset has no samples here", set()) is not None
 
     def _loops(self, stmt: ast.stmt) -> Iterator[tuple[ast.For, ast.expr, StandInLoader]]:
         if not self.loaders:

@@ -378,8 +378,7 @@ class _ScriptRun:
         # a def or class never waits for a name its body reads: defining it is harmless
         reads = set() if isinstance(stmt, _DEFINITIONS) else loaded_names(stmt)
         needs = sorted(reads & unknown.keys())
-        if needs and stand_ins.bind(stmt, unknown[needs[0]][0], set(unknown)):
-            self._bound(names, scope)
+        if needs and self._stand_in(stmt, unknown[needs[0]][0], names, scope):
             return None
         if needs:
             why, failed = unknown[needs[0]]
@@ -428,6 +427,17 @@ class _ScriptRun:
         self.untraced += left_out
         return None
 
+    def _stand_in(self, stmt: ast.stmt, why: str, names: list[str], scope: _Scope) -> bool:
+        """A `DataLoader` the statement could not make: its stand-in bound (or, for a `return` of one in a
+        stepped function, returned)."""
+        loader = self.stand_ins.bind(stmt, why, set(scope.unknown))
+        if loader is None:
+            return False
+        if isinstance(stmt, ast.Return) and scope.depth:
+            raise _Returned(loader)
+        self._bound(names, scope)
+        return True
+
     def _bound(self, names: list[str], scope: _Scope) -> None:
         if scope.depth == 0:
             self.bound_in_order += [n for n in names if n not in self.bound_in_order]
@@ -465,11 +475,9 @@ class _ScriptRun:
             want = "it needs the loader's dataset, which could not be read"
         elif guessed:  # a guess never accuses the code
             want = "the batch made from the model's inferred input does not fit how the code uses it"
-        elif want is not None and stand_ins.bind(
-            stmt, f"line {line} did not run: {want} ({type(err).__name__}: {explain.plain(str(err))})",
-            set(unknown),
-        ):  # fmt: skip
-            self._bound(names, scope)
+        elif want is not None and self._stand_in(
+            stmt, f"line {line} did not run: {want} ({type(err).__name__}: {explain.plain(str(err))})", names, scope
+        ):
             return None
         if want is None:  # the code's own error: a finding; what needs its names is skipped quietly
             self.errors.append(explain.failure(_classify(err, "forward"), err, plan, recorder, "forward"))
@@ -564,6 +572,8 @@ class _ScriptRun:
         finally:
             scope.ns.pop(_VALUE, None)
         self._bound(names, scope)
+        if isinstance(stmt.targets[0], ast.Name):
+            self.stand_ins.named(stmt.targets[0].id, value)  # `loader = get_loader(args)`
         if self.stand_ins.made_count() != made:
             scope.guessed.update(names)
         return True
