@@ -136,6 +136,15 @@ def test_embedding_gru_transformer_and_two_inputs(analyse: Analyse, worker: Trac
     assert [i.note for i in results["Pairwise"].inputs] == ["no layer fixes its size: a guess"] * 2
 
 
+def test_an_embedded_class_label_is_one_index_per_sample(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
+    # PyTorch-GAN's cgan: torch.cat((self.label_emb(labels), noise), -1) takes one label per sample; token ids
+    # [B, T] (the first guess for an Embedding) made the cat fail, and both models had no shapes
+    results = check_against_cpu(analyse, worker, tmp_path, "class_labels.py")
+    for name in ("LabelledGenerator", "LabelledCritic"):
+        [_, labels] = results[name].inputs
+        assert (labels.name, len(labels.shape), labels.dtype) == ("labels", 1, "int64")
+
+
 def test_a_mismatch_no_input_changes_stays_an_error(analyse: Analyse, worker: TraceWorker, tmp_path: Path) -> None:
     path, results = trace(worker, tmp_path, "wrong_linear.py")
     [mismatch] = results["Broken"].mismatches
@@ -159,6 +168,23 @@ def test_a_guess_never_accuses_the_code(analyse: Analyse, worker: TraceWorker, t
     assert [(f.code, f.severity) for f in report.findings if f.severity == Severity.ERROR] == [
         ("SL101", Severity.ERROR)
     ]
+
+
+def test_a_model_a_script_builds_but_never_calls_still_says_its_guess_failed(
+    analyse: Analyse, worker: TraceWorker, tmp_path: Path
+) -> None:
+    # PyTorch-GAN's cgan: the script built both models, then its loader's dataset could not be read, so it never
+    # called them; their own guessed traces failed, and the script's building them was taken for a trace that
+    # reached them: no shapes and no word (a file that says nothing looks checked and clean)
+    source = (FIXTURES / "guess_fails.py").read_text().split("class NoSizeFits")[0] + (
+        "model = FixedSize()\n"
+        "data = torch.load('missing.pt', weights_only=False)\n"
+        "for x in torch.utils.data.DataLoader(data, batch_size=4):\n"
+        "    out = model(x)\n"
+    )
+    report = analyse(source, name="builds_only.py")[str(tmp_path / "builds_only.py")]
+    assert errors(report) == []
+    assert [f.code for f in report.findings if f.span.line < source.count("\n") - 3] == ["SL010"]
 
 
 def test_defaults_we_relied_on_are_a_guess_but_a_constructor_without_parameters_is_not(

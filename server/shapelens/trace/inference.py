@@ -126,8 +126,11 @@ def layer_inputs(layer: nn.Module, rank: int | None, group: str) -> tuple[list[l
     if isinstance(layer, nn.Bilinear):
         return _ranked(rank, [_fixed(layer.in1_features)], [2], group), "float32", f"{name}: in1_features"
     if isinstance(layer, nn.Embedding | nn.EmbeddingBag):
-        dims = [_batch(), _free(SEQUENCE, group)] if rank in (None, 2) else _ranked(rank, [], [2], group)[0]
-        return [dims], "int64", f"{name}: indices below {layer.num_embeddings}"
+        if rank is None:  # token ids [B, T] first; else one id per sample (a conditional GAN's class labels)
+            options = [[_batch(), _free(SEQUENCE, group)], [_batch()]]
+        else:
+            options = [[_batch(), _free(SEQUENCE, group)]] if rank == 2 else _ranked(rank, [], [2], group)[:1]
+        return options, "int64", f"{name}: indices below {layer.num_embeddings}"
     if isinstance(layer, nn.RNNBase):
         seq = _free(SEQUENCE, group)
         dims = [_batch(), seq] if layer.batch_first else [seq, _batch()]
