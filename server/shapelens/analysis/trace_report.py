@@ -126,7 +126,9 @@ def _reached_by_others(plan: Plan, result: TraceResult) -> set[str]:
     for target in result.targets:
         for rec in target.records:
             lines.setdefault((rec.path, rec.line), set()).add(target.name)
-    found = {x.type for t in result.targets for x in t.layers if x.type != t.name}  # built inside another
+    # built inside another and called there: a script that builds a model but never reaches its call (its loop
+    # over a loader that failed) has given it no shapes, and its own failed guess is still news
+    found = {x.type for t in result.targets for x in t.layers if x.type != t.name and x.calls}
     for model, _ in plan.traced:
         first, last = model.node.lineno, model.node.end_lineno or model.node.lineno
         inside = [names for (p, n), names in lines.items() if p == plan.source.path and first <= n <= last]
