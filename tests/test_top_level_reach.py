@@ -154,3 +154,31 @@ def test_what_the_model_reaches_still_runs(analyse: Analyse, tmp_path: Path) -> 
     forward = lines.index("    def forward(self, x):") + 1
     in_forward = [(h.target, h.shape) for h in report.hints if h.line > forward]  # not the wrapper's return
     assert in_forward == [("h", (2, 8)), ("return", (2, 3))]
+
+
+def test_imports_in_a_try_whose_handler_reports_and_raises_still_run(analyse: Analyse, tmp_path: Path) -> None:
+    # PyTorch-GAN's clustergan imports everything inside `try: ... except ImportError as e: print(e); raise`: the
+    # block was not taken for definitions, so nothing was imported and every model failed to build (SL004)
+    source = """
+        try:
+            import torch
+            import torch.nn as nn
+        except ImportError as e:
+            print(e)
+            raise ImportError
+
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 2)
+
+            def forward(self, x):
+                y = torch.relu(self.fc(x))
+                return y
+    """
+    [report] = analyse(source).values()
+    assert report.findings == []
+    lines = (tmp_path / "model.py").read_text().splitlines()
+    forward = lines.index("    def forward(self, x):") + 1
+    assert {h.target for h in report.hints if h.line > forward} == {"y", "return"}

@@ -28,7 +28,8 @@ def _is_main_guard(node: ast.stmt) -> bool:
 
 
 def _definitional(node: ast.stmt) -> bool:
-    """Imports, defs, classes, assignments and `try`/`if` blocks made only of those (`try: import x`)."""
+    """Imports, defs, classes, assignments and `try`/`if` blocks made only of those (`try: import x`; the
+    handlers may also report and raise)."""
     if isinstance(node, ast.Import | ast.ImportFrom | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         return True
     if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.Pass):
@@ -36,11 +37,17 @@ def _definitional(node: ast.stmt) -> bool:
     if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
         return True  # a docstring
     if isinstance(node, ast.Try):
-        bodies = [node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)]
-        return all(_definitional(s) for body in bodies for s in body)
+        bodies = [node.body, node.orelse, node.finalbody]
+        handled = all(_definitional(s) or _reports(s) for h in node.handlers for s in h.body)
+        return handled and all(_definitional(s) for body in bodies for s in body)
     if isinstance(node, ast.If) and not _is_main_guard(node):
         return all(_definitional(s) for s in [*node.body, *node.orelse])
     return False
+
+
+def _reports(node: ast.stmt) -> bool:
+    """What an `except ImportError:` does besides defining: says so and gives up (`print(e)`, `raise`)."""
+    return isinstance(node, ast.Raise) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call))
 
 
 def bound_names(node: ast.AST) -> set[str]:
