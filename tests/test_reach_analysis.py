@@ -464,6 +464,37 @@ def test_a_workspace_call_whose_config_is_read_from_elsewhere_is_not_taken(tmp_p
     assert found.model == {"code": "GPT(config=TinyConfig())"}  # `exec` may rebind n_layer: not self-contained
 
 
+def test_a_call_with_options_parsed_at_the_top_level_takes_their_defaults(tmp_path: Path) -> None:
+    # PyTorch-GAN's scripts: `latent_dim = args.latent_dim` after `args = parser.parse_args()`, then
+    # `Generator(latent_dim, n_c, (channels, img_size, img_size))`: each option's default, as a run with no
+    # command-line options has it, instead of made-up ints
+    found = inputs_of(tmp_path, """
+        import argparse
+        import torch.nn as nn
+
+        parser = argparse.ArgumentParser()
+        parser.add_argument("-d", "--latent_dim", dest="latent_dim", default=30, type=int)
+        parser.add_argument("--img-size", type=int, default=28)
+        parser.add_argument("--wide", action="store_true")
+        args = parser.parse_args()
+        img_size = args.img_size
+
+
+        class Generator(nn.Module):
+            def __init__(self, latent_dim, shape, wide):
+                super().__init__()
+                self.fc = nn.Linear(latent_dim, shape[0] * shape[1] * (2 if wide else 1))
+
+            def forward(self, z):
+                return self.fc(z)
+
+
+        generator = Generator(args.latent_dim, (img_size, img_size), args.wide)
+    """, "Generator")  # fmt: skip
+    assert found.model == {"code": "Generator(30, (28, 28), False)"}
+    assert found.source == InputSource.WORKSPACE
+
+
 def test_weights_are_never_downloaded(tmp_path: Path) -> None:
     text = """
         import torch

@@ -874,7 +874,10 @@ def _rebuild(
         root: ast.expr = node
         while isinstance(root, ast.Attribute):
             root = root.value
-        return ast.unparse(node) if isinstance(root, ast.Name) and root.id in visible.modules else None
+        if isinstance(root, ast.Name) and root.id in visible.modules:
+            return ast.unparse(node)
+        default = _option_default(scopes, node)  # `args.latent_dim` of `args = parser.parse_args()`
+        return again(default) if default is not None else None
     if isinstance(node, ast.Dict):  # `kwargs={"mode": "sum"}`
         keys = [again(k) if k is not None else None for k in node.keys]
         values = [again(v) for v in node.values]
@@ -1014,6 +1017,38 @@ def _arguments_for(call: ast.Call, function: str) -> tuple[list[ast.expr], dict[
 
 _UNARY = {ast.USub: "-", ast.UAdd: "+", ast.Invert: "~"}
 _OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Div: "/", ast.Mod: "%", ast.Pow: "**"}
+
+
+def _option_default(scopes: list[list[ast.stmt]], node: ast.Attribute) -> ast.expr | None:
+    """`args.latent_dim`, where `args = parser.parse_args()` and `parser.add_argument("--latent_dim",
+    default=30)` in the same scope: the option's default, what a run with no command-line options gives."""
+    if not isinstance(node.value, ast.Name):
+        return None
+    for scope in scopes:
+        parsed = _statement_binding(scope, node.value.id)
+        if parsed is None:
+            continue
+        if not (isinstance(parsed, ast.Call) and isinstance(parsed.func, ast.Attribute) and not parsed.args):
+            return None
+        if parsed.func.attr != "parse_args" or not isinstance(parsed.func.value, ast.Name):
+            return None
+        parser = parsed.func.value.id
+        for stmt in scope:
+            call = stmt.value if isinstance(stmt, ast.Expr) else None
+            if not (isinstance(call, ast.Call) and ast.unparse(call.func) == f"{parser}.add_argument"):
+                continue
+            keywords = {k.arg: k.value for k in call.keywords}
+            flags = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            named = [f for f in flags if f.startswith("--")] or flags
+            dest = keywords.get("dest")
+            name = dest.value if isinstance(dest, ast.Constant) else (named[0].lstrip("-") if named else "")
+            if str(name).replace("-", "_") == node.attr:
+                action = keywords.get("action")
+                if "default" not in keywords and isinstance(action, ast.Constant) and action.value == "store_true":
+                    return ast.Constant(False)
+                return keywords.get("default")
+        return None
+    return None
 
 
 def _statement_binding(scope: list[ast.stmt], name: str) -> ast.expr | None:
