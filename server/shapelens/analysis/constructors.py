@@ -752,28 +752,18 @@ def keyword_values(visible: Visible, param: str, model: str) -> list[tuple[str, 
     a registry): the value rebuilt with its backward slice in that function, calls of the file's functions
     included. At most two, in file order."""
     found: list[tuple[str, str, bool]] = []
-    tree = visible.source.tree
-
-    def visit(body: list[ast.stmt], scopes: list[list[ast.stmt]]) -> None:
-        for stmt in body:
-            if len(found) >= 2:
-                return
-            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
-                visit(stmt.body, [stmt.body, *scopes])
-            elif not isinstance(stmt, ast.ClassDef):  # a class's own calls are its business
-                for node in ast.walk(stmt):
-                    if not isinstance(node, ast.Call) or ast.unparse(node.func) == model:
-                        continue  # a call of the class itself is a workspace call: taken whole or not at all
-                    for keyword in node.keywords:
-                        if keyword.arg != param or len(found) >= 2:
-                            continue
-                        code = _rebuild(keyword.value, scopes, visible, set(), model, depth=0, functions=True)
-                        if code is not None and all(code != f[0] for f in found):
-                            shown = code if len(code) <= 60 else code[:59] + "…"
-                            note = f"{param}={shown} (as line {keyword.value.lineno} passes it)"
-                            found.append((code, note, False))
-
-    visit(tree.body, [tree.body])
+    for call, scopes in _all_calls(visible.source.tree.body):
+        if ast.unparse(call.func) == model:
+            continue  # a call of the class itself is a workspace call: taken whole or not at all
+        for keyword in call.keywords:
+            if keyword.arg != param:
+                continue
+            code = _rebuild(keyword.value, scopes, visible, set(), model, depth=0, functions=True)
+            if code is not None and all(code != f[0] for f in found):
+                shown = code if len(code) <= 60 else code[:59] + "…"
+                found.append((code, f"{param}={shown} (as line {keyword.value.lineno} passes it)", False))
+                if len(found) == 2:
+                    return found
     return found
 
 
@@ -795,21 +785,8 @@ def _imported_as(tree: ast.Module, name: str, stem: str) -> set[str]:
 
 def _calls(tree: ast.Module, aliases: set[str]) -> list[tuple[ast.Call, list[list[ast.stmt]]]]:
     """Each call of the class, with the bodies of the scopes it sees, innermost first (its function's, then
-    the module's)."""
-    found: list[tuple[ast.Call, list[list[ast.stmt]]]] = []
-
-    def visit(body: list[ast.stmt], scopes: list[list[ast.stmt]]) -> None:
-        for stmt in body:
-            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
-                visit(stmt.body, [stmt.body, *scopes])
-                continue
-            if isinstance(stmt, ast.ClassDef):
-                continue  # a call inside a model class is that model's own business
-            calls = [n for n in ast.walk(stmt) if isinstance(n, ast.Call) and ast.unparse(n.func) in aliases]
-            found.extend((c, scopes) for c in calls)
-
-    visit(tree.body, [tree.body])
-    return found
+    the module's); a call inside a model class is that model's own business."""
+    return [(call, scopes) for call, scopes in _all_calls(tree.body) if ast.unparse(call.func) in aliases]
 
 
 def _assignments(scope: list[ast.stmt], name: str) -> list[ast.AST]:

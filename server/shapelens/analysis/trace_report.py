@@ -14,6 +14,7 @@ from shapelens.analysis.rules import dropout, layer_sizes, trace_failures
 from shapelens.analysis.rules.sources import Sources
 from shapelens.core.findings import (
     FileReport,
+    Finding,
     Hint,
     LayerCall,
     LayerInfo,
@@ -88,11 +89,11 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
         for mismatch in target.mismatches:
             found = layer_sizes.layer_mismatch(mismatch, sources)
             known = report(found.span.path).findings if found is not None else []
-            same = [i for i, f in enumerate(known) if found and (f.code, f.span) == (found.code, found.span)]
-            if found is not None and not same:
+            same = _filed(known, found) if found is not None else None
+            if found is not None and same is None:
                 known.append(found)  # two targets, one layer (a model, and the script that calls it again)
-            elif found is not None and found.related and not known[same[0]].related:
-                known[same[0]] = found  # the one that says where the layer met its input (the script's call)
+            elif found is not None and same is not None and found.related and not known[same].related:
+                known[same] = found  # the one that says where the layer met its input (the script's call)
         for error in (target.error, *target.errors):  # `errors`: a script's later failures (trace/script_run.py)
             if error is None or (name == SCRIPT_TARGET and not error.line and plan.traced):
                 continue  # a load that never finished: the models' findings say so
@@ -104,8 +105,7 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
             for finding in (found, trace_failures.pointer(found, error, target, plan, sources)):
                 # filed on the file it is in; a file that failed to load fails every model alike, and a model
                 # that fails in its own trace fails again where the script calls it (the same span): once
-                filed = report(finding.span.path).findings if finding is not None else []
-                if finding is not None and not any((f.code, f.span) == (finding.code, finding.span) for f in filed):
+                if finding is not None and _filed(report(finding.span.path).findings, finding) is None:
                     report(finding.span.path).findings.append(finding)
         mode = target.mode
         for r in reports.values():
@@ -117,6 +117,11 @@ def reports_from_trace(parsed: Source, plan: Plan, result: TraceResult, texts: d
         if model.name not in built and not _covered(model.node, parsed.path, claimed):
             report(parsed.path).findings.append(trace_failures.no_input(parsed, model.node, inputs.reason))
     return reports
+
+
+def _filed(findings: list[Finding], finding: Finding) -> int | None:
+    """Where a finding of the same code at the same place is filed already (two targets met one failure)."""
+    return next((i for i, f in enumerate(findings) if (f.code, f.span) == (finding.code, finding.span)), None)
 
 
 def _reached_by_others(plan: Plan, result: TraceResult) -> set[str]:

@@ -152,16 +152,16 @@ def _check_serially(
             worker.close()
 
 
-def _worker_env(files: int, threads: int | None, shared: Iterable[str] = ("meta",)) -> dict[str, str]:
+def _worker_env(files: int, threads: int | None) -> dict[str, str]:
     """The environment of `check`'s workers: one file gets only the warm-up every trace needs (its one child
-    meets only its own model's kernels); several files the `shared` parts of the rest of the warm-up
-    (core/warm.py) before the first trace and before a pool forks, and any other part a plan needs before
-    that plan's trace, never the editor's whole warm-up after the first reply; with a pool each worker's
-    torch gets its share of the cores, not all of them (N workers that each use every core only fight; a
-    user's setting wins)."""
+    meets only its own model's kernels); several files the meta kernels of the rest of the warm-up
+    (core/warm.py; a pool shares what its first plan needs, `shared_warm_up`) before the first trace and before
+    a pool forks, and any other part a plan needs before that plan's trace, never the editor's whole warm-up
+    after the first reply; with a pool each worker's torch gets its share of the cores, not all of them (N
+    workers that each use every core only fight; a user's setting wins)."""
     env = dict(os.environ)
     env.setdefault("SHAPELENS_WARM", "minimal" if files == 1 else "full")
-    env.setdefault("SHAPELENS_WARM_PARTS", ",".join(shared))
+    env.setdefault("SHAPELENS_WARM_PARTS", "meta")
     if threads is not None:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(name, str(threads))

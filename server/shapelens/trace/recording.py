@@ -319,7 +319,7 @@ def _iterator_kind(iterator: Any) -> str | None:
         return None
 
 
-def _last_batch(iterator: Any) -> tuple[list[int], int] | None:
+def _smaller_last_batch(iterator: Any) -> tuple[list[int], int] | None:
     """A DataLoader iterator's last, smaller batch: its indices and the number of samples, where the loader's
     size is known and its last batch is smaller than the others (not `drop_last`). Any indices of that count
     give its shapes; the last ones are what a sequential sampler would draw."""
@@ -417,7 +417,7 @@ class Loop:
                 iterator = iterator.__reduce__()[1][0]
             except Exception:
                 return None
-        found = _last_batch(iterator)
+        found = _smaller_last_batch(iterator)
         return (iterator, *found) if found is not None else None
 
     def _take_last(self) -> Any:
