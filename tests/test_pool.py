@@ -22,7 +22,7 @@ from shapelens.cli.check import shared_warm_up
 from shapelens.core.findings import Finding
 from shapelens.core.options import Options
 from shapelens.core.source import parse
-from shapelens.core.wire import TracePlan, to_wire
+from shapelens.core.wire import TracePlan, TraceResult, to_wire
 from test_engine import hints_by_key
 
 pytestmark = pytest.mark.timeout(300)
@@ -348,15 +348,50 @@ def _dynamo_modules(folder: Path, *args: str) -> int:
 def test_a_folder_with_directives_pays_no_fake_tensor_warm_up(tmp_path: Path) -> None:
     """`check DIR --jobs 2`: with every input given and no symbolic forms printed, no trace needs
     FakeTensorMode, so the pool never imports torch._dynamo; JSON version 2 prints the forms, whose pass needs
-    it, so the pool warms it once for every child; so does a first file whose input is guessed."""
+    it, so the pool warms it once for every child (a first file whose input is guessed too: below)."""
     from test_lazy_dynamo import DYNAMO_PROBE
 
     (tmp_path / "probe.py").write_text(textwrap.dedent(DYNAMO_PROBE))
     (tmp_path / "probe_twin.py").write_text(textwrap.dedent(DYNAMO_PROBE))
     assert _dynamo_modules(tmp_path, "--json-version", "1") == 0
     assert _dynamo_modules(tmp_path) > 0
-    (tmp_path / "a_lenet.py").write_text(LENET)  # found first: its image size is solved under FakeTensorMode
-    assert _dynamo_modules(tmp_path, "--json-version", "1") > 0
+
+
+def test_early_siblings_trace_during_the_warm_up_and_refuse_what_needs_fake_tensors(tmp_path: Path) -> None:
+    """A pool whose first file's input is guessed warms FakeTensorMode and the solver before it forks; an early
+    sibling, forked from the same worker before that warm-up, traces a model with its directive as the others
+    do, and refuses LeNet (its image size is solved under FakeTensorMode): nothing of that trace is kept, and
+    a warm worker's trace of it is the one a user sees."""
+    from test_lazy_dynamo import DYNAMO_PROBE
+
+    env = {**os.environ, "SHAPELENS_WARM": "full", "SHAPELENS_WARM_PARTS": "meta,fake,solve"}
+    first, late, early = PoolWorker(env=env), PoolWorker(env=env), PoolWorker(env=env)
+    settled: list[PoolWorker] = []
+    start_warm_pool([first, late], [early], settled.append)
+    try:
+        assert settled == [early, first, late]  # the early one is up before the warm-up ends
+        assert _parent_of(early._proc.pid) == first._proc.pid  # type: ignore[union-attr]
+        assert early.warm == {"meta"} and first.warm == late.warm == {"meta", "fake", "solve"}
+        probe, lenet = _plan(tmp_path, "probe.py", DYNAMO_PROBE), _plan(tmp_path, "lenet.py", LENET)
+        dynamo = [_probe_dynamo(worker.trace(probe)) for worker in (early, late)]
+        assert dynamo[0] == 0 and dynamo[1] > 0  # only the warm ones' children have FakeTensorMode's modules
+        refused = early.trace(lenet)
+        assert refused.refused and not refused.targets and not refused.files
+        solved = late.trace(lenet)
+        assert not solved.refused
+        (target,) = solved.targets
+        assert target.status.value == "ok" and target.inputs[0].shape == [2, 1, 28, 28]
+        assert early.trace(probe).targets[0].status.value == "ok"  # still serving after a refusal
+    finally:
+        for worker in (early, late, first):
+            worker.close()
+
+
+def _probe_dynamo(result: TraceResult) -> int:
+    """The count of torch._dynamo modules DYNAMO_PROBE's trace found imported (its `dynamo` hint's size)."""
+    (target,) = result.targets
+    (record,) = [r for r in target.records if r.target == "dynamo"]
+    return int(record.shapes[0][0])
 
 
 def test_a_part_left_out_of_the_shared_warm_up_is_warmed_before_the_first_trace_that_needs_it(

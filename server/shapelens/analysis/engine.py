@@ -13,7 +13,7 @@ from shapelens.analysis import suppress
 from shapelens.analysis.rules import scripts, static_findings
 from shapelens.analysis.rules.trace_failures import worker_unavailable
 from shapelens.analysis.trace_report import reports_from_trace
-from shapelens.analysis.worker_client import TraceWorker, WorkerUnavailable
+from shapelens.analysis.worker_client import Tracer, WorkerUnavailable
 from shapelens.core.findings import FileReport, Finding
 from shapelens.core.options import Options
 from shapelens.core.source import Source, parse, read_source_or_empty
@@ -36,7 +36,7 @@ def analyze(
     path: str,
     text: str,
     options: Options,
-    worker: TraceWorker | None,
+    worker: Tracer | None,
     root: str | None = None,
 ) -> dict[str, FileReport]:
     """Static findings plus the trace of every model in the file.

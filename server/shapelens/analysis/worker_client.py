@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from shapelens.core.wire import TracePlan, TraceResult, from_wire, to_wire
 
@@ -33,6 +33,12 @@ class TraceCancelled(Exception):
     """The trace was cancelled by `TraceWorker.cancel` (a newer version of the document superseded it)."""
 
 
+class Tracer(Protocol):
+    """What the analysis needs of a worker: a plan's trace (a `TraceWorker`, or `check --jobs`'s pool)."""
+
+    def trace(self, plan: TracePlan) -> TraceResult: ...
+
+
 class TraceWorker:
     """One warm worker process. `trace` is blocking and serialised; call it from a thread in async code.
 
@@ -46,6 +52,7 @@ class TraceWorker:
         self.start_timeout = START_TIMEOUT_S
         self.torch_version: str | None = None
         self.cuda_available = False
+        self.warm: frozenset[str] = frozenset()  # the parts of core/warm.py's warm-up it had run when it started
         self._proc: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()  # one trace at a time
         self._child_pid: int | None = None
@@ -82,8 +89,12 @@ class TraceWorker:
             self._problem = problem
             self._end()
             raise WorkerUnavailable(problem)
+        self._hello(hello)
+
+    def _hello(self, hello: dict[str, Any]) -> None:
         self.torch_version = hello.get("torch")
         self.cuda_available = bool(hello.get("cuda"))
+        self.warm = frozenset(hello.get("warm") or ())
 
     def spawn(self) -> None:
         """Start the worker process without waiting for it: its `import torch` runs while this process goes on

@@ -1,6 +1,8 @@
 """Warm trace workers that share one warm-up (`shapelens check --jobs N`): the first worker imports torch and
 warms up once, then forks N-1 copies of itself, each serving a pipe pair this process made for it. Separate
 workers each paid torch's start-up (2-5 s on a 2-core machine), which made `--jobs 2` slower than one worker.
+Early copies, forked before the slow part of the warm-up (FakeTensorMode, the solver), keep the other cores
+busy meanwhile.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from typing import IO
 
 from shapelens.analysis.worker_client import TraceWorker, WorkerUnavailable
@@ -54,39 +57,67 @@ class PoolWorker(TraceWorker):
                     stream.close()
             raise WorkerUnavailable("a forked trace worker did not start")
         forked.pid = pid
-        self.torch_version = hello.get("torch")
-        self.cuda_available = bool(hello.get("cuda"))
+        self._hello(hello)
 
 
-def start_warm_pool(workers: list[PoolWorker]) -> None:
-    """Start `workers[0]` with pipes for the others, which it forks once warm. Raises WorkerUnavailable when
-    the first cannot start (no torch: every file then says so); a sibling that fails to come up is left
-    unstarted and starts cold on its first trace."""
-    first, rest = workers[0], workers[1:]
-    theirs: list[tuple[int, int]] = []
-    ours: list[tuple[int, int]] = []
-    for _ in rest:
-        request_read, request_write = os.pipe()
-        result_read, result_write = os.pipe()
-        theirs.append((request_read, result_write))
-        ours.append((request_write, result_read))
+def start_warm_pool(
+    workers: list[PoolWorker],
+    early: list[PoolWorker] | None = None,
+    settled: Callable[[PoolWorker], None] = lambda worker: None,
+) -> None:
+    """Start `workers[0]` with pipes for the others, which it forks once warm, and for `early` ones, which it
+    forks as soon as its meta kernels are warm (before the rest of its warm-up: they trace what needs no more
+    meanwhile). `settled` hears of each worker once its start is over, whether it came up or not. Raises
+    WorkerUnavailable when the first cannot start (no torch: every file then says so); a sibling that fails to
+    come up is left unstarted and starts cold on its first trace."""
+    first, late, early = workers[0], workers[1:], early or []
+    early_pipes, late_pipes = _pipes(len(early)), _pipes(len(late))
+    theirs = [fd for pipes in (early_pipes, late_pipes) for theirs, _ in pipes for fd in theirs]
     env = dict(os.environ if first.env is None else first.env)
-    env["SHAPELENS_WORKER_SIBLINGS"] = ";".join(f"{r},{w}" for r, w in theirs)
+    env["SHAPELENS_WORKER_EARLY"] = ";".join(f"{r},{w}" for (r, w), _ in early_pipes)
+    env["SHAPELENS_WORKER_SIBLINGS"] = ";".join(f"{r},{w}" for (r, w), _ in late_pipes)
     first.env, plain_env = env, first.env
-    first.pass_fds = tuple(fd for pair in theirs for fd in pair)
+    first.pass_fds = tuple(theirs)
     try:
-        first.ensure_started()
+        first.spawn()
     except WorkerUnavailable:
-        for fd in (fd for pair in ours for fd in pair):
-            os.close(fd)
+        _close(early_pipes + late_pipes)
         raise
     finally:
         first.env, first.pass_fds = plain_env, ()  # a restart of the first worker is a plain one
-        for fd in (fd for pair in theirs for fd in pair):
+        for fd in theirs:
             os.close(fd)
     deadline = time.monotonic() + first.start_timeout
-    for worker, (request_write, result_read) in zip(rest, ours, strict=True):
-        try:
+    _attach(early, early_pipes, deadline, settled)
+    try:
+        first.ensure_started()
+    except WorkerUnavailable:
+        _close(late_pipes)
+        raise
+    settled(first)
+    _attach(late, late_pipes, deadline, settled)
+
+
+Pipes = list[tuple[tuple[int, int], tuple[int, int]]]  # per sibling: (its request in, result out), (ours)
+
+
+def _pipes(count: int) -> Pipes:
+    pipes = []
+    for _ in range(count):
+        request_read, request_write = os.pipe()
+        result_read, result_write = os.pipe()
+        pipes.append(((request_read, result_write), (request_write, result_read)))
+    return pipes
+
+
+def _close(pipes: Pipes) -> None:
+    for _, ours in pipes:
+        for fd in ours:
+            os.close(fd)
+
+
+def _attach(workers: list[PoolWorker], pipes: Pipes, deadline: float, settled: Callable[[PoolWorker], None]) -> None:
+    for worker, (_, (request_write, result_read)) in zip(workers, pipes, strict=True):
+        with contextlib.suppress(WorkerUnavailable):
             worker._attach(os.fdopen(request_write, "w"), os.fdopen(result_read, "r"), deadline)
-        except WorkerUnavailable:
-            continue
+        settled(worker)

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from shapelens.analysis import edits
 from shapelens.analysis import notebook as nb
 from shapelens.analysis.engine import analyze
-from shapelens.analysis.worker_client import TraceWorker, WorkerUnavailable
+from shapelens.analysis.worker_client import Tracer, TraceWorker, WorkerUnavailable
 from shapelens.analysis.worker_pool import PoolWorker, start_warm_pool
 from shapelens.cli.formats import (
     display_path,
@@ -103,7 +103,7 @@ def run_check(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if has_error and not args.exit_zero else EXIT_OK
 
 
-def _check_one(path: str, options: Options, worker: TraceWorker | None) -> dict[str, FileReport]:
+def _check_one(path: str, options: Options, worker: Tracer | None) -> dict[str, FileReport]:
     try:
         text = read_source(path)
     except (OSError, UnicodeDecodeError) as err:  # one bad file must not cost the others' findings
@@ -114,7 +114,7 @@ def _check_one(path: str, options: Options, worker: TraceWorker | None) -> dict[
     return analyze(path, text, options, worker, root=os.getcwd())
 
 
-def _check_notebook(path: str, text: str, options: Options, worker: TraceWorker | None) -> dict[str, FileReport]:
+def _check_notebook(path: str, text: str, options: Options, worker: Tracer | None) -> dict[str, FileReport]:
     """A notebook's code cells analysed as one program, reported per cell (`nb.ipynb:cell 3`); the cells with
     nothing to say are left out."""
     path = os.path.abspath(path)
@@ -256,95 +256,144 @@ class Stream:
         return render_text(shown, summary=False)
 
 
-class _FirstPlan:
-    """The first plan any of a pool's threads built: it decides what the pool warms before it forks."""
-
-    def __init__(self) -> None:
-        self.plan: TracePlan | None = None
-        self.seen = threading.Event()  # set at the first plan, or when every file is done without one
-        self._lock = threading.Lock()
-
-    def offer(self, plan: TracePlan) -> None:
-        with self._lock:
-            if not self.seen.is_set():
-                self.plan = plan
-                self.seen.set()
+LOOKAHEAD = 4  # files analysed per trace slot: a plan waiting for a worker warm for it lets later ones by
 
 
-class _PooledWorker(PoolWorker):
-    """One worker of `--jobs`: its thread holds the pool's lock for everything but the trace itself, so the
-    editor-side analysis (parsing, jedi, the rules, which are not thread-safe) runs one file at a time while
-    the traces, where the time goes, run side by side in their own processes."""
+class _Pool:
+    """`--jobs N`: N traces at a time over warm workers forked from one (analysis/worker_pool.py).
 
-    def __init__(self, lock: threading.Lock, threads: int, first: _FirstPlan | None = None) -> None:
-        super().__init__(env=_worker_env(2, threads))
-        self._analysis_lock = lock
-        self.first = first or _FirstPlan()
-        self.pool_started = threading.Event()  # the pool starts while the first files are analysed
+    The editor-side analysis (parsing, jedi, the rules, which are not thread-safe) runs one file at a time,
+    under `analysis`, a few files ahead of the traces, which run side by side in their own processes. The
+    pool starts at the first plan (whose needs decide the shared warm-up, `shared_warm_up`). When that
+    warm-up goes beyond the meta kernels (FakeTensorMode and the solver, ≈0.8 s: a folder of zero-edit
+    models), N-1 early siblings are forked before it and trace the plans that need no more, on the cores the
+    warm-up leaves idle; each plan goes to an idle worker already warm for what it needs."""
+
+    def __init__(self, jobs: int, threads: int) -> None:
+        self.jobs = jobs
+        self.analysis = threading.Lock()
+        self.workers = [PoolWorker(env=_worker_env(2, threads)) for _ in range(jobs)]
+        self.early: list[PoolWorker] = []
+        self.first_plan: TracePlan | None = None
+        self.first_seen = threading.Event()  # set at the first plan, or when every file is done without one
+        self._changed = threading.Condition()
+        self._idle: list[PoolWorker] = []  # started (or failed to) and not tracing
+        self._starting = True
+        self._running = 0
 
     def trace(self, plan: TracePlan) -> TraceResult:
-        self._analysis_lock.release()
+        """`analyze`'s trace: run while this thread gives up `analysis` to the next file's. A trace an early
+        sibling refused (it needs FakeTensorMode) runs again on a warm worker."""
+        self.analysis.release()
         try:
-            self.first.offer(plan)
-            self.pool_started.wait()
-            return super().trace(plan)
+            with self._changed:
+                if self.first_plan is None:
+                    self.first_plan = plan
+                    self.first_seen.set()
+            need = frozenset(needs(plan))
+            early_ok = True
+            while True:
+                worker = self._take(need, early_ok)
+                try:
+                    result = worker.trace(plan)
+                finally:
+                    self._give_back(worker, need if worker not in self.early else frozenset())
+                if not result.refused:
+                    return result
+                early_ok = False
         finally:
-            self._analysis_lock.acquire()
+            self.analysis.acquire()
+
+    def _take(self, need: frozenset[str], early_ok: bool) -> PoolWorker:
+        """An idle worker for a plan that needs the warm-up parts `need`: one warm for them (the least warm of
+        them: a warmer one may be needed next); else an early sibling (it refuses a trace that needs what it
+        lacks); else, once the pool has started, any other (it warms itself before the trace)."""
+        with self._changed:
+            while True:
+                if self._running < self.jobs:
+                    ours = [w for w in self._idle if early_ok or w not in self.early]
+                    suited = [w for w in ours if need <= w.warm]
+                    early = [w for w in ours if w in self.early]
+                    others = [] if self._starting else [w for w in ours if w not in self.early]
+                    choice = suited or early or others
+                    if choice:
+                        worker = min(choice, key=lambda w: len(w.warm))
+                        self._idle.remove(worker)
+                        self._running += 1
+                        return worker
+                self._changed.wait()
+
+    def _give_back(self, worker: PoolWorker, warmed: frozenset[str]) -> None:
+        with self._changed:
+            worker.warm |= warmed  # the worker warms what a plan needs before its trace
+            self._idle.append(worker)
+            self._running -= 1
+            self._changed.notify_all()
+
+    def _settled(self, worker: PoolWorker) -> None:
+        with self._changed:
+            self._idle.append(worker)
+            self._changed.notify_all()
+
+    def start(self, cuda: bool) -> None:
+        """At the first plan: start the pool (its workers settle one by one)."""
+        settled: list[PoolWorker] = []
+        try:
+            self.first_seen.wait()
+            if self.first_plan is None:  # every file was done without a trace (all unreadable): no pool to start
+                return
+            shared = shared_warm_up(self.first_plan)
+            if "SHAPELENS_WARM_PARTS" not in os.environ:  # a user's setting wins
+                for worker in self.workers:
+                    assert worker.env is not None
+                    worker.env["SHAPELENS_WARM_PARTS"] = ",".join(shared)
+            if shared != ["meta"]:
+                self.early = [PoolWorker(env=self.workers[0].env) for _ in range(self.jobs - 1)]
+
+            def settle(worker: PoolWorker) -> None:
+                settled.append(worker)
+                self._settled(worker)
+
+            with contextlib.suppress(WorkerUnavailable):  # the per-file finding (SL004) says what is wrong
+                start_warm_pool(self.workers, self.early, settle)
+            if cuda:
+                _warn_without_cuda(self.workers[0])
+        finally:
+            for worker in self.workers + self.early:
+                if worker not in settled:  # not started: it starts cold on its first trace
+                    self._settled(worker)
+            with self._changed:
+                self._starting = False
+                self._changed.notify_all()
+
+    def close(self) -> None:
+        for worker in self.early + self.workers:
+            worker.close()
 
 
 def _check_in_pool(
     files: list[str], options: Options, jobs: int, cuda: bool, done: Done
 ) -> list[dict[str, FileReport]]:
-    """`files` spread over `jobs` warm workers (each one trace at a time, all forked from one warm worker);
-    the results in the order of `files`, whatever order they finished in."""
-    lock = threading.Lock()
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    first = _FirstPlan()
-    idle = [_PooledWorker(lock, threads, first) for _ in range(jobs)]
-    workers = list(idle)
-    take = threading.Lock()
+    """`files` spread over `jobs` warm workers (`_Pool`); the results in the order of `files`, whatever order
+    they finished in."""
+    pool = _Pool(jobs, max(1, (os.cpu_count() or 1) // jobs))
 
     def check(index: int, path: str) -> dict[str, FileReport]:
-        with take:
-            worker = idle.pop()
-        try:
-            with lock:
-                reports = _check_one(path, options, worker)
-            done(index, path, reports)
-            return reports
-        finally:
-            with take:
-                idle.append(worker)
+        with pool.analysis:
+            reports = _check_one(path, options, pool)
+        done(index, path, reports)
+        return reports
 
-    def start() -> None:
-        try:
-            first.seen.wait()
-            if first.plan is None:  # every file was done without a trace (all unreadable): no pool to start
-                return
-            if "SHAPELENS_WARM_PARTS" not in os.environ:  # a user's setting wins
-                for worker in workers:
-                    assert worker.env is not None
-                    worker.env["SHAPELENS_WARM_PARTS"] = ",".join(shared_warm_up(first.plan))
-            with contextlib.suppress(WorkerUnavailable):  # the per-file finding (SL004) says what is wrong
-                start_warm_pool(list(workers))
-            if cuda:
-                _warn_without_cuda(workers[0])
-        finally:
-            for worker in workers:
-                worker.pool_started.set()
-
-    # the pool starts as soon as the first file is planned (its needs decide the shared warm-up), while the
-    # next files are analysed
-    starter = threading.Thread(target=start, name="shapelens-pool-start", daemon=True)
+    # the pool starts as soon as the first file is planned, while the next files are analysed
+    starter = threading.Thread(target=pool.start, args=(cuda,), name="shapelens-pool-start", daemon=True)
     starter.start()
     try:
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="shapelens-check") as pool:
-            return list(pool.map(check, range(len(files)), files))
+        with ThreadPoolExecutor(max_workers=jobs * LOOKAHEAD, thread_name_prefix="shapelens-check") as threads:
+            return list(threads.map(check, range(len(files)), files))
     finally:
-        first.seen.set()  # no file traced: the pool never starts
+        pool.first_seen.set()  # no file traced: the pool never starts
         starter.join()
-        for worker in workers:
-            worker.close()
+        pool.close()
 
 
 def _start_quietly(worker: TraceWorker) -> None:

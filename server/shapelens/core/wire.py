@@ -56,6 +56,7 @@ class Event(_Name):
     IMPORTS = "imports"  # the library modules the child imported: {"modules"}
     START = "start"  # a target's trace began: {"name", "time"}
     TARGET = "target"  # a target's `TargetResult`
+    REFUSED = "refused"  # an early sibling's trace needs FakeTensorMode: traced again elsewhere (early_sibling.py)
 
 
 class Status(_Name):
@@ -246,6 +247,7 @@ class TraceResult:
 
     targets: list[TargetResult]
     files: list[str]
+    refused: bool = False  # nothing traced: it needs a worker warm for FakeTensorMode (trace/early_sibling.py)
 
 
 def to_wire(message: Any) -> Any:

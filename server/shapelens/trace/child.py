@@ -41,7 +41,7 @@ from shapelens.core.wire import (
     TraceError,
     TracePlan,
 )
-from shapelens.trace import explain, script_run
+from shapelens.trace import early_sibling, explain, script_run
 from shapelens.trace.context import Context, Emitter, time_limit
 from shapelens.trace.imports import IMPORTING, STAND_IN, ImportClock, guard_imports, stand_in_factory
 from shapelens.trace.instrument import RECORD, RETURN, instrument
@@ -264,8 +264,10 @@ def private_folder(folder: str) -> None:
     tempfile.tempdir = folder
 
 
-def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None = None) -> None:
+def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None = None, early: bool = False) -> None:
     emit = Emitter(fd, progress, token)
+    if early:
+        early_sibling.refuse_fake_tensors(lambda: emit({"event": Event.REFUSED}))
     before = set(sys.modules)
     isolate(plan)
     emit.fd = seal_descriptors(fd)
@@ -370,13 +372,15 @@ def load_main(plan: TracePlan, ctx: Context, recorder: Recorder, loader: Loader)
     return None
 
 
-def main_in_child(plan: TracePlan, fd: int, progress: Any, token: str, folder: str, worker: int) -> None:
+def main_in_child(
+    plan: TracePlan, fd: int, progress: Any, token: str, folder: str, worker: int, early: bool = False
+) -> None:
     """Entry point after fork: never returns."""
     gc.disable()  # a short-lived process: collecting would only copy the warm parent's pages
     code = 0
     try:
         own_session(worker)
-        run(plan, fd, progress, token, folder)
+        run(plan, fd, progress, token, folder, early)
     except BaseException:
         traceback.print_exc()
         code = 1

@@ -38,7 +38,7 @@ from shapelens.core.wire import (
     TraceError,
     TracePlan,
 )
-from shapelens.trace import explain, rpc_stand_in, solve, symbolic
+from shapelens.trace import early_sibling, explain, rpc_stand_in, solve, symbolic
 from shapelens.trace.context import Context, Emitter, TraceTimeout, time_limit
 from shapelens.trace.inference import (
     FRAME_NAMES,
@@ -364,6 +364,8 @@ DATA_DEPENDENT = ("GuardOnDataDependentSymNode", "DataDependentOutputException",
 
 def _fake_mode() -> Any:
     from torch._subclasses.fake_tensor import FakeTensorMode
+
+    early_sibling.needs_fake_tensors()
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
     return FakeTensorMode(allow_non_fake_inputs=True, shape_env=ShapeEnv(allow_dynamic_output_shape_ops=True))

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from shapelens.trace import early_sibling
 from shapelens.trace.inference import Dim, Guess
 
 PREFERRED = [32, 28, 64, 224, 16, 8, 128, 256, 96, 48, 299, 227, 512, 12, 10, 20, 24, 40, 100, 160, 192, 384]
@@ -122,6 +123,7 @@ def symbolic_pass(build: Callable[[], nn.Module | None], guesses: list[Guess], l
         model = build()
     if model is None:
         return found
+    early_sibling.needs_fake_tensors()
     mode = FakeTensorMode(
         shape_env=ShapeEnv(duck_shape=False, allow_dynamic_output_shape_ops=True), allow_non_fake_inputs=True
     )

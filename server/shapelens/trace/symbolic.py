@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from shapelens.core.wire import SymDims, TargetResult, TargetSpec
-from shapelens.trace import solve
+from shapelens.trace import early_sibling, solve
 from shapelens.trace.context import time_limit
 from shapelens.trace.inference import Guess, infer
 from shapelens.trace.recording import Recorder
@@ -155,6 +155,7 @@ def run_pass(model: nn.Module, args: list[Any], kwargs: dict[str, Any], dims: li
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv, StatelessSymbolicContext
 
+    early_sibling.needs_fake_tensors()
     found = Pass()
     env = ShapeEnv(duck_shape=False, allow_dynamic_output_shape_ops=True)
     found.env = env

@@ -178,8 +178,10 @@ def reap() -> None:
 class Run:
     """One forked child and what it reported."""
 
-    def __init__(self, plan: TracePlan) -> None:
+    def __init__(self, plan: TracePlan, early: bool = False) -> None:
         self.plan = plan
+        self.early = early  # run by a pool's early sibling: a trace that needs FakeTensorMode stops (refused)
+        self.refused = False
         self.targets: list[dict[str, Any]] = []
         self.files: list[str] = []
         self.current: str | None = None
@@ -203,7 +205,7 @@ class Run:
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            child.main_in_child(self.plan, write_fd, self.progress, self.token, self.folder, worker)
+            child.main_in_child(self.plan, write_fd, self.progress, self.token, self.folder, worker, self.early)
         os.close(write_fd)
         self.pid, self.fd = pid, read_fd
         return pid
@@ -221,7 +223,7 @@ class Run:
         buffer = b""
         eof = False
         expected = len(self.plan.targets) + (1 if self.plan.script else 0)  # a script: its own result
-        while not eof and len(self.targets) < expected:
+        while not eof and len(self.targets) < expected and not self.refused:
             ready, _, _ = select.select([self.fd], [], [], 0.05)
             if ready:
                 chunk = os.read(self.fd, 1 << 16)
@@ -244,6 +246,10 @@ class Run:
         os.close(self.fd)
         if self.foreign:
             print(f"shapelens: ignored {self.foreign} bytes the traced code wrote on the event pipe", file=sys.stderr)
+        if self.refused:  # it ends itself at once; nothing it did is kept
+            self.end()
+            os.waitpid(self.pid, 0)
+            return {"targets": [], "files": [], "refused": True}
         if len(self.targets) < expected:  # killed or crashed: its status says how
             self.end()  # before the child is reaped, while the group's id is still the child's
             _, status = os.waitpid(self.pid, 0)
@@ -275,6 +281,8 @@ class Run:
             self.imports, self.loaded = event["modules"], True
         elif kind == Event.START:
             self.current, self.current_since = event["name"], time.monotonic()
+        elif kind == Event.REFUSED:
+            self.refused = True
         elif kind == Event.TARGET:
             self.targets.append(event)
             self.current, self.current_since, self.loaded = None, time.monotonic(), True
@@ -361,20 +369,32 @@ def main() -> None:
     # The rest of the warm-up: the editor's worker runs it after its first reply (its first hints come
     # sooner); `check` of one file never (its one child meets only its own model's kernels); `check` of many
     # files the parts it names before its pool forks (each child would otherwise load the same kernels
-    # again), and the others a plan needs before that plan's child is forked (`needs`).
+    # again), and the others a plan needs before that plan's child is forked (`needs`). A pool's early
+    # siblings are forked once the meta kernels are warm: they trace the plans that need no more while this
+    # process warms the other parts it was asked for, and then forks the rest of the pool.
     warm = os.environ.get("SHAPELENS_WARM", "deferred")
-    if warm == "full":
-        warm_parts(os.environ.get("SHAPELENS_WARM_PARTS", ",".join(PARTS)).split(","))
-    gc.freeze()
-    stdin, protocol, siblings, index = _fork_siblings(sys.stdin, protocol)
-    _send(protocol, {**hello, "sibling": index, "pid": os.getpid()})
+    parts = os.environ.get("SHAPELENS_WARM_PARTS", ",".join(PARTS)).split(",")
+    early, late = _sibling_pipes("SHAPELENS_WORKER_EARLY"), _sibling_pipes("SHAPELENS_WORKER_SIBLINGS")
+    stdin: IO[str] = sys.stdin
+    siblings: list[int] = []
+    early_sibling = False  # one of `early`: it warms nothing more (trace/early_sibling.py)
+    for pairs, held, warm_first in ((early, early + late, ["meta"]), (late, late, parts)):
+        if warm == "full":
+            warm_parts(set(parts) & set(warm_first))
+        gc.freeze()
+        stdin, protocol, forked, index = _fork_siblings(stdin, protocol, pairs, held, len(siblings))
+        if index:  # a sibling: it serves its own pipes, as warm as it was forked, and forks nothing
+            siblings, early_sibling = [], index <= len(early)
+            break
+        siblings += forked
+    _send(protocol, {**hello, "sibling": index, "pid": os.getpid(), "warm": sorted(WARMED)})
     rest_of_warm_up = warm == "deferred"
     for line in stdin:
         if not line.strip():
             continue
         request = json.loads(line)
-        run = Run(from_wire(TracePlan, request["plan"]))
-        if warm == "full" and not set(needs(run.plan)) <= WARMED:
+        run = Run(from_wire(TracePlan, request["plan"]), early_sibling)
+        if warm == "full" and not early_sibling and not set(needs(run.plan)) <= WARMED:
             warm_parts(needs(run.plan))  # once per worker: every later child that needs them shares them
             gc.freeze()
         pid = run.start()
@@ -404,24 +424,30 @@ def main() -> None:
     os._exit(0)
 
 
-def _fork_siblings(stdin: IO[str], protocol: IO[str]) -> tuple[IO[str], IO[str], list[int], int]:
-    """`shapelens check --jobs N`: N-1 warm copies of this worker, forked after the warm-up so the pool pays
-    one `import torch`, each serving the pipe pair the CLI passed it (SHAPELENS_WORKER_SIBLINGS="in,out;...").
-    Returns the streams this process serves, the siblings' pids (in the first worker) and its index."""
+def _sibling_pipes(variable: str) -> list[tuple[int, int]]:
+    """The pipe pairs the CLI passed for a pool's siblings in `variable` ("in,out;..."), which no child (nor
+    sibling) sees again."""
+    spec = os.environ.pop(variable, "")
+    return [(int(r), int(w)) for r, w in (pair.split(",") for pair in spec.split(";") if pair)]
+
+
+def _fork_siblings(
+    stdin: IO[str], protocol: IO[str], pairs: list[tuple[int, int]], held: list[tuple[int, int]], counted: int
+) -> tuple[IO[str], IO[str], list[int], int]:
+    """`shapelens check --jobs N`: warm copies of this worker, one per pipe pair in `pairs` (the pool pays one
+    `import torch`), each serving its own pair and closing the others this process still holds (`held`).
+    Returns the streams this process serves, the pids forked (in the first worker) and its index (0: the
+    first worker; a sibling's counts on from `counted`)."""
     global PARENT
-    spec = os.environ.pop("SHAPELENS_WORKER_SIBLINGS", "")
-    pairs = [tuple(int(fd) for fd in pair.split(",")) for pair in spec.split(";") if pair]
     pids: list[int] = []
-    for index, (read_fd, write_fd) in enumerate(pairs, 1):
+    for index, (read_fd, write_fd) in enumerate(pairs, counted + 1):
         pid = os.fork()
         if pid == 0:
             PARENT = os.getppid()  # the first worker: it outlives us, and ends us when the CLI is gone
             protocol.close()  # the first worker's streams are not ours to hold open
             os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-            for other in pairs:
-                for fd in other:
-                    if fd not in (read_fd, write_fd):
-                        os.close(fd)
+            for fd in {fd for pair in held for fd in pair} - {read_fd, write_fd}:
+                os.close(fd)
             return os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w"), [], index
         pids.append(pid)
     for pair in pairs:
