@@ -22,7 +22,7 @@ from shapelens.cli.check import shared_warm_up
 from shapelens.core.findings import Finding
 from shapelens.core.options import Options
 from shapelens.core.source import parse
-from shapelens.core.wire import TracePlan, TraceResult, to_wire
+from shapelens.core.wire import PoolSetup, TracePlan, TraceResult, to_wire
 from test_engine import hints_by_key
 
 pytestmark = pytest.mark.timeout(300)
@@ -117,7 +117,7 @@ def _parent_of(pid: int) -> int:
 
 def test_pool_workers_are_forked_from_one_warm_worker(folder: Path) -> None:
     workers = [PoolWorker(), PoolWorker()]
-    start_warm_pool(workers)
+    start_warm_pool(workers, [], lambda: PoolSetup(["meta"], early=False))
     first, sibling = workers
     try:
         first_pid = first._proc.pid  # type: ignore[union-attr]
@@ -364,10 +364,10 @@ def test_early_siblings_trace_during_the_warm_up_and_refuse_what_needs_fake_tens
     a warm worker's trace of it is the one a user sees."""
     from test_lazy_dynamo import DYNAMO_PROBE
 
-    env = {**os.environ, "SHAPELENS_WARM": "full", "SHAPELENS_WARM_PARTS": "meta,fake,solve"}
+    env = {**os.environ, "SHAPELENS_WARM": "full"}
     first, late, early = PoolWorker(env=env), PoolWorker(env=env), PoolWorker(env=env)
     settled: list[PoolWorker] = []
-    start_warm_pool([first, late], [early], settled.append)
+    start_warm_pool([first, late], [early], lambda: PoolSetup(["meta", "fake", "solve"], early=True), settled.append)
     try:
         assert settled == [early, first, late]  # the early one is up before the warm-up ends
         assert _parent_of(early._proc.pid) == first._proc.pid  # type: ignore[union-attr]

@@ -140,6 +140,8 @@ class TraceWorker:
         try:
             if proc.stdin:
                 proc.stdin.close()
+            if self._hello_pending:  # still importing torch: nothing to finish, no reason to wait for it
+                raise subprocess.TimeoutExpired(proc.args, 0)
             proc.wait(timeout=2)
         except (OSError, subprocess.TimeoutExpired):
             proc.kill()

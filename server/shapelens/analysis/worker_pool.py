@@ -8,12 +8,14 @@ busy meanwhile.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
 from shapelens.analysis.worker_client import TraceWorker, WorkerUnavailable
+from shapelens.core.wire import PoolSetup, to_wire
 
 
 class _Forked:
@@ -45,6 +47,20 @@ class PoolWorker(TraceWorker):
     """A worker of a warm pool. Should a forked one die, its next trace starts a fresh (cold) worker of its
     own, as any `TraceWorker` does."""
 
+    @property
+    def started(self) -> bool:
+        return self._proc is not None
+
+    def tell(self, message: Any) -> bool:
+        """One line to the first worker before its hello (its `PoolSetup`); False when it is already gone."""
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(json.dumps(message) + "\n")
+            self._proc.stdin.flush()
+        except OSError:
+            return False
+        return True
+
     def _attach(self, stdin: IO[str], stdout: IO[str], deadline: float) -> None:
         forked = _Forked(stdin, stdout)
         self._proc = forked  # type: ignore[assignment]
@@ -62,20 +78,23 @@ class PoolWorker(TraceWorker):
 
 def start_warm_pool(
     workers: list[PoolWorker],
-    early: list[PoolWorker] | None = None,
+    early: list[PoolWorker],
+    setup: Callable[[], PoolSetup | None],
     settled: Callable[[PoolWorker], None] = lambda worker: None,
 ) -> None:
-    """Start `workers[0]` with pipes for the others, which it forks once warm, and for `early` ones, which it
-    forks as soon as its meta kernels are warm (before the rest of its warm-up: they trace what needs no more
-    meanwhile). `settled` hears of each worker once its start is over, whether it came up or not. Raises
-    WorkerUnavailable when the first cannot start (no torch: every file then says so); a sibling that fails to
-    come up is left unstarted and starts cold on its first trace."""
-    first, late, early = workers[0], workers[1:], early or []
+    """Start `workers[0]` at once (its `import torch` runs while the first files are analysed) with pipes for
+    the others, which it forks once warm, and for the `early` ones, which it forks as soon as its meta
+    kernels are warm (they trace what needs no more meanwhile). `setup` waits for the first plan and says
+    what to warm and whether to fork the early ones (None: nothing to trace, no pool). `settled` hears of
+    each worker whose start is over, whether it came up or not. Raises WorkerUnavailable when the first
+    cannot start (no torch: every file then says so); a sibling that fails to come up is left unstarted."""
+    first, late = workers[0], workers[1:]
     early_pipes, late_pipes = _pipes(len(early)), _pipes(len(late))
     theirs = [fd for pipes in (early_pipes, late_pipes) for theirs, _ in pipes for fd in theirs]
     env = dict(os.environ if first.env is None else first.env)
     env["SHAPELENS_WORKER_EARLY"] = ";".join(f"{r},{w}" for (r, w), _ in early_pipes)
     env["SHAPELENS_WORKER_SIBLINGS"] = ";".join(f"{r},{w}" for (r, w), _ in late_pipes)
+    env["SHAPELENS_POOL_SETUP"] = "1"
     first.env, plain_env = env, first.env
     first.pass_fds = tuple(theirs)
     try:
@@ -87,6 +106,15 @@ def start_warm_pool(
         first.env, first.pass_fds = plain_env, ()  # a restart of the first worker is a plain one
         for fd in theirs:
             os.close(fd)
+    chosen = setup()
+    if chosen is None:
+        _close(early_pipes + late_pipes)
+        first.close()
+        return
+    # gone already (no torch): its hello says why, below
+    if not first.tell(to_wire(chosen)) or not chosen.early:
+        _close(early_pipes)
+        early, early_pipes = [], []
     deadline = time.monotonic() + first.start_timeout
     _attach(early, early_pipes, deadline, settled)
     try:

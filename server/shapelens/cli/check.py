@@ -36,7 +36,7 @@ from shapelens.core.findings import FileReport, Finding, Severity, Span
 from shapelens.core.options import Options
 from shapelens.core.source import read_source
 from shapelens.core.warm import needs
-from shapelens.core.wire import TracePlan, TraceResult
+from shapelens.core.wire import PoolSetup, TracePlan, TraceResult
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -256,24 +256,26 @@ class Stream:
         return render_text(shown, summary=False)
 
 
-LOOKAHEAD = 4  # files analysed per trace slot: a plan waiting for a worker warm for it lets later ones by
+# files analysed per trace slot: the analysis of the next files fills the cores the pool's start leaves idle,
+# and a plan waiting for a worker warm for it lets later ones by
+LOOKAHEAD = 16
 
 
 class _Pool:
     """`--jobs N`: N traces at a time over warm workers forked from one (analysis/worker_pool.py).
 
     The editor-side analysis (parsing, jedi, the rules, which are not thread-safe) runs one file at a time,
-    under `analysis`, a few files ahead of the traces, which run side by side in their own processes. The
-    pool starts at the first plan (whose needs decide the shared warm-up, `shared_warm_up`). When that
-    warm-up goes beyond the meta kernels (FakeTensorMode and the solver, ≈0.8 s: a folder of zero-edit
-    models), N-1 early siblings are forked before it and trace the plans that need no more, on the cores the
-    warm-up leaves idle; each plan goes to an idle worker already warm for what it needs."""
+    under `analysis`, files ahead of the traces, which run side by side in their own processes. The pool's
+    first worker starts at once; the first plan decides the warm-up it shares (`shared_warm_up`). When that
+    goes beyond the meta kernels (FakeTensorMode and the solver, ≈0.8 s: a folder of zero-edit models), N-1
+    early siblings are forked before it and trace, on the cores the warm-up leaves idle, what needs no more
+    (trace/early_sibling.py); each plan goes to an idle worker already warm for what it needs."""
 
     def __init__(self, jobs: int, threads: int) -> None:
         self.jobs = jobs
         self.analysis = threading.Lock()
         self.workers = [PoolWorker(env=_worker_env(2, threads)) for _ in range(jobs)]
-        self.early: list[PoolWorker] = []
+        self.early = [PoolWorker(env=_worker_env(2, threads)) for _ in range(jobs - 1)]
         self.first_plan: TracePlan | None = None
         self.first_seen = threading.Event()  # set at the first plan, or when every file is done without one
         self._changed = threading.Condition()
@@ -332,39 +334,43 @@ class _Pool:
 
     def _settled(self, worker: PoolWorker) -> None:
         with self._changed:
+            if worker in self.early and not worker.started:  # an early one that did not come up: not used
+                return
             self._idle.append(worker)
             self._changed.notify_all()
 
     def start(self, cuda: bool) -> None:
-        """At the first plan: start the pool (its workers settle one by one)."""
+        """Start the pool at once: its first worker imports torch while the first files are analysed, and
+        hears what to warm at the first plan (`_setup`); its workers settle one by one."""
         settled: list[PoolWorker] = []
+
+        def settle(worker: PoolWorker) -> None:
+            settled.append(worker)
+            self._settled(worker)
+
         try:
-            self.first_seen.wait()
-            if self.first_plan is None:  # every file was done without a trace (all unreadable): no pool to start
-                return
-            shared = shared_warm_up(self.first_plan)
-            if "SHAPELENS_WARM_PARTS" not in os.environ:  # a user's setting wins
-                for worker in self.workers:
-                    assert worker.env is not None
-                    worker.env["SHAPELENS_WARM_PARTS"] = ",".join(shared)
-            if shared != ["meta"]:
-                self.early = [PoolWorker(env=self.workers[0].env) for _ in range(self.jobs - 1)]
-
-            def settle(worker: PoolWorker) -> None:
-                settled.append(worker)
-                self._settled(worker)
-
             with contextlib.suppress(WorkerUnavailable):  # the per-file finding (SL004) says what is wrong
-                start_warm_pool(self.workers, self.early, settle)
-            if cuda:
+                start_warm_pool(self.workers, self.early, self._setup, settle)
+            if cuda and self.first_plan is not None:
                 _warn_without_cuda(self.workers[0])
         finally:
-            for worker in self.workers + self.early:
+            for worker in self.workers:
                 if worker not in settled:  # not started: it starts cold on its first trace
                     self._settled(worker)
             with self._changed:
+                self.early = [w for w in self.early if w in settled and w.started]  # the others never came
                 self._starting = False
                 self._changed.notify_all()
+
+    def _setup(self) -> PoolSetup | None:
+        """At the first plan: the warm-up the pool shares (a user's SHAPELENS_WARM_PARTS wins), and early
+        siblings where it goes beyond the meta kernels; None when every file was done without a trace."""
+        self.first_seen.wait()
+        if self.first_plan is None:
+            return None
+        user = os.environ.get("SHAPELENS_WARM_PARTS")
+        shared = user.split(",") if user else shared_warm_up(self.first_plan)
+        return PoolSetup(shared, early=bool(set(shared) - {"meta"}))
 
     def close(self) -> None:
         for worker in self.early + self.workers:
@@ -384,14 +390,15 @@ def _check_in_pool(
         done(index, path, reports)
         return reports
 
-    # the pool starts as soon as the first file is planned, while the next files are analysed
+    # the pool's first worker imports torch while the first files are analysed
     starter = threading.Thread(target=pool.start, args=(cuda,), name="shapelens-pool-start", daemon=True)
     starter.start()
     try:
-        with ThreadPoolExecutor(max_workers=jobs * LOOKAHEAD, thread_name_prefix="shapelens-check") as threads:
+        ahead = min(len(files), jobs * LOOKAHEAD)
+        with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="shapelens-check") as threads:
             return list(threads.map(check, range(len(files)), files))
     finally:
-        pool.first_seen.set()  # no file traced: the pool never starts
+        pool.first_seen.set()  # no file traced: the pool's first worker is told to end
         starter.join()
         pool.close()
 

@@ -237,6 +237,15 @@ class TargetResult:
     input_source: InputSource | None = None
 
 
+@dataclass(frozen=True)
+class PoolSetup:
+    """The CLI's first line to a pool's first worker (`check --jobs N`), once its first plan is built: the
+    warm-up parts to run before the pool forks (core/warm.py), and whether to fork the early siblings first."""
+
+    warm: list[str]
+    early: bool
+
+
 # the target name of a file's top level traced as a script (`TracePlan.script`): Python's name for it
 SCRIPT_TARGET = "<module>"
 

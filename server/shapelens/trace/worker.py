@@ -34,6 +34,7 @@ from shapelens.core.wire import (
     SCRIPT_TARGET,
     ErrorKind,
     Event,
+    PoolSetup,
     Status,
     TargetResult,
     TraceError,
@@ -375,6 +376,16 @@ def main() -> None:
     warm = os.environ.get("SHAPELENS_WARM", "deferred")
     parts = os.environ.get("SHAPELENS_WARM_PARTS", ",".join(PARTS)).split(",")
     early, late = _sibling_pipes("SHAPELENS_WORKER_EARLY"), _sibling_pipes("SHAPELENS_WORKER_SIBLINGS")
+    if os.environ.pop("SHAPELENS_POOL_SETUP", None):  # a pool started before its first plan was built
+        line = sys.stdin.readline()
+        if not line:  # the CLI found nothing to trace
+            os._exit(0)
+        setup = from_wire(PoolSetup, json.loads(line))
+        parts = setup.warm
+        if not setup.early:
+            for fd in (fd for pair in early for fd in pair):
+                os.close(fd)
+            early = []
     stdin: IO[str] = sys.stdin
     siblings: list[int] = []
     early_sibling = False  # one of `early`: it warms nothing more (trace/early_sibling.py)
