@@ -1,7 +1,7 @@
 """Benchmark (not a test): issue #12's speed ratios in one run, beside `python -c "import torch"`, Pyrefly's
 `check` and torchinfo on the same files. Prints a Markdown table with the date and the load average.
 
-    .venv/bin/python bench/speed.py [--runs 5] [--pyrefly PATH] [--only folder] [--json]
+    .venv/bin/python bench/speed.py [--runs 5] [--pyrefly PATH] [--only folder] [--folder DIR ...] [--json]
 
 Pyrefly is not a dependency: install it apart, e.g. `python -m venv /tmp/pyrefly && /tmp/pyrefly/bin/pip install
 pyrefly==1.4.1` (a Rust binary wheel), and pass `--pyrefly /tmp/pyrefly/bin/pyrefly` (default: `pyrefly` on the
@@ -28,7 +28,9 @@ alternate within each round, and each number is the median of `--runs` rounds:
     finds from the classifier's in_features, ResNet-style residual nets, small GPTs built from a config
     dataclass, U-Nets with torch.cat, LSTM/GRU classifiers.
 
-`--only folder` runs just the four folder commands (alternating, `--runs` rounds) and prints their rows.
+`--only folder` runs just the folder commands (alternating, `--runs` rounds) and prints their rows.
+`--folder DIR` (repeatable) adds a folder of code nobody here wrote, unchanged (a checkout of PyTorch-GAN's
+implementations, vit-pytorch's models), to the folders measured the same way.
 """
 
 from __future__ import annotations
@@ -436,8 +438,8 @@ FOLDER_ROWS = ("directive", "zero-edit")  # the two folders: file-per-file direc
 def folder_commands(folders: dict[str, Path]) -> dict[str, tuple[list[str], Path]]:
     check = [*shapelens_cli(), "check"]
     return {
-        f"shapelens check DIR --jobs {jobs} ({kind})": ([*check, "--jobs", str(jobs), "."], folders[kind])
-        for kind in FOLDER_ROWS
+        f"shapelens check DIR --jobs {jobs} ({kind})": ([*check, "--jobs", str(jobs), "."], folder)
+        for kind, folder in folders.items()
         for jobs in (1, 2)
     }
 
@@ -461,8 +463,8 @@ def command_rows(
     if pyrefly and not only_folders:
         py = ["--python-interpreter-path", python]
         commands["pyrefly check, one file"] = ([pyrefly, "check", *py, str(SMALL)], REPO)
-        for kind in FOLDER_ROWS:
-            commands[f"pyrefly check DIR ({kind})"] = ([pyrefly, "check", *py, "."], folders[kind])
+        for kind, folder in folders.items():
+            commands[f"pyrefly check DIR ({kind})"] = ([pyrefly, "check", *py, "."], folder)
     times: dict[str, list[float]] = {name: [] for name in commands}
     serial_output: dict[str, str] = {}  # a folder's `--jobs 1` output, which `--jobs 2` must print byte for byte
     for round_ in range(runs):
@@ -589,15 +591,21 @@ def med(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def folder_lines(times: dict[str, list[float]]) -> list[str]:
+FOLDER_WHAT = {
+    "directive": f"{FOLDER_FILES} model files, with a directive each",
+    "zero-edit": f"{FOLDER_FILES} model files, zero edits (no directive, no example)",
+}
+
+
+def folder_lines(times: dict[str, list[float]], folders: dict[str, Path]) -> list[str]:
     rows = []
-    for kind in FOLDER_ROWS:
+    for kind, folder in folders.items():
         j1 = med(times[f"shapelens check DIR --jobs 1 ({kind})"])
         j2 = med(times[f"shapelens check DIR --jobs 2 ({kind})"])
-        what = "with a directive each" if kind == "directive" else "zero edits (no directive, no example)"
+        what = FOLDER_WHAT.get(kind) or f"{kind} ({len(list(folder.rglob('*.py')))} files, unchanged)"
         pyrefly = times.get(f"pyrefly check DIR ({kind})")
         rows.append(
-            f"| `check` of {FOLDER_FILES} model files, {what}: `--jobs 1` / `--jobs 2` | {j1:.2f} s / {j2:.2f} s | "
+            f"| `check` of {what}: `--jobs 1` / `--jobs 2` | {j1:.2f} s / {j2:.2f} s | "
             f"{j1 / j2:.2f}× faster with 2 | ≥ 1.7× | {f'{med(pyrefly):.2f} s' if pyrefly else '—'} | |"
         )
     return rows
@@ -617,9 +625,9 @@ TABLE_HEAD = [
 ]
 
 
-def table(times: dict[str, list[float]], load: tuple[str, str]) -> str:
+def table(times: dict[str, list[float]], load: tuple[str, str], folders: dict[str, Path]) -> str:
     if "import torch" not in times:  # --only folder
-        return "\n".join([header(times, load), "", *TABLE_HEAD, *folder_lines(times)])
+        return "\n".join([header(times, load), "", *TABLE_HEAD, *folder_lines(times, folders)])
 
     def cell(name: str) -> str:
         return f"{med(times[name]):.2f} s" if times.get(name) else "—"
@@ -648,7 +656,7 @@ def table(times: dict[str, list[float]], load: tuple[str, str]) -> str:
             f"| editor: edit → diagnostics, seed-sized model | {med(times['edit → diagnostics']) * 1000:.0f} ms | "
             "| ≤ 150 ms | | |",
         ]
-    rows += folder_lines(times)
+    rows += folder_lines(times, folders)
     return "\n".join(rows)
 
 
@@ -659,7 +667,10 @@ def main() -> int:
     parser.add_argument("--pyrefly", default=shutil.which("pyrefly"), help="the pyrefly executable")
     parser.add_argument("--no-editor", action="store_true", help="skip the language-server rows")
     parser.add_argument(
-        "--only", choices=["folder"], help="folder: only the two folders' `--jobs 1` / `--jobs 2` rows (alternating)"
+        "--only", choices=["folder"], help="folder: only the folders' `--jobs 1` / `--jobs 2` rows (alternating)"
+    )
+    parser.add_argument(
+        "--folder", action="append", default=[], type=Path, help="also a folder of real code, as it is (repeatable)"
     )
     parser.add_argument("--json", action="store_true", help="print the raw seconds as JSON too")
     args = parser.parse_args()
@@ -670,11 +681,13 @@ def main() -> int:
             folder.mkdir()
         write_folder(folders["directive"])
         write_zero_edit_folder(folders["zero-edit"])
+        for real in args.folder:
+            folders[f"{real.resolve().parent.name}/{real.resolve().name}"] = real.resolve()
         times = command_rows(args.runs, args.pyrefly, folders, only_folders=args.only == "folder")
     if not args.no_editor and args.only is None:
         times.update(asyncio.run(editor_rows(args.runs, args.edits)))
     load_end = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(table(times, (load_start, load_end)))
+    print(table(times, (load_start, load_end), folders))
     if args.json:
         print(json.dumps(times, indent=1))
     return 0

@@ -9,6 +9,7 @@ import pty
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from shapelens.analysis.engine import analyze
 from shapelens.analysis.plan import build_plan
 from shapelens.analysis.worker_client import TraceWorker
 from shapelens.analysis.worker_pool import PoolWorker, start_warm_pool
-from shapelens.cli.check import shared_warm_up
+from shapelens.cli.check import _Pool, _Wait, shared_warm_up
 from shapelens.core.findings import Finding
 from shapelens.core.options import Options
 from shapelens.core.source import parse
@@ -415,3 +416,38 @@ def test_a_part_left_out_of_the_shared_warm_up_is_warmed_before_the_first_trace_
         assert again[(path, 16, "dynamo")] != [(0,)]  # warmed once, in the worker: every later child has it
     finally:
         worker.close()
+
+
+def test_the_pool_hands_a_refused_plan_the_next_warm_worker_and_the_rest_in_file_order() -> None:
+    """`check --jobs N`'s queue, without processes: while the pool starts, a plan goes to an early sibling and
+    never to a worker still starting; once it has started, a plan an early sibling refused (it needs
+    FakeTensorMode: a long trace) takes the next free warm worker before plans analysed earlier, and those
+    go in the order their files were analysed."""
+    pool = _Pool(jobs=2, threads=1)
+    warm = frozenset({"meta", "fake", "solve"})
+    (first, _), (early,) = pool.workers, pool.early
+    first.warm, early.warm = warm, frozenset({"meta"})
+    early._proc = object()  # type: ignore[assignment]  (attached: `started`)
+    pool._settled(early)
+    assert pool._take(_Wait(warm, 0)) is early  # the first worker is still warming: the early one takes it
+
+    taken: list[int] = []
+
+    def take(wait: _Wait) -> None:
+        worker = pool._take(wait)
+        taken.append(wait.ticket)
+        pool._give_back(worker, frozenset())
+
+    waits = [_Wait(warm, 1), _Wait(warm, 2), _Wait(warm, 3, refused=True)]
+    threads = [threading.Thread(target=take, args=(wait,)) for wait in waits]
+    for count, thread in enumerate(threads, 1):
+        thread.start()
+        while len(pool._waiting) < count:  # queued in this order, the early sibling still busy
+            time.sleep(0.01)
+    pool._settled(first)  # warm: the one slot left goes to each waiting plan in turn
+    with pool._changed:
+        pool._starting = False
+        pool._changed.notify_all()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert taken == [3, 1, 2]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import sys
@@ -261,6 +262,18 @@ class Stream:
 LOOKAHEAD = 16
 
 
+@dataclasses.dataclass(eq=False)
+class _Wait:
+    """A plan waiting for a worker of `_Pool`: the warm-up parts it needs, and its place in the queue."""
+
+    need: frozenset[str]
+    ticket: int
+    refused: bool = False  # an early sibling refused it: it needs FakeTensorMode, and takes long
+
+    def key(self) -> tuple[bool, int]:
+        return (not self.refused, self.ticket)
+
+
 class _Pool:
     """`--jobs N`: N traces at a time over warm workers forked from one (analysis/worker_pool.py).
 
@@ -282,48 +295,60 @@ class _Pool:
         self._idle: list[PoolWorker] = []  # started (or failed to) and not tracing
         self._starting = True
         self._running = 0
+        self._waiting: list[_Wait] = []  # the plans waiting for a worker
+        self._tickets = itertools.count()
 
     def trace(self, plan: TracePlan) -> TraceResult:
         """`analyze`'s trace: run while this thread gives up `analysis` to the next file's. A trace an early
-        sibling refused (it needs FakeTensorMode) runs again on a warm worker."""
+        sibling refused (it needs FakeTensorMode) runs again on a warm worker, before any other waiting."""
         self.analysis.release()
         try:
             with self._changed:
                 if self.first_plan is None:
                     self.first_plan = plan
                     self.first_seen.set()
-            need = frozenset(needs(plan))
-            early_ok = True
+                wait = _Wait(frozenset(needs(plan)), next(self._tickets))
             while True:
-                worker = self._take(need, early_ok)
+                worker = self._take(wait)
                 try:
                     result = worker.trace(plan)
                 finally:
-                    self._give_back(worker, need if worker not in self.early else frozenset())
+                    self._give_back(worker, wait.need if worker not in self.early else frozenset())
                 if not result.refused:
                     return result
-                early_ok = False
+                wait.refused = True
         finally:
             self.analysis.acquire()
 
-    def _take(self, need: frozenset[str], early_ok: bool) -> PoolWorker:
-        """An idle worker for a plan that needs the warm-up parts `need`: one warm for them (the least warm of
-        them: a warmer one may be needed next); else an early sibling (it refuses a trace that needs what it
-        lacks); else, once the pool has started, any other (it warms itself before the trace)."""
+    def _take(self, wait: _Wait) -> PoolWorker:
+        """The idle worker `_options` names first for `wait`, once no plan before it in `_Wait.key`'s order
+        can take that worker (refused traces first, then in the order the files were analysed: a long one
+        is not left for the end)."""
         with self._changed:
-            while True:
-                if self._running < self.jobs:
-                    ours = [w for w in self._idle if early_ok or w not in self.early]
-                    suited = [w for w in ours if need <= w.warm]
-                    early = [w for w in ours if w in self.early]
-                    others = [] if self._starting else [w for w in ours if w not in self.early]
-                    choice = suited or early or others
-                    if choice:
-                        worker = min(choice, key=lambda w: len(w.warm))
-                        self._idle.remove(worker)
-                        self._running += 1
-                        return worker
-                self._changed.wait()
+            self._waiting.append(wait)
+            try:
+                while True:
+                    options = self._options(wait) if self._running < self.jobs else []
+                    if options:
+                        worker = options[0]
+                        before = (w for w in self._waiting if w.key() < wait.key())
+                        if not any(worker in self._options(other) for other in before):
+                            self._idle.remove(worker)
+                            self._running += 1
+                            return worker
+                    self._changed.wait()
+            finally:
+                self._waiting.remove(wait)
+
+    def _options(self, wait: _Wait) -> list[PoolWorker]:
+        """The idle workers a plan may go to, best first: those warm for what it needs (the least warm of them:
+        a warmer one may be needed next); else an early sibling (it refuses a trace that needs what it lacks;
+        not again for a refused one); else, once the pool has started, any other (it warms itself first)."""
+        ours = [w for w in self._idle if not (wait.refused and w in self.early)]
+        suited = [w for w in ours if wait.need <= w.warm]
+        early = [w for w in ours if w in self.early]
+        others = [] if self._starting else [w for w in ours if w not in self.early]
+        return sorted(suited or early or others, key=lambda w: len(w.warm))
 
     def _give_back(self, worker: PoolWorker, warmed: frozenset[str]) -> None:
         with self._changed:
