@@ -370,34 +370,9 @@ def main() -> None:
     # The rest of the warm-up: the editor's worker runs it after its first reply (its first hints come
     # sooner); `check` of one file never (its one child meets only its own model's kernels); `check` of many
     # files the parts it names before its pool forks (each child would otherwise load the same kernels
-    # again), and the others a plan needs before that plan's child is forked (`needs`). A pool's early
-    # siblings are forked once the meta kernels are warm: they trace the plans that need no more while this
-    # process warms the other parts it was asked for, and then forks the rest of the pool.
+    # again), and the others a plan needs before that plan's child is forked (`needs`).
     warm = os.environ.get("SHAPELENS_WARM", "deferred")
-    parts = os.environ.get("SHAPELENS_WARM_PARTS", ",".join(PARTS)).split(",")
-    early, late = _sibling_pipes("SHAPELENS_WORKER_EARLY"), _sibling_pipes("SHAPELENS_WORKER_SIBLINGS")
-    if os.environ.pop("SHAPELENS_POOL_SETUP", None):  # a pool started before its first plan was built
-        line = sys.stdin.readline()
-        if not line:  # the CLI found nothing to trace
-            os._exit(0)
-        setup = from_wire(PoolSetup, json.loads(line))
-        parts = setup.warm
-        if not setup.early:
-            for fd in (fd for pair in early for fd in pair):
-                os.close(fd)
-            early = []
-    stdin: IO[str] = sys.stdin
-    siblings: list[int] = []
-    early_sibling = False  # one of `early`: it warms nothing more (trace/early_sibling.py)
-    for pairs, held, warm_first in ((early, early + late, ["meta"]), (late, late, parts)):
-        if warm == "full":
-            warm_parts(set(parts) & set(warm_first))
-        gc.freeze()
-        stdin, protocol, forked, index = _fork_siblings(stdin, protocol, pairs, held, len(siblings))
-        if index:  # a sibling: it serves its own pipes, as warm as it was forked, and forks nothing
-            siblings, early_sibling = [], index <= len(early)
-            break
-        siblings += forked
+    stdin, protocol, siblings, index, early_sibling = _start_pool(protocol, warm == "full")
     _send(protocol, {**hello, "sibling": index, "pid": os.getpid(), "warm": sorted(WARMED)})
     rest_of_warm_up = warm == "deferred"
     for line in stdin:
@@ -433,6 +408,36 @@ def main() -> None:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(sibling, 0)
     os._exit(0)
+
+
+def _start_pool(protocol: IO[str], warm: bool) -> tuple[IO[str], IO[str], list[int], int, bool]:
+    """The warm-up before the first request (`warm`: the parts named in SHAPELENS_WARM_PARTS, or in the pool's
+    `PoolSetup` line), and a pool's siblings forked: the early ones once the meta kernels are warm (they trace
+    what needs no more while this process warms the other parts), the rest after. Returns the streams this
+    process serves, the siblings forked (in the first worker), its index and whether it is an early one."""
+    parts = os.environ.get("SHAPELENS_WARM_PARTS", ",".join(PARTS)).split(",")
+    early, late = _sibling_pipes("SHAPELENS_WORKER_EARLY"), _sibling_pipes("SHAPELENS_WORKER_SIBLINGS")
+    if os.environ.pop("SHAPELENS_POOL_SETUP", None):  # a pool started before its first plan was built
+        line = sys.stdin.readline()
+        if not line:  # the CLI found nothing to trace
+            os._exit(0)
+        setup = from_wire(PoolSetup, json.loads(line))
+        parts = setup.warm
+        if not setup.early:
+            for fd in (fd for pair in early for fd in pair):
+                os.close(fd)
+            early = []
+    stdin: IO[str] = sys.stdin
+    siblings: list[int] = []
+    for pairs, held, warm_first in ((early, early + late, ["meta"]), (late, late, parts)):
+        if warm:
+            warm_parts(set(parts) & set(warm_first))
+        gc.freeze()
+        stdin, protocol, forked, index = _fork_siblings(stdin, protocol, pairs, held, len(siblings))
+        if index:  # a sibling: it serves its own pipes, as warm as it was forked, and forks nothing
+            return stdin, protocol, [], index, index <= len(early)
+        siblings += forked
+    return stdin, protocol, siblings, 0, False
 
 
 def _sibling_pipes(variable: str) -> list[tuple[int, int]]:
