@@ -6,15 +6,18 @@ the finding a user should see, and the same worker serves the next trace."""
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import Analyse, assert_worker_still_serves, write
+from engine_support import Analyse, analyser, assert_worker_still_serves, write
 from shapelens.analysis.worker_client import TraceWorker
 from shapelens.core.findings import Severity
+from test_engine import hints_by_key
 
 
 def check_json(path: Path, *args: str) -> tuple[list[dict[str, Any]], subprocess.CompletedProcess[str]]:
@@ -376,3 +379,39 @@ def test_load_stuck_in_native_code_is_a_timeout_too(analyse: Analyse, tmp_path: 
     [finding] = report.findings
     assert finding.code == "SL002" and finding.message.startswith("loading model.py did not finish in 1 s")
     assert_worker_still_serves(analyse)
+
+
+DRAWS = """
+    import random
+
+    import torch
+    from torch import nn
+
+
+    # shapelens: x=(2, 4)
+    class Coin(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = nn.ModuleList([nn.Linear(4, k + 1) for k in range(9)])
+
+        def forward(self, x):
+            k = sum(random.random() > 0.5 for _ in range(8))
+            y = self.heads[k](x)
+            return y
+"""
+
+
+def test_a_forward_that_draws_takes_the_same_path_on_every_run(worker: TraceWorker, tmp_path: Path) -> None:
+    """A forward that branches on `random` (a random augmentation) used to follow whatever its worker's random
+    state gave, so its hints changed from run to run (vit-pytorch's lejepa.py flapped). Every trace now draws
+    as after `random.seed(0)` (torch's and numpy's likewise), on any worker."""
+    random.seed(0)
+    heads = sum(random.random() > 0.5 for _ in range(8))
+    line = textwrap.dedent(DRAWS).splitlines().index("        y = self.heads[k](x)") + 1
+    other = TraceWorker()  # another process: another random state
+    try:
+        for traced_by in (worker, other, worker):
+            reports = analyser(traced_by, tmp_path)(DRAWS, name="coin.py")
+            assert hints_by_key(reports)[(str(tmp_path / "coin.py"), line, "y")] == [(2, heads + 1)]
+    finally:
+        other.close()

@@ -12,12 +12,14 @@ traceback.
 from __future__ import annotations
 
 import ast
+import contextlib
 import fcntl
 import gc
 import importlib
 import importlib.abc
 import importlib.machinery
 import os
+import random
 import resource
 import stat
 import struct
@@ -289,6 +291,7 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None 
     loader.clock.on_change = lambda path, line: report_import(progress, recorder, path, line)
     # -- loading: the checked file's kept top level (and, through ProjectFinder, the project files it
     # imports, whole); a failure here fails every target alike --
+    same_draws()
     error = load_main(plan, ctx, recorder, loader)
     if error is not None:
         for spec in plan.targets:
@@ -303,6 +306,7 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None 
     ctx.nodes = _find_nodes(parsed.tree) if isinstance(parsed, Source) else {}
     emit({"event": Event.IMPORTS, "modules": library_imports(before, is_project)})
     for spec in order_targets(plan.targets, parsed.tree if isinstance(parsed, Source) else None):
+        same_draws()
         try:
             trace_target(spec, ctx, recorder, emit, plan)
         except BaseException as err:  # a bug of ours while reporting: lose this model, not the ones after it
@@ -312,6 +316,18 @@ def run(plan: TracePlan, fd: int, progress: Any, token: str, folder: str | None 
             emit.result(TargetResult(spec.name, Status.ERROR, ctx.device.type, error=error))
     if plan.script:  # then the file's top level, statement by statement (trace/script_run.py)
         script_run.run_script_safely(plan, ctx, recorder, emit)
+
+
+def same_draws() -> None:
+    """Seed Python's, torch's and (if imported) numpy's random numbers alike for every trace and every model
+    in it: a forward that draws (`if random.random() > self.p: return x`, a random crop) takes the same path
+    on every run, on any worker, whatever the other models drew, so its hints and findings do not flap."""
+    random.seed(0)
+    torch.manual_seed(0)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        with contextlib.suppress(Exception):  # a numpy that failed to import halfway
+            numpy.random.seed(0)
 
 
 def report_import(progress: Any, recorder: Recorder, path: str, line: int) -> None:
