@@ -612,7 +612,7 @@ def folder_lines(times: dict[str, list[float]], folders: dict[str, Path]) -> lis
 
 
 def header(times: dict[str, list[float]], load: tuple[str, str]) -> str:
-    runs = max(len(v) for v in times.values())
+    runs = min(len(v) for v in times.values())  # (edit → diagnostics has one value per edit)
     return (
         f"Speed (#12), {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
         f"load average {load[0]} at the start, {load[1]} at the end; medians of {runs} runs"
