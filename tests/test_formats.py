@@ -15,8 +15,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 from shapelens.analysis.rules import RULES
-from shapelens.cli.check import _Pool
 from shapelens.cli.formats import json_document, render_github, render_text, sarif_document
+from shapelens.cli.pool import Pool
 from shapelens.core.findings import (
     Edit,
     FileReport,
@@ -303,7 +303,7 @@ class Net(nn.Module):
 def test_pooled_workers_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("MKL_NUM_THREADS", "7")
-    (worker, _) = _Pool(jobs=2, threads=3).workers
+    (worker, _) = Pool(jobs=2, threads=3).workers
     assert worker.env is not None
     assert worker.env["OMP_NUM_THREADS"] == "3" and worker.env["MKL_NUM_THREADS"] == "7"  # a user's setting wins
 

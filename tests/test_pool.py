@@ -19,7 +19,7 @@ from shapelens.analysis.engine import analyze
 from shapelens.analysis.plan import build_plan
 from shapelens.analysis.worker_client import TraceWorker
 from shapelens.analysis.worker_pool import PoolWorker, start_warm_pool
-from shapelens.cli.check import _Pool, _Wait, shared_warm_up
+from shapelens.cli.pool import Pool, Wait, shared_warm_up
 from shapelens.core.findings import Finding
 from shapelens.core.options import Options
 from shapelens.core.source import parse
@@ -423,22 +423,22 @@ def test_the_pool_hands_a_refused_plan_the_next_warm_worker_and_the_rest_in_file
     never to a worker still starting; once it has started, a plan an early sibling refused (it needs
     FakeTensorMode: a long trace) takes the next free warm worker before plans analysed earlier, and those
     go in the order their files were analysed."""
-    pool = _Pool(jobs=2, threads=1)
+    pool = Pool(jobs=2, threads=1)
     warm = frozenset({"meta", "fake", "solve"})
     (first, _), (early,) = pool.workers, pool.early
     first.warm, early.warm = warm, frozenset({"meta"})
     early._proc = object()  # type: ignore[assignment]  (attached: `started`)
     pool._settled(early)
-    assert pool._take(_Wait(warm, 0)) is early  # the first worker is still warming: the early one takes it
+    assert pool._take(Wait(warm, 0)) is early  # the first worker is still warming: the early one takes it
 
     taken: list[int] = []
 
-    def take(wait: _Wait) -> None:
+    def take(wait: Wait) -> None:
         worker = pool._take(wait)
         taken.append(wait.ticket)
         pool._give_back(worker, frozenset())
 
-    waits = [_Wait(warm, 1), _Wait(warm, 2), _Wait(warm, 3, refused=True)]
+    waits = [Wait(warm, 1), Wait(warm, 2), Wait(warm, 3, refused=True)]
     threads = [threading.Thread(target=take, args=(wait,)) for wait in waits]
     for count, thread in enumerate(threads, 1):
         thread.start()

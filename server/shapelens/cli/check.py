@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import itertools
 import json
 import os
 import sys
@@ -24,7 +23,6 @@ from shapelens.analysis import edits
 from shapelens.analysis import notebook as nb
 from shapelens.analysis.engine import analyze
 from shapelens.analysis.worker_client import Tracer, TraceWorker, WorkerUnavailable
-from shapelens.analysis.worker_pool import PoolWorker, start_warm_pool
 from shapelens.cli.formats import (
     display_path,
     json_document,
@@ -33,11 +31,10 @@ from shapelens.cli.formats import (
     sarif_document,
     summary_line,
 )
+from shapelens.cli.pool import LOOKAHEAD, Pool, warn_without_cuda, worker_env
 from shapelens.core.findings import FileReport, Finding, Severity, Span
 from shapelens.core.options import Options
 from shapelens.core.source import read_source
-from shapelens.core.warm import needs
-from shapelens.core.wire import PoolSetup, TracePlan, TraceResult
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -78,7 +75,7 @@ def run_check(args: argparse.Namespace) -> int:
         per_file = _check_serially(files, options, None, done=done)
     elif jobs == 1:
         # one worker warms each part before the first trace that needs it: nothing is worth warming ahead
-        worker = TraceWorker(env=_worker_env(len(files), None))
+        worker = TraceWorker(env=worker_env(len(files), None))
         with contextlib.suppress(WorkerUnavailable):  # its `import torch` runs while the first file is analysed
             worker.spawn()
         per_file = _check_serially(files, options, worker, cuda, done)
@@ -141,7 +138,7 @@ def _check_serially(
 ) -> list[dict[str, FileReport]]:
     try:
         if cuda and worker is not None:
-            _warn_without_cuda(worker)
+            warn_without_cuda(worker)
         out = []
         for index, path in enumerate(files):
             out.append(_check_one(path, options, worker))
@@ -151,31 +148,6 @@ def _check_serially(
     finally:
         if worker is not None:
             worker.close()
-
-
-def _worker_env(files: int, threads: int | None) -> dict[str, str]:
-    """The environment of `check`'s workers: one file gets only the warm-up every trace needs (its one child
-    meets only its own model's kernels); several files the meta kernels of the rest of the warm-up
-    (core/warm.py; a pool shares what its first plan needs, `shared_warm_up`) before the first trace and before
-    a pool forks, and any other part a plan needs before that plan's trace, never the editor's whole warm-up
-    after the first reply; with a pool each worker's torch gets its share of the cores, not all of them (N
-    workers that each use every core only fight; a user's setting wins)."""
-    env = dict(os.environ)
-    env.setdefault("SHAPELENS_WARM", "minimal" if files == 1 else "full")
-    env.setdefault("SHAPELENS_WARM_PARTS", "meta")
-    if threads is not None:
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env.setdefault(name, str(threads))
-    return env
-
-
-def shared_warm_up(first: TracePlan) -> list[str]:
-    """What a pool warms once before it forks: the common layers' meta kernels, and what the first plan needs
-    (core/warm.py's `needs`): FakeTensorMode and the solver where its inputs are guessed (zero edits, the
-    normal case: a classifier's image size is solved), the symbolic forms' pass only where the output shows
-    them (JSON version 2; text, GitHub and SARIF never do). A folder whose first file has its directive pays
-    neither; a worker warms what a later plan needs before that plan's trace."""
-    return ["meta", *(part for part in needs(first) if part != "meta")]
 
 
 class Progress:
@@ -257,157 +229,12 @@ class Stream:
         return render_text(shown, summary=False)
 
 
-# files analysed per trace slot: the analysis of the next files fills the cores the pool's start leaves idle,
-# and a plan waiting for a worker warm for it lets later ones by
-LOOKAHEAD = 16
-
-
-@dataclasses.dataclass(eq=False)
-class _Wait:
-    """A plan waiting for a worker of `_Pool`: the warm-up parts it needs, and its place in the queue."""
-
-    need: frozenset[str]
-    ticket: int
-    refused: bool = False  # an early sibling refused it: it needs FakeTensorMode, and takes long
-
-    def key(self) -> tuple[bool, int]:
-        return (not self.refused, self.ticket)
-
-
-class _Pool:
-    """`--jobs N`: N traces at a time over warm workers forked from one (analysis/worker_pool.py).
-
-    The editor-side analysis (parsing, jedi, the rules, which are not thread-safe) runs one file at a time,
-    under `analysis`, files ahead of the traces, which run side by side in their own processes. The pool's
-    first worker starts at once; the first plan decides the warm-up it shares (`shared_warm_up`). When that
-    goes beyond the meta kernels (FakeTensorMode and the solver, ≈0.8 s: a folder of zero-edit models), N-1
-    early siblings are forked before it and trace, on the cores the warm-up leaves idle, what needs no more
-    (trace/early_sibling.py); each plan goes to an idle worker already warm for what it needs."""
-
-    def __init__(self, jobs: int, threads: int) -> None:
-        self.jobs = jobs
-        self.analysis = threading.Lock()
-        self.workers = [PoolWorker(env=_worker_env(2, threads)) for _ in range(jobs)]
-        self.early = [PoolWorker(env=_worker_env(2, threads)) for _ in range(jobs - 1)]
-        self.first_plan: TracePlan | None = None
-        self.first_seen = threading.Event()  # set at the first plan, or when every file is done without one
-        self._changed = threading.Condition()
-        self._idle: list[PoolWorker] = []  # started (or failed to) and not tracing
-        self._starting = True
-        self._running = 0
-        self._waiting: list[_Wait] = []  # the plans waiting for a worker
-        self._tickets = itertools.count()
-
-    def trace(self, plan: TracePlan) -> TraceResult:
-        """`analyze`'s trace: run while this thread gives up `analysis` to the next file's. A trace an early
-        sibling refused (it needs FakeTensorMode) runs again on a warm worker, before any other waiting."""
-        self.analysis.release()
-        try:
-            with self._changed:
-                if self.first_plan is None:
-                    self.first_plan = plan
-                    self.first_seen.set()
-                wait = _Wait(frozenset(needs(plan)), next(self._tickets))
-            while True:
-                worker = self._take(wait)
-                try:
-                    result = worker.trace(plan)
-                finally:
-                    self._give_back(worker, wait.need if worker not in self.early else frozenset())
-                if not result.refused:
-                    return result
-                wait.refused = True
-        finally:
-            self.analysis.acquire()
-
-    def _take(self, wait: _Wait) -> PoolWorker:
-        """The idle worker `_options` names first for `wait`, once no plan before it in `_Wait.key`'s order
-        can take that worker (refused traces first, then in the order the files were analysed: a long one
-        is not left for the end)."""
-        with self._changed:
-            self._waiting.append(wait)
-            try:
-                while True:
-                    options = self._options(wait) if self._running < self.jobs else []
-                    if options:
-                        worker = options[0]
-                        before = (w for w in self._waiting if w.key() < wait.key())
-                        if not any(worker in self._options(other) for other in before):
-                            self._idle.remove(worker)
-                            self._running += 1
-                            return worker
-                    self._changed.wait()
-            finally:
-                self._waiting.remove(wait)
-
-    def _options(self, wait: _Wait) -> list[PoolWorker]:
-        """The idle workers a plan may go to, best first: those warm for what it needs (the least warm of them:
-        a warmer one may be needed next); else an early sibling (it refuses a trace that needs what it lacks;
-        not again for a refused one); else, once the pool has started, any other (it warms itself first)."""
-        ours = [w for w in self._idle if not (wait.refused and w in self.early)]
-        suited = [w for w in ours if wait.need <= w.warm]
-        early = [w for w in ours if w in self.early]
-        others = [] if self._starting else [w for w in ours if w not in self.early]
-        return sorted(suited or early or others, key=lambda w: len(w.warm))
-
-    def _give_back(self, worker: PoolWorker, warmed: frozenset[str]) -> None:
-        with self._changed:
-            worker.warm |= warmed  # the worker warms what a plan needs before its trace
-            self._idle.append(worker)
-            self._running -= 1
-            self._changed.notify_all()
-
-    def _settled(self, worker: PoolWorker) -> None:
-        with self._changed:
-            if worker in self.early and not worker.started:  # an early one that did not come up: not used
-                return
-            self._idle.append(worker)
-            self._changed.notify_all()
-
-    def start(self, cuda: bool) -> None:
-        """Start the pool at once: its first worker imports torch while the first files are analysed, and
-        hears what to warm at the first plan (`_setup`); its workers settle one by one."""
-        settled: list[PoolWorker] = []
-
-        def settle(worker: PoolWorker) -> None:
-            settled.append(worker)
-            self._settled(worker)
-
-        try:
-            with contextlib.suppress(WorkerUnavailable):  # the per-file finding (SL004) says what is wrong
-                start_warm_pool(self.workers, self.early, self._setup, settle)
-            if cuda and self.first_plan is not None:
-                _warn_without_cuda(self.workers[0])
-        finally:
-            for worker in self.workers:
-                if worker not in settled:  # not started: it starts cold on its first trace
-                    self._settled(worker)
-            with self._changed:
-                self.early = [w for w in self.early if w in settled and w.started]  # the others never came
-                self._starting = False
-                self._changed.notify_all()
-
-    def _setup(self) -> PoolSetup | None:
-        """At the first plan: the warm-up the pool shares (a user's SHAPELENS_WARM_PARTS wins), and early
-        siblings where it goes beyond the meta kernels; None when every file was done without a trace."""
-        self.first_seen.wait()
-        if self.first_plan is None:
-            return None
-        user = os.environ.get("SHAPELENS_WARM_PARTS")
-        shared = user.split(",") if user else shared_warm_up(self.first_plan)
-        return PoolSetup(shared, early=bool(set(shared) - {"meta"}))
-
-    def close(self) -> None:
-        for worker in self.early + self.workers:
-            worker.close()
-
-
 def _check_in_pool(
     files: list[str], options: Options, jobs: int, cuda: bool, done: Done
 ) -> list[dict[str, FileReport]]:
-    """`files` spread over `jobs` warm workers (`_Pool`); the results in the order of `files`, whatever order
+    """`files` spread over `jobs` warm workers (`Pool`); the results in the order of `files`, whatever order
     they finished in."""
-    pool = _Pool(jobs, max(1, (os.cpu_count() or 1) // jobs))
+    pool = Pool(jobs, max(1, (os.cpu_count() or 1) // jobs))
 
     def check(index: int, path: str) -> dict[str, FileReport]:
         with pool.analysis:
@@ -428,23 +255,10 @@ def _check_in_pool(
         pool.close()
 
 
-def _start_quietly(worker: TraceWorker) -> None:
-    try:
-        worker.ensure_started()
-    except Exception:  # the per-file finding (SL004) says what is wrong with the worker
-        return
-
-
 def _unreadable(path: str, err: OSError | UnicodeDecodeError) -> FileReport:
     reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else (err.strerror or str(err))
     span = Span(os.path.abspath(path), 1, 1, 1, 1)
     return FileReport(span.path, findings=[Finding("SL007", Severity.ERROR, span, f"cannot read the file: {reason}")])
-
-
-def _warn_without_cuda(worker: TraceWorker) -> None:
-    _start_quietly(worker)
-    if worker.torch_version is not None and not worker.cuda_available:
-        print("shapelens: --device cuda: no CUDA device here; tracing on the meta device", file=sys.stderr)
 
 
 # -- --fix -----------------------------------------------------------------------------------------------
