@@ -519,7 +519,13 @@ def _search(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan)
             if _good(other.outcome):
                 return Verdict(other, False, tried)
         unsolvable: list[set[str]] = []
+        refused_by = {solve._name(t.outcome["model"], m.module) for t in tried if t.outcome["model"] is not None
+                      for m in t.outcome["mismatches"]}  # fmt: skip
         for guesses in candidates:
+            for common in solve.common_sizes(guesses, refused_by):  # the likely sizes, plainly, before the solve
+                done = attempt(candidate_spec, common.guesses, common.notes)
+                if _good(done.outcome):
+                    return Verdict(done, False, tried)
             solved, found_proven, stuck = _solve(candidate_spec, ctx, recorder, plan, guesses)
             if not spec.synthesized:  # a mismatch with constructor values of ours proves nothing of the code
                 proven |= found_proven
