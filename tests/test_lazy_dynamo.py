@@ -111,3 +111,42 @@ def test_dynamo_takes_over_once_imported() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == [str([[2.0, 2.0, 2.0]] * 4), "(1, 5)"]
+
+
+MNIST_LENET = """
+    import sys
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class LeNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 6, 5)
+            self.conv2 = nn.Conv2d(6, 16, 5)
+            self.fc1 = nn.Linear(16 * 4 * 4, 120)
+            self.fc2 = nn.Linear(120, 10)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+            x = x.view(x.size(0), -1)
+            dynamo = torch.zeros(len([m for m in sys.modules if m.startswith("torch._dynamo")]))
+            return self.fc2(F.relu(self.fc1(x)))
+"""
+
+
+def test_a_classifier_written_for_a_common_image_size_needs_no_solve(cold_worker: TraceWorker, tmp_path: Path) -> None:
+    """Zero edits, fc1 written for MNIST's 28 pixels: the first guess is refused by fc1, and the common sizes
+    traced plainly find 28 before any symbolic solve, so FakeTensorMode (and torch._dynamo with it) is never
+    made; the shapes are the CPU run's at that size and the hover says why it was chosen."""
+    reports = analyser(cold_worker, tmp_path)(MNIST_LENET, name="lenet.py")
+    path = str(tmp_path / "lenet.py")
+    (model,) = reports[path].models
+    (given,) = model.inputs
+    assert given.shape == (2, 1, 28, 28) and "H = W = 28, the size fc1 accepts" in (given.note or "")
+    assert hints_by_key(reports)[(path, 21, "dynamo")] == [(0,)]
+    oracle = cpu_line_shapes(path, "LeNet", {"x": (2, 1, 28, 28)})
+    assert_matches_cpu(reports, {k: v for k, v in oracle.items() if k[2] != "dynamo"} | {(path, 21, "dynamo"): [(0,)]})
