@@ -361,7 +361,7 @@ def test_a_folder_with_directives_pays_no_fake_tensor_warm_up(tmp_path: Path) ->
 def test_early_siblings_trace_during_the_warm_up_and_refuse_what_needs_fake_tensors(tmp_path: Path) -> None:
     """A pool whose first file's input is guessed warms FakeTensorMode and the solver before it forks; an early
     sibling, forked from the same worker before that warm-up, traces a model with its directive as the others
-    do, and refuses LeNet (its image size is solved under FakeTensorMode): nothing of that trace is kept, and
+    do, and refuses a LeNet whose image size is solved under FakeTensorMode: nothing of that trace is kept, and
     a warm worker's trace of it is the one a user sees."""
     from test_lazy_dynamo import DYNAMO_PROBE
 
@@ -373,7 +373,9 @@ def test_early_siblings_trace_during_the_warm_up_and_refuse_what_needs_fake_tens
         assert settled == [early, first, late]  # the early one is up before the warm-up ends
         assert _parent_of(early._proc.pid) == first._proc.pid  # type: ignore[union-attr]
         assert early.warm == {"meta"} and first.warm == late.warm == {"meta", "fake", "solve"}
-        probe, lenet = _plan(tmp_path, "probe.py", DYNAMO_PROBE), _plan(tmp_path, "lenet.py", LENET)
+        # fc1 written for 36 pixels: no common size fits, so the size is solved under FakeTensorMode
+        lenet = _plan(tmp_path, "lenet.py", LENET.replace("16 * 4 * 4", "16 * 6 * 6"))
+        probe = _plan(tmp_path, "probe.py", DYNAMO_PROBE)
         dynamo = [_probe_dynamo(worker.trace(probe)) for worker in (early, late)]
         assert dynamo[0] == 0 and dynamo[1] > 0  # only the warm ones' children have FakeTensorMode's modules
         refused = early.trace(lenet)
@@ -381,7 +383,7 @@ def test_early_siblings_trace_during_the_warm_up_and_refuse_what_needs_fake_tens
         solved = late.trace(lenet)
         assert not solved.refused
         (target,) = solved.targets
-        assert target.status.value == "ok" and target.inputs[0].shape == [2, 1, 28, 28]
+        assert target.status.value == "ok" and target.inputs[0].shape == [2, 1, 36, 36]
         assert early.trace(probe).targets[0].status.value == "ok"  # still serving after a refusal
     finally:
         for worker in (early, late, first):
