@@ -16,7 +16,8 @@ alternate within each round, and each number is the median of `--runs` rounds:
 - editor (`shapelens serve` over stdio, as lsp_latency.py drives it):
   - fresh file → first hints: from spawning the server (SHAPELENS_START_WORKER=1, as the VS Code client sets
     in a trusted workspace; an empty results cache) to the first inlay hints of the opened file; the same for
-    bench/models/zero_edit_lenet.py (no directive: its input inferred, its image size found);
+    the zero-edit folder's first file, a LeNet for 28-pixel images (no directive: its input inferred, its image
+    size found);
   - reopened file → hints from cache: a restarted server, same file and cache: spawn → first hints, and
     didOpen → first hints (marked "cached — confirming" until the trace confirms them);
   - edit → diagnostics: the seed-sized model, didChange → publishDiagnostics of that version after its
@@ -56,7 +57,6 @@ from lsprotocol import types
 from run import MODELS_DIR, REPO, shapelens_cli
 
 SMALL = MODELS_DIR / "small_cnn.py"
-ZERO_EDIT_LENET = MODELS_DIR / "zero_edit_lenet.py"
 FOLDER_FILES = 50
 
 # -- the folder of model files ----------------------------------------------------------------------------
@@ -560,7 +560,8 @@ async def edits_to_diagnostics(root: Path, text: str, env: dict[str, str], edits
 
 async def editor_rows(runs: int, edits: int) -> dict[str, list[float]]:
     text = SMALL.read_text()
-    zero_edit = ZERO_EDIT_LENET.read_text()
+    with tempfile.TemporaryDirectory(prefix="shapelens-speed-") as folder:  # the zero-edit folder's first file
+        zero_edit = write_zero_edit_folder(Path(folder), count=1)[0].read_text()  # a LeNet for 28-pixel images
     out: dict[str, list[float]] = {
         "fresh: spawn → hints": [],
         "fresh zero-edit: spawn → hints": [],
