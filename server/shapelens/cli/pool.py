@@ -187,14 +187,8 @@ class Pool:
             worker.close()
 
 
-def _start_quietly(worker: TraceWorker) -> None:
-    try:
-        worker.ensure_started()
-    except Exception:  # the per-file finding (SL004) says what is wrong with the worker
-        return
-
-
 def warn_without_cuda(worker: TraceWorker) -> None:
-    _start_quietly(worker)
+    with contextlib.suppress(Exception):  # the per-file finding (SL004) says what is wrong with the worker
+        worker.ensure_started()
     if worker.torch_version is not None and not worker.cuda_available:
         print("shapelens: --device cuda: no CUDA device here; tracing on the meta device", file=sys.stderr)

@@ -364,10 +364,9 @@ DATA_DEPENDENT = ("GuardOnDataDependentSymNode", "DataDependentOutputException",
 
 def _fake_mode() -> Any:
     from torch._subclasses.fake_tensor import FakeTensorMode
-
-    early_sibling.needs_fake_tensors()
     from torch.fx.experimental.symbolic_shapes import ShapeEnv
 
+    early_sibling.needs_fake_tensors()
     return FakeTensorMode(allow_non_fake_inputs=True, shape_env=ShapeEnv(allow_dynamic_output_shape_ops=True))
 
 
@@ -519,7 +518,7 @@ def _search(spec: TargetSpec, ctx: Context, recorder: Recorder, plan: TracePlan)
             if _good(other.outcome):
                 return Verdict(other, False, tried)
         unsolvable: list[set[str]] = []
-        refused_by = {solve._name(t.outcome["model"], m.module) for t in tried if t.outcome["model"] is not None
+        refused_by = {solve.layer_name(t.outcome["model"], m.module) for t in tried if t.outcome["model"] is not None
                       for m in t.outcome["mismatches"]}  # fmt: skip
         for guesses in candidates:
             for common in solve.common_sizes(guesses, refused_by):  # the likely sizes, plainly, before the solve
@@ -727,7 +726,7 @@ def trace_target(spec: TargetSpec, ctx: Context, recorder: Recorder, emit: Emitt
     model = outcome["model"]
     kept = list(recorder.mismatches)
     if verdict.proven:
-        kept = [m for m in kept if model is None or _module_name(model, m.module) in verdict.proven]
+        kept = [m for m in kept if model is None or solve.layer_name(model, m.module) in verdict.proven]
     if err is None and not (verdict.guess and kept):
         error = _swallowed_refusal(ctx, plan)
         status = Status.OK
@@ -804,13 +803,6 @@ def _built_notes(spec: TargetSpec, ctx: Context) -> list[str]:
 # failures no guess explains away: they stay what they are (a timeout, memory, a refusal, no input at all)
 OWN_FAILURES = (ErrorKind.NOINPUT, ErrorKind.TIMEOUT, ErrorKind.MEMORY, ErrorKind.REFUSED)
 OWN_KINDS = ("timeout", "memory", "refused", "recursion", "exit")  # the same, as `_classify` names them
-
-
-def _module_name(model: nn.Module, module: nn.Module) -> str:
-    for name, candidate in model.named_modules():
-        if candidate is module:
-            return name or type(module).__name__
-    return type(module).__name__
 
 
 def _guess_error(verdict: Verdict, error: TraceError | None, kept: list[Any], spec: TargetSpec) -> TraceError:

@@ -52,7 +52,8 @@ class Pass:
     symbols: dict[Any, tuple[int, int]] = field(default_factory=dict)  # symbol → (input index, dim index)
 
 
-def _name(model: nn.Module, module: nn.Module) -> str:
+def layer_name(model: nn.Module, module: nn.Module) -> str:
+    """A layer's name in the model (`fc1`, `features.0`); its class's name for the model itself."""
     for name, candidate in model.named_modules():
         if candidate is module:
             return name or type(module).__name__
@@ -71,7 +72,7 @@ def _hook(model: nn.Module, found: Pass) -> Callable[[nn.Module, tuple[Any, ...]
 
     def note(module: nn.Module, attr: str, declared: int, size: Any) -> bool:
         expr = _expr(size)
-        label = f"{_name(model, module)} ({type(module).__name__}.{attr})"
+        label = f"{layer_name(model, module)} ({type(module).__name__}.{attr})"
         if expr.free_symbols:
             found.equations.append(Equation(expr, int(declared), label))
             return True
@@ -266,7 +267,7 @@ def solve(found: Pass, guesses: list[Guess]) -> Solved | None:
 
 
 def _apply(values: dict[Any, int], found: Pass, guesses: list[Guess], equations: list[Any]) -> Solved:
-    out = [Guess(g.name, [Dim(d.size, d.kind, d.group) for d in g.dims], g.dtype, g.note) for g in guesses]
+    out = _copied(guesses)
     for symbol, value in values.items():
         index, position = found.symbols[symbol]
         out[index].dims[position].size = value
@@ -293,8 +294,8 @@ def common_sizes(guesses: list[Guess], layers: set[str]) -> list[Solved]:
     """Before the symbolic pass (FakeTensorMode: ≈0.8 s cold, then ≈0.5 s of sympy for a LeNet), the guesses
     with their one group of free dims (an image's H and W) at each of the most common sizes, noted as `solve`
     notes its answer (`layers`: the layers that refused the first guess). The caller traces each plainly (a
-    few ms on meta) and keeps the first that every layer accepts. None where the free dims are not one group
-    or no layer refused."""
+    few ms on meta) and keeps the first that every layer accepts. Nothing where the free dims are not one
+    group or no layer refused."""
     groups = {(i, d.group) for i, g in enumerate(guesses) for d in g.dims if d.kind == "free"}
     if len(groups) != 1 or not layers:
         return []
@@ -303,13 +304,18 @@ def common_sizes(guesses: list[Guess], layers: set[str]) -> list[Solved]:
     tried = {guesses[index].dims[p].size for p in positions}
     out = []
     for size in (size for size in COMMON if {size} != tried):
-        sized = [Guess(g.name, [Dim(d.size, d.kind, d.group) for d in g.dims], g.dtype, g.note) for g in guesses]
+        sized = _copied(guesses)
         for position in positions:
             sized[index].dims[position].size = size
         names = " = ".join(_dim_names(sized[index], positions))
         note = f"{sized[index].name}: {names} = {size}, the size {' and '.join(sorted(layers))} accepts"
         out.append(Solved(sized, [note]))
     return out
+
+
+def _copied(guesses: list[Guess]) -> list[Guess]:
+    """The guesses with dims of their own, to size without touching the originals."""
+    return [Guess(g.name, [Dim(d.size, d.kind, d.group) for d in g.dims], g.dtype, g.note) for g in guesses]
 
 
 def _dim_names(guess: Guess, positions: list[int]) -> list[str]:

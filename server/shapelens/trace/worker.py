@@ -380,8 +380,9 @@ def main() -> None:
             continue
         request = json.loads(line)
         run = Run(from_wire(TracePlan, request["plan"]), early_sibling)
-        if warm == "full" and not early_sibling and not set(needs(run.plan)) <= WARMED:
-            warm_parts(needs(run.plan))  # once per worker: every later child that needs them shares them
+        wanted = needs(run.plan)
+        if warm == "full" and not early_sibling and not set(wanted) <= WARMED:
+            warm_parts(wanted)  # once per worker: every later child that needs them shares them
             gc.freeze()
         pid = run.start()
         try:
